@@ -15,11 +15,25 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Keeps `miro-sync` a command group even while only one command is installed."""
+
+
 # command name -> (module, attribute, help). A module exposes either a typer.Typer (a command group)
 # or a plain function (a single command).
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "emulator": ("miro_sync_cli.emulator_cmd", "emulator", "Serve a local Miro Enterprise org (REST, SCIM, webhooks)."),
-    "invoke": ("miro_sync_cli.invoke_cmd", "invoke", "Run one function's handler locally, exactly as Lambda would."),
+    "emulator": (
+        "miro_sync_cli.emulator_cmd",
+        "emulator",
+        "Serve a local Miro Enterprise org (REST, SCIM, webhooks).",
+    ),
+    "invoke": (
+        "miro_sync_cli.invoke_cmd",
+        "invoke",
+        "Run one function's handler locally, exactly as Lambda would.",
+    ),
     "demo": ("miro_sync_cli.demo_cmd", "demo", "Run the whole system locally on an emulated org."),
     "offboard": ("miro_sync_cli.offboard_cmd", "app", "Enqueue and follow offboarding actions."),
     "report": ("miro_sync_cli.report_cmd", "app", "Inactive-seat and license reports."),

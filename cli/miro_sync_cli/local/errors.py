@@ -1,0 +1,2 @@
+class LocalStackError(Exception):
+    """A problem with the local stack that the user can fix; the message says what."""

@@ -1,0 +1,256 @@
+"""The in-memory org: members, SCIM users, teams, boards, items, subscriptions and the audit log.
+
+All reads and writes go through one re-entrant lock; handlers hold it only while touching state."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from miro_emulator.audit import EVENT_TYPE_INDEX, NO_INDEX, AuditLog
+from miro_emulator.config import Clock, EmulatorConfig, iso_s
+
+ADMIN = "organization_internal_admin"
+INTERNAL_USER = "organization_internal_user"
+EXTERNAL_USER = "organization_external_user"
+TEAM_GUEST = "organization_team_guest_user"
+ROLES = (ADMIN, INTERNAL_USER, EXTERNAL_USER, TEAM_GUEST, "unknown")
+LICENSES = ("advanced", "standard", "basic", "full", "occasional", "free", "free_restricted", "full_trial", "unknown")
+SCIM_VISIBLE_ROLES = frozenset({ADMIN, INTERNAL_USER})
+
+
+@dataclass(slots=True)
+class Member:
+    index: int
+    id: str
+    email: str
+    given_name: str
+    family_name: str
+    role: str
+    license: str
+    active: bool
+    last_activity_ms: int | None
+    license_assigned_ms: int
+    created_ms: int
+    scim_id: str | None
+    admin_roles: tuple[str, ...] = ()
+    deleted: bool = False
+    primary_team: int = NO_INDEX
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "active": self.active,
+            "email": self.email,
+            "license": self.license,
+            "licenseAssignedAt": iso_s(self.license_assigned_ms),
+            "role": self.role,
+            "type": "organization-member",
+        }
+        if self.last_activity_ms is not None:
+            body["lastActivityAt"] = iso_s(self.last_activity_ms)
+        if self.admin_roles:
+            body["adminRoles"] = [{"type": "prebuilt", "name": name} for name in self.admin_roles]
+        return body
+
+
+@dataclass(slots=True)
+class TeamMembership:
+    member_index: int
+    role: str  # member | admin | non_team
+    created_ms: int
+    created_by: str
+
+
+@dataclass(slots=True)
+class Team:
+    index: int
+    id: str
+    name: str
+    created_ms: int
+    # member index -> membership; dict keeps insertion (= join) order, members sorted by id on read
+    memberships: dict[int, TeamMembership] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Board:
+    index: int
+    id: str
+    name: str
+    description: str
+    team_index: int
+    owner_index: int
+    created_by_index: int
+    created_ms: int
+    modified_ms: int
+    deleted: bool = False
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Subscription:
+    id: str
+    board_id: str
+    callback_url: str
+    status: str
+    created_ms: int
+    modified_ms: int
+
+
+class StateError(Exception):
+    """A Miro rule refused the change; `kind` maps to the HTTP status the API layer returns."""
+
+    def __init__(self, kind: str, message: str, scim_type: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind  # not_found | conflict | invalid | mutability | uniqueness
+        self.message = message
+        self.scim_type = scim_type
+
+
+class OrgState:
+    def __init__(self, config: EmulatorConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.org_id = config.org_id
+        self.org_name = config.org_name
+        self.all_members: list[Member] = []
+        self.member_ids: list[str] = []  # sorted ids of members that are not deleted
+        self.members_by_id: dict[str, Member] = {}
+        self.members_by_email: dict[str, Member] = {}
+        self.members_by_scim_id: dict[str, Member] = {}
+        self.scim_order: list[int] = []  # member indexes of SCIM-visible members, in SCIM id order
+        self.teams: list[Team] = []
+        self.teams_by_id: dict[str, Team] = {}
+        self.boards: list[Board] = []
+        self.boards_by_id: dict[str, Board] = {}
+        self.subscriptions: dict[str, Subscription] = {}
+        self.audit = AuditLog()
+        self.next_item_number = 0
+        self.next_subscription_number = 0
+
+    # ---- lookups -------------------------------------------------------------------------------
+    def member(self, member_id: str) -> Member | None:
+        member = self.members_by_id.get(member_id)
+        return None if member is None or member.deleted else member
+
+    def member_by_email(self, email: str) -> Member | None:
+        member = self.members_by_email.get(email.lower())
+        return None if member is None or member.deleted else member
+
+    def scim_user(self, scim_id: str) -> Member | None:
+        member = self.members_by_scim_id.get(scim_id)
+        if member is None or member.deleted or member.role not in SCIM_VISIBLE_ROLES:
+            return None
+        return member
+
+    def board(self, board_id: str) -> Board | None:
+        board = self.boards_by_id.get(board_id)
+        return None if board is None or board.deleted else board
+
+    def active_admins(self) -> list[Member]:
+        return [m for m in self.all_members if m.role == ADMIN and m.active and not m.deleted]
+
+    def fully_licensed_count(self) -> int:
+        return sum(1 for m in self.all_members if not m.deleted and m.license == "full")
+
+    # ---- SCIM-driven changes -------------------------------------------------------------------
+    def set_active(self, member: Member, active: bool, actor: str = "scim_provisioner") -> None:
+        with self.lock:
+            if member.active == active:
+                return
+            if not active and member.role == ADMIN and len(self.active_admins()) <= 1:
+                raise StateError("conflict", "The last active admin of the organization cannot be deactivated")
+            member.active = active
+            event = "user_activated" if active else "user_deactivated"
+            self._record_user_event(event, member)
+
+    def rename(self, member: Member, user_name: str) -> None:
+        with self.lock:
+            if not member.active:
+                raise StateError("mutability", "userName of a deactivated user cannot be changed", "mutability")
+            other = self.members_by_email.get(user_name.lower())
+            if other is not None and other is not member and not other.deleted:
+                raise StateError("uniqueness", "userName is already taken", "uniqueness")
+            del self.members_by_email[member.email.lower()]
+            member.email = user_name
+            self.members_by_email[user_name.lower()] = member
+
+    def delete_member(self, member: Member) -> list[str]:
+        """Remove a member; their boards go to the oldest admin of each board's team. Returns board ids moved."""
+        with self.lock:
+            if member.role == ADMIN and len([a for a in self.active_admins() if a is not member]) == 0:
+                raise StateError("conflict", "The last admin of the organization cannot be deleted")
+            moved: list[str] = []
+            for board in self.boards:
+                if board.deleted or board.owner_index != member.index:
+                    continue
+                heir = self._oldest_team_admin(board.team_index, excluding=member.index)
+                board.owner_index = heir.index
+                board.modified_ms = self.clock.now_ms()
+                moved.append(board.id)
+            for team in self.teams:
+                team.memberships.pop(member.index, None)
+            member.deleted = True
+            position = bisect.bisect_left(self.member_ids, member.id)
+            if position < len(self.member_ids) and self.member_ids[position] == member.id:
+                del self.member_ids[position]
+            if member.index in self.scim_order:
+                self.scim_order.remove(member.index)
+            self._record_user_event("user_deleted", member)
+            return moved
+
+    def _oldest_team_admin(self, team_index: int, excluding: int) -> Member:
+        team = self.teams[team_index]
+        admins = [
+            (membership.created_ms, self.all_members[index].id, self.all_members[index])
+            for index, membership in team.memberships.items()
+            if membership.role == "admin" and index != excluding and not self.all_members[index].deleted
+        ]
+        if admins:
+            return min(admins, key=lambda entry: (entry[0], entry[1]))[2]
+        # A team without another admin hands the board to the longest-standing org admin.
+        org_admins = [m for m in self.active_admins() if m.index != excluding]
+        return min(org_admins, key=lambda m: (m.created_ms, m.id))
+
+    def remove_team_member(self, team: Team, member: Member) -> None:
+        with self.lock:
+            membership = team.memberships.get(member.index)
+            if membership is None:
+                raise StateError("not_found", "Team member not found")
+            other_admins = [
+                i for i, tm in team.memberships.items() if tm.role == "admin" and i != member.index
+            ]
+            if membership.role == "admin" and not other_admins:
+                raise StateError("conflict", "The last admin of a team cannot be removed")
+            del team.memberships[member.index]
+
+    def _record_user_event(self, event_name: str, member: Member) -> None:
+        self.audit.append(
+            self.clock.now_ms(), EVENT_TYPE_INDEX[event_name], NO_INDEX, member.index, member.primary_team
+        )
+
+    # ---- board items and subscriptions ---------------------------------------------------------
+    def new_item_id(self) -> str:
+        with self.lock:
+            self.next_item_number += 1
+            return str(3_458_764_700_000_000_000 + self.next_item_number)
+
+    def new_subscription_id(self) -> str:
+        with self.lock:
+            self.next_subscription_number += 1
+            return str(3_458_764_800_000_000_000 + self.next_subscription_number)
+
+    def delete_board(self, board: Board) -> None:
+        with self.lock:
+            board.deleted = True
+            for subscription in self.subscriptions.values():
+                if subscription.board_id == board.id:
+                    subscription.status = "lost_access"
+                    subscription.modified_ms = self.clock.now_ms()

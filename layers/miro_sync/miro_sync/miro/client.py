@@ -1,0 +1,332 @@
+"""Miro REST API v2 client: organization, members, teams, boards, audit logs, board subscriptions.
+
+Listing methods yield whole pages so callers can checkpoint the cursor between pages. Every call
+is paced from Miro's rate-limit headers and retried within bounds (see ``http.py``); a listing
+that cannot be completed raises instead of returning a partial result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from miro_sync.miro.errors import MiroProtocolError
+from miro_sync.miro.http import (
+    AuthHint,
+    Clock,
+    MiroHttp,
+    PageGuard,
+    Pacer,
+    RateLimitPacer,
+    RequestStats,
+    Sleep,
+)
+from miro_sync.miro.models import (
+    AuditPage,
+    Board,
+    BoardsPage,
+    BoardSubscription,
+    CursorPage,
+    MembersPage,
+    Organization,
+    OrgMember,
+    SubscriptionsPage,
+    TeamMembersPage,
+    TeamsPage,
+)
+from miro_sync.secrets import TokenProvider, as_token_provider
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+PageT = TypeVar("PageT", bound=CursorPage[Any])
+
+# Credit cost per call by Miro rate-limit level.
+LEVEL_1, LEVEL_2, LEVEL_3, LEVEL_4 = 50, 100, 500, 2000
+MAX_EMAILS_PER_CALL = 10
+
+_COMPANY_ADMIN = "Company Admin"
+_ORG_READ = AuthHint(scope="organizations:read", role=_COMPANY_ADMIN)
+_TEAMS_READ = AuthHint(scope="organizations:teams:read", role=_COMPANY_ADMIN)
+_BOARDS_READ = AuthHint(scope="boards:read")
+_AUDIT_READ = AuthHint(scope="auditlogs:read", role=_COMPANY_ADMIN)
+
+_WEBHOOKS = "/v2-experimental/webhooks"
+_MEMBER_LIST = TypeAdapter(list[OrgMember])
+
+
+def format_miro_time(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and ``Z`` (what ``/v2/audit/logs`` expects)."""
+    if moment.tzinfo is None:
+        raise ValueError("Miro timestamps need a timezone-aware datetime (naive ones are ambiguous)")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _model_parser(model: type[ModelT]) -> Callable[[httpx.Response], ModelT]:
+    def parse(response: httpx.Response) -> ModelT:
+        return model.model_validate_json(response.content)
+
+    return parse
+
+
+def _page_parser(model: type[PageT]) -> Callable[[httpx.Response], PageT]:
+    """Parse a cursor page and reject one whose ``size`` disagrees with its data (a truncated page)."""
+
+    def parse(response: httpx.Response) -> PageT:
+        page = model.model_validate_json(response.content)
+        if page.size is not None and page.size != len(page.data):
+            raise ValueError(f"page says size={page.size} but carries {len(page.data)} items")
+        return page
+
+    return parse
+
+
+def _no_content(response: httpx.Response) -> None:
+    return None
+
+
+class MiroRestClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: TokenProvider | str,
+        org_id: str,
+        *,
+        http: httpx.Client | None = None,
+        pacer: Pacer | None = None,
+        max_attempts: int = 6,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.time,
+        stats: RequestStats | None = None,
+        rate_limit_jitter: float = 1.0,
+    ) -> None:
+        self.org_id = org_id
+        self._http = MiroHttp(
+            base_url,
+            as_token_provider(token),
+            http=http,
+            pacer=pacer if pacer is not None else RateLimitPacer(),
+            max_attempts=max_attempts,
+            sleep=sleep,
+            clock=clock,
+            stats=stats,
+            rate_limit_jitter=rate_limit_jitter,
+        )
+
+    def __repr__(self) -> str:
+        return f"MiroRestClient(base_url={self._http.base_url!r}, org_id={self.org_id!r})"
+
+    @property
+    def stats(self) -> RequestStats:
+        return self._http.stats
+
+    # --- organization and members -----------------------------------------------------------------
+
+    def get_organization(self) -> Organization:
+        return self._http.request(
+            "GET", f"/v2/orgs/{self.org_id}", _model_parser(Organization), cost=LEVEL_3, hint=_ORG_READ
+        )
+
+    def iter_member_pages(
+        self, limit: int = 100, cursor: str | None = None, **filters: str | bool
+    ) -> Iterator[MembersPage]:
+        """Pages of organization members; filters: ``role``, ``license``, ``active``."""
+        unknown = set(filters) - {"role", "license", "active"}
+        if unknown:
+            raise ValueError(f"unknown member filters: {sorted(unknown)}")
+        params: dict[str, str | int] = {"limit": limit}
+        for name, value in filters.items():
+            params[name] = str(value).lower() if isinstance(value, bool) else value
+        yield from self._iter_cursor_pages(
+            f"/v2/orgs/{self.org_id}/members", MembersPage, params, cursor, LEVEL_3, _ORG_READ
+        )
+
+    def get_member(self, member_id: str) -> OrgMember:
+        return self._http.request(
+            "GET",
+            f"/v2/orgs/{self.org_id}/members/{member_id}",
+            _model_parser(OrgMember),
+            cost=LEVEL_3,
+            hint=_ORG_READ,
+        )
+
+    def find_members_by_email(self, emails: list[str]) -> list[OrgMember]:
+        """Members for the given emails (unknown emails are simply absent), 10 emails per call."""
+        unique = list(dict.fromkeys(email.strip() for email in emails if email.strip()))
+        found: list[OrgMember] = []
+        for start in range(0, len(unique), MAX_EMAILS_PER_CALL):
+            chunk = unique[start : start + MAX_EMAILS_PER_CALL]
+            found.extend(
+                self._http.request(
+                    "GET",
+                    f"/v2/orgs/{self.org_id}/members",
+                    lambda response: _MEMBER_LIST.validate_json(response.content),
+                    params={"emails": ",".join(chunk)},
+                    cost=LEVEL_3,
+                    hint=_ORG_READ,
+                )
+            )
+        return found
+
+    # --- teams ------------------------------------------------------------------------------------
+
+    def iter_team_pages(self, cursor: str | None = None, limit: int = 100) -> Iterator[TeamsPage]:
+        yield from self._iter_cursor_pages(
+            f"/v2/orgs/{self.org_id}/teams", TeamsPage, {"limit": limit}, cursor, LEVEL_1, _TEAMS_READ
+        )
+
+    def iter_team_member_pages(
+        self, team_id: str, cursor: str | None = None, limit: int = 100
+    ) -> Iterator[TeamMembersPage]:
+        yield from self._iter_cursor_pages(
+            f"/v2/orgs/{self.org_id}/teams/{team_id}/members",
+            TeamMembersPage,
+            {"limit": limit},
+            cursor,
+            LEVEL_2,
+            _TEAMS_READ,
+        )
+
+    # --- boards -----------------------------------------------------------------------------------
+
+    def iter_board_pages(
+        self, owner: str | None = None, team_id: str | None = None, offset: int = 0, limit: int = 50
+    ) -> Iterator[BoardsPage]:
+        """Offset-paged board listing (``/v2/boards`` has no cursor); stops at ``total`` or a short page."""
+        while True:
+            params: dict[str, str | int] = {"limit": limit, "offset": offset}
+            if owner:
+                params["owner"] = owner
+            if team_id:
+                params["team_id"] = team_id
+            page = self._http.request(
+                "GET", "/v2/boards", _model_parser(BoardsPage), params=params, cost=LEVEL_1, hint=_BOARDS_READ
+            )
+            yield page
+            count = len(page.data)
+            if count == 0:
+                if page.total is not None and offset < page.total:
+                    raise MiroProtocolError(
+                        f"empty board page at offset {offset} although total={page.total}", path="/v2/boards"
+                    )
+                return
+            offset += count
+            if page.total is not None:
+                if offset >= page.total:
+                    return
+            elif count < limit:
+                return
+
+    def iter_boards(self, owner: str | None = None, team_id: str | None = None) -> Iterator[Board]:
+        for page in self.iter_board_pages(owner=owner, team_id=team_id):
+            yield from page.data
+
+    # --- audit logs -------------------------------------------------------------------------------
+
+    def iter_audit_pages(
+        self,
+        created_after: datetime,
+        created_before: datetime,
+        cursor: str | None = None,
+        limit: int = 100,
+        sorting: str = "ASC",
+    ) -> Iterator[AuditPage]:
+        if sorting not in ("ASC", "DESC"):
+            raise ValueError("sorting must be 'ASC' or 'DESC'")
+        params: dict[str, str | int] = {
+            "createdAfter": format_miro_time(created_after),
+            "createdBefore": format_miro_time(created_before),
+            "limit": limit,
+            "sorting": sorting,
+        }
+        yield from self._iter_cursor_pages("/v2/audit/logs", AuditPage, params, cursor, LEVEL_2, _AUDIT_READ)
+
+    # --- board subscriptions (experimental webhooks) ----------------------------------------------
+
+    def create_board_subscription(
+        self, board_id: str, callback_url: str, status: str = "enabled"
+    ) -> BoardSubscription:
+        return self._http.request(
+            "POST",
+            f"{_WEBHOOKS}/board_subscriptions",
+            _model_parser(BoardSubscription),
+            json={"boardId": board_id, "callbackUrl": callback_url, "status": status},
+            cost=LEVEL_2,
+            hint=_BOARDS_READ,
+            # A lost response to a POST may still have created the subscription: never resend it
+            # unless the connection was never made.
+            idempotent=False,
+        )
+
+    def get_board_subscription(self, subscription_id: str) -> BoardSubscription:
+        return self._http.request(
+            "GET",
+            f"{_WEBHOOKS}/subscriptions/{subscription_id}",
+            _model_parser(BoardSubscription),
+            cost=LEVEL_2,
+            hint=_BOARDS_READ,
+        )
+
+    def update_board_subscription(
+        self, subscription_id: str, *, status: str | None = None, callback_url: str | None = None
+    ) -> BoardSubscription:
+        body: dict[str, str] = {}
+        if status is not None:
+            body["status"] = status
+        if callback_url is not None:
+            body["callbackUrl"] = callback_url
+        if not body:
+            raise ValueError("nothing to update: pass status and/or callback_url")
+        return self._http.request(
+            "PATCH",
+            f"{_WEBHOOKS}/board_subscriptions/{subscription_id}",
+            _model_parser(BoardSubscription),
+            json=body,
+            cost=LEVEL_2,
+            hint=_BOARDS_READ,
+        )
+
+    def delete_board_subscription(self, subscription_id: str) -> None:
+        self._http.request(
+            "DELETE",
+            f"{_WEBHOOKS}/subscriptions/{subscription_id}",
+            _no_content,
+            cost=LEVEL_2,
+            hint=_BOARDS_READ,
+        )
+
+    def iter_subscriptions(self, limit: int = 100) -> Iterator[BoardSubscription]:
+        for page in self._iter_cursor_pages(
+            f"{_WEBHOOKS}/subscriptions", SubscriptionsPage, {"limit": limit}, None, LEVEL_4, _BOARDS_READ
+        ):
+            yield from page.data
+
+    # --- paging -----------------------------------------------------------------------------------
+
+    def _iter_cursor_pages(
+        self,
+        path: str,
+        model: type[PageT],
+        params: dict[str, str | int],
+        cursor: str | None,
+        cost: int,
+        hint: AuthHint,
+    ) -> Iterator[PageT]:
+        guard = PageGuard()
+        guard.check(cursor, path=path)
+        while True:
+            page_params = dict(params)
+            if cursor:
+                page_params["cursor"] = cursor
+            page = self._http.request(
+                "GET", path, _page_parser(model), params=page_params, cost=cost, hint=hint
+            )
+            cursor = page.next_cursor
+            guard.check(cursor, path=path)
+            yield page
+            if cursor is None:
+                return

@@ -1,0 +1,555 @@
+"""HTTP plumbing shared by the Miro REST and SCIM clients.
+
+* ``shared_http_client``: one ``httpx.Client`` (connection pool) per base URL, kept at module level
+  so a warm Lambda container reuses its TLS connections across invocations.
+* ``RateLimitPacer``: paces REST calls from ``X-RateLimit-*`` headers so a run spends its credit
+  budget evenly up to the reset instead of bursting into 429s.
+* ``WindowPacer``: client-side sliding windows for SCIM (fixed per-method limits per 30 s).
+* ``MiroHttp``: one request with pacing, bounded retries (tenacity, jittered exponential backoff;
+  429 waits for Retry-After or the reset), error mapping, a single token refresh after a 401, and
+  parsing inside the retry so a truncated body is fetched again.
+
+Sleep, clock and jitter are injectable so unit tests run instantly and deterministically.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import httpx
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from miro_sync.miro.errors import (
+    MiroAuthError,
+    MiroBadRequest,
+    MiroConflict,
+    MiroError,
+    MiroNotFound,
+    MiroProtocolError,
+    MiroRateLimited,
+    MiroUnavailable,
+)
+from miro_sync.secrets import RefreshableTokenProvider, TokenProvider
+
+T = TypeVar("T")
+
+Sleep = Callable[[float], None]
+Clock = Callable[[], float]
+
+USER_AGENT = "miro-sync/0.1 (+https://github.com/; httpx)"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# Epoch seconds are > 1e9; anything smaller in X-RateLimit-Reset must be "seconds from now".
+_EPOCH_THRESHOLD = 1_000_000_000
+_MAX_ERROR_MESSAGE = 500
+
+
+# --- stats ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RequestStats:
+    """Counters a caller turns into Powertools metrics (``as_metrics``)."""
+
+    requests: int = 0
+    retries: int = 0
+    http_429: int = 0
+    credits_spent: int = 0
+    token_refreshes: int = 0
+    paced_seconds: float = 0.0
+    retry_wait_seconds: float = 0.0
+
+    def as_metrics(self) -> dict[str, float]:
+        return {
+            "MiroRequests": self.requests,
+            "MiroRetries": self.retries,
+            "MiroRateLimited429": self.http_429,
+            "MiroCreditsSpent": self.credits_spent,
+            "MiroTokenRefreshes": self.token_refreshes,
+            "MiroPacedSeconds": round(self.paced_seconds, 3),
+            "MiroRetryWaitSeconds": round(self.retry_wait_seconds, 3),
+        }
+
+
+# --- connection pools -----------------------------------------------------------------------------
+
+_POOLS: dict[str, httpx.Client] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def shared_http_client(base_url: str) -> httpx.Client:
+    """The process-wide pool for ``base_url`` (created on first use, reused while the container lives)."""
+    key = base_url.rstrip("/")
+    with _POOLS_LOCK:
+        client = _POOLS.get(key)
+        if client is None or client.is_closed:
+            client = httpx.Client(
+                timeout=DEFAULT_TIMEOUT,
+                limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=False,
+            )
+            _POOLS[key] = client
+        return client
+
+
+def close_shared_http_clients() -> None:
+    """Close every pooled client (CLI exit, tests); the next ``shared_http_client`` call reopens."""
+    with _POOLS_LOCK:
+        for client in _POOLS.values():
+            client.close()
+        _POOLS.clear()
+
+
+# --- pacing ---------------------------------------------------------------------------------------
+
+
+def _header_float(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def reset_time(headers: Mapping[str, str], now: float) -> float | None:
+    """``X-RateLimit-Reset`` as an epoch time (Miro sends epoch seconds; a small value is a delta)."""
+    reset = _header_float(headers, "X-RateLimit-Reset")
+    if reset is None:
+        return None
+    return reset if reset >= _EPOCH_THRESHOLD else now + reset
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to wait after a 429: ``Retry-After`` (seconds or HTTP date) wins, else the reset time."""
+    raw = headers.get("Retry-After")
+    if raw is not None:
+        raw = raw.strip()
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            try:
+                parsed = email.utils.parsedate_to_datetime(raw)
+            except (TypeError, ValueError):
+                parsed = None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - now)
+    reset = reset_time(headers, now)
+    if reset is not None:
+        return max(0.0, reset - now)
+    return None
+
+
+class Pacer(Protocol):
+    def wait_before(self, method: str, cost: int, now: float) -> float:
+        """Seconds to wait before sending a request of this method/credit cost."""
+        ...
+
+    def record_sent(self, method: str, now: float) -> None: ...
+
+    def observe(self, headers: Mapping[str, str], now: float) -> None: ...
+
+    def wait_after_429(self, method: str, headers: Mapping[str, str], now: float) -> float | None:
+        """Seconds to wait after a 429, or None to fall back to exponential backoff."""
+        ...
+
+
+class RateLimitPacer:
+    """Spend Miro's per-minute credit budget evenly instead of bursting into a 429.
+
+    From the last ``X-RateLimit-Limit/Remaining/Reset`` seen: keep ``reserve_fraction`` of the limit
+    for other callers sharing the token (webhook, CLI); while more than ``burst_fraction`` of the
+    limit is still usable, send at once; below that, space calls so the usable credits last until
+    the reset (a call of cost c waits c * time_to_reset / usable after the last response); when the
+    next call would eat into the reserve, wait for the reset. Waits are capped at ``max_wait``
+    in case of clock skew.
+    """
+
+    def __init__(self, *, reserve_fraction: float = 0.1, burst_fraction: float = 0.5, max_wait: float = 65.0):
+        self.reserve_fraction = reserve_fraction
+        self.burst_fraction = burst_fraction
+        self.max_wait = max_wait
+        self.limit: float | None = None
+        self.remaining: float | None = None
+        self.reset_at: float | None = None
+        self.observed_at: float | None = None
+
+    def observe(self, headers: Mapping[str, str], now: float) -> None:
+        remaining = _header_float(headers, "X-RateLimit-Remaining")
+        if remaining is None:
+            return
+        self.remaining = remaining
+        self.limit = _header_float(headers, "X-RateLimit-Limit") or self.limit
+        self.reset_at = reset_time(headers, now)
+        self.observed_at = now
+
+    def record_sent(self, method: str, now: float) -> None:
+        return None
+
+    def wait_before(self, method: str, cost: int, now: float) -> float:
+        if self.remaining is None or self.reset_at is None or self.observed_at is None:
+            return 0.0
+        if now >= self.reset_at:
+            return 0.0
+        limit = self.limit or self.remaining
+        usable = self.remaining - self.reserve_fraction * limit
+        if usable < cost:
+            return min(self.reset_at - now, self.max_wait)
+        if usable - cost >= self.burst_fraction * limit:
+            return 0.0
+        interval = cost * (self.reset_at - self.observed_at) / usable
+        return min(max(0.0, self.observed_at + interval - now), self.max_wait)
+
+    def wait_after_429(self, method: str, headers: Mapping[str, str], now: float) -> float | None:
+        self.remaining = 0.0
+        self.observed_at = now
+        reset = reset_time(headers, now)
+        if reset is not None:
+            self.reset_at = reset
+        wait = retry_after_seconds(headers, now)
+        return None if wait is None else min(wait, self.max_wait)
+
+
+# Miro SCIM limits: requests per 30 s per operation class.
+SCIM_LIMITS: dict[str, int] = {"GET": 200, "PATCH": 100, "PUT": 100, "POST": 100, "DELETE": 20}
+
+
+class WindowPacer:
+    """Sliding-window limiter per HTTP method (SCIM publishes fixed limits, no credit headers).
+
+    Hand-written (a deque per method) rather than a new dependency: it is a dozen lines and needs the
+    injectable clock the tests rely on.
+    """
+
+    def __init__(
+        self,
+        limits: Mapping[str, int] | None = None,
+        *,
+        window_s: float = 30.0,
+        headroom_fraction: float = 0.1,
+        max_wait: float = 65.0,
+    ):
+        self.limits = dict(limits or SCIM_LIMITS)
+        self.window_s = window_s
+        self.headroom_fraction = headroom_fraction
+        self.max_wait = max_wait
+        self._sent: dict[str, deque[float]] = {}
+
+    def _allowed(self, method: str) -> int | None:
+        limit = self.limits.get(method.upper())
+        if limit is None:
+            return None
+        return max(1, math.floor(limit * (1 - self.headroom_fraction)))
+
+    def _window(self, method: str, now: float) -> deque[float]:
+        sent = self._sent.setdefault(method.upper(), deque())
+        while sent and sent[0] <= now - self.window_s:
+            sent.popleft()
+        return sent
+
+    def wait_before(self, method: str, cost: int, now: float) -> float:
+        allowed = self._allowed(method)
+        if allowed is None:
+            return 0.0
+        sent = self._window(method, now)
+        if len(sent) < allowed:
+            return 0.0
+        # Wait until enough old requests leave the window to make room for this one.
+        return min(max(0.0, sent[len(sent) - allowed] + self.window_s - now), self.max_wait)
+
+    def record_sent(self, method: str, now: float) -> None:
+        if self._allowed(method) is not None:
+            self._window(method, now).append(now)
+
+    def observe(self, headers: Mapping[str, str], now: float) -> None:
+        return None
+
+    def wait_after_429(self, method: str, headers: Mapping[str, str], now: float) -> float | None:
+        wait = retry_after_seconds(headers, now)
+        if wait is None:
+            sent = self._window(method, now)
+            wait = (sent[0] + self.window_s - now) if sent else None
+        return None if wait is None else min(max(0.0, wait), self.max_wait)
+
+
+# --- errors from responses ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthHint:
+    """What an endpoint needs, quoted in auth errors (from Miro's docs for that endpoint)."""
+
+    scope: str | None = None
+    role: str | None = None
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    if secret and secret in text:
+        text = text.replace(secret, "**********")
+    return text[:_MAX_ERROR_MESSAGE]
+
+
+def error_for_response(
+    response: httpx.Response, *, method: str, path: str, hint: AuthHint | None, token: str | None
+) -> MiroError:
+    """Map a 4xx/5xx to the error classes; reads REST ``{code,message}`` and SCIM ``{detail,scimType}``."""
+    code: str | None = None
+    message = ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        raw_message = body.get("message") or body.get("detail")
+        raw_code = body.get("code") or body.get("scimType")
+        message = raw_message if isinstance(raw_message, str) else ""
+        code = raw_code if isinstance(raw_code, str) else None
+    message = _scrub(message or response.reason_phrase or "no error message", token)
+    status = response.status_code
+    kwargs: dict[str, Any] = {"status": status, "code": code, "method": method, "path": path}
+    if status in (401, 403):
+        needs = []
+        if hint and hint.scope:
+            needs.append(f"scope '{hint.scope}'")
+        if hint and hint.role:
+            needs.append(f"the {hint.role} role")
+        what = "token invalid, expired or revoked" if status == 401 else "token lacks a permission"
+        text = f"Miro refused the token ({what}): {message}"
+        if needs:
+            text += f"; this call needs {' and '.join(needs)}"
+        return MiroAuthError(
+            text,
+            required_scope=hint.scope if hint else None,
+            required_role=hint.role if hint else None,
+            **kwargs,
+        )
+    if status == 400:
+        return MiroBadRequest(message, **kwargs)
+    if status == 404:
+        return MiroNotFound(message, **kwargs)
+    if status == 409:
+        return MiroConflict(message, **kwargs)
+    if status == 429:
+        return MiroRateLimited(f"rate limited: {message}", **kwargs)
+    if status >= 500:
+        return MiroUnavailable(f"Miro server error: {message}", **kwargs)
+    return MiroError(message, **kwargs)
+
+
+# --- the request executor -------------------------------------------------------------------------
+
+
+class _RetryableFailure(Exception):
+    """Internal: an attempt failed in a way worth retrying; ``error`` is raised if attempts run out."""
+
+    def __init__(self, error: MiroError, wait_hint: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.wait_hint = wait_hint
+
+
+# Transport failures where the request certainly never reached Miro: safe to retry even a POST.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class MiroHttp:
+    """Sends one logical request with pacing, bounded retries, error mapping and parsing."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: TokenProvider,
+        *,
+        http: httpx.Client | None = None,
+        pacer: Pacer,
+        max_attempts: int = 6,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.time,
+        stats: RequestStats | None = None,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 20.0,
+        rate_limit_jitter: float = 1.0,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self.http = http if http is not None else shared_http_client(self.base_url)
+        self.pacer = pacer
+        self.max_attempts = max_attempts
+        self._sleep = sleep
+        self._clock = clock
+        self.stats = stats if stats is not None else RequestStats()
+        self._backoff = wait_random_exponential(multiplier=backoff_initial, max=backoff_max)
+        self._rate_limit_jitter = rate_limit_jitter
+        self._jitter = jitter
+        self.may_have_applied = False
+
+    def __repr__(self) -> str:
+        return f"MiroHttp(base_url={self.base_url!r})"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[httpx.Response], T],
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        cost: int = 0,
+        hint: AuthHint | None = None,
+        idempotent: bool = True,
+    ) -> T:
+        """Send with retries; refresh the token once and try again if Miro answers 401.
+
+        Afterwards ``may_have_applied`` tells whether an earlier, failed attempt may nevertheless
+        have reached Miro (timeout after sending, 5xx): a DELETE retried after that may see a 404.
+        """
+        self.may_have_applied = False
+        try:
+            return self._with_retries(method, path, parse, params, json, cost, hint, idempotent)
+        except MiroAuthError as exc:
+            if exc.status != 401 or not isinstance(self._token, RefreshableTokenProvider):
+                raise
+            self._token.refresh()
+            self.stats.token_refreshes += 1
+            return self._with_retries(method, path, parse, params, json, cost, hint, idempotent)
+
+    def _with_retries(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[httpx.Response], T],
+        params: Mapping[str, str | int] | None,
+        json: Any,
+        cost: int,
+        hint: AuthHint | None,
+        idempotent: bool,
+    ) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(_RetryableFailure),
+            sleep=self._retry_sleep,
+            reraise=False,
+        )
+        try:
+            return retrying(self._attempt, method, path, parse, params, json, cost, hint, idempotent)
+        except RetryError as exc:
+            failure = exc.last_attempt.exception()
+            if isinstance(failure, _RetryableFailure):
+                raise failure.error from None
+            raise  # pragma: no cover - only _RetryableFailure is retried
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        failure = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(failure, _RetryableFailure) and failure.wait_hint is not None:
+            # Spread callers that all wake at the reset second.
+            return failure.wait_hint + self._jitter(0.0, self._rate_limit_jitter)
+        return float(self._backoff(retry_state))
+
+    def _retry_sleep(self, seconds: float) -> None:
+        self.stats.retries += 1
+        self.stats.retry_wait_seconds += seconds
+        if seconds > 0:
+            self._sleep(seconds)
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[httpx.Response], T],
+        params: Mapping[str, str | int] | None,
+        json: Any,
+        cost: int,
+        hint: AuthHint | None,
+        idempotent: bool,
+    ) -> T:
+        wait = self.pacer.wait_before(method, cost, self._clock())
+        if wait > 0:
+            self.stats.paced_seconds += wait
+            self._sleep(wait)
+        token = self._token()
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self.pacer.record_sent(method, self._clock())
+        self.stats.requests += 1
+        try:
+            response = self.http.request(
+                method, f"{self.base_url}{path}", params=params, json=json, headers=headers
+            )
+        except httpx.TransportError as exc:
+            # The message names the failure class only: httpx messages can echo URLs, never needed here.
+            error = MiroUnavailable(f"{type(exc).__name__} talking to Miro", method=method, path=path)
+            if not isinstance(exc, _NOT_SENT):
+                self.may_have_applied = True
+            if idempotent or isinstance(exc, _NOT_SENT):
+                raise _RetryableFailure(error) from None
+            raise error from None
+
+        now = self._clock()
+        self.pacer.observe(response.headers, now)
+        if "X-RateLimit-Remaining" in response.headers:
+            self.stats.credits_spent += cost
+        status = response.status_code
+        if status == 429:
+            self.stats.http_429 += 1
+            error = error_for_response(response, method=method, path=path, hint=hint, token=token)
+            raise _RetryableFailure(error, self.pacer.wait_after_429(method, response.headers, now))
+        if status >= 400:
+            error = error_for_response(response, method=method, path=path, hint=hint, token=token)
+            if status >= 500:
+                self.may_have_applied = True
+                if idempotent:
+                    raise _RetryableFailure(error)
+            raise error
+        try:
+            return parse(response)
+        except ValueError as exc:  # JSON decode errors and pydantic ValidationError are ValueErrors
+            raise _RetryableFailure(
+                MiroProtocolError(
+                    f"malformed response body ({_describe_parse_error(exc)})",
+                    status=status,
+                    method=method,
+                    path=path,
+                )
+            ) from None
+
+
+def _describe_parse_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            location = ".".join(str(part) for part in first.get("loc", ()))
+            return f"{type(exc).__name__} at {location or 'body'}: {first.get('msg', '')}"[:200]
+        except (IndexError, TypeError):
+            pass
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+@dataclass
+class PageGuard:
+    """Detects a cursor that comes back again (a loop) instead of paging forever."""
+
+    seen: set[str] = field(default_factory=set)
+
+    def check(self, cursor: str | None, *, path: str) -> None:
+        if cursor is None:
+            return
+        if cursor in self.seen:
+            raise MiroProtocolError(
+                f"Miro returned cursor {cursor!r} twice; stopping to avoid a loop", path=path
+            )
+        self.seen.add(cursor)

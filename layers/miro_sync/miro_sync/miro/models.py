@@ -1,0 +1,252 @@
+"""Pydantic v2 wire models for the Miro REST and SCIM APIs.
+
+Tolerant where Miro may add things (unknown fields are kept, enums such as role/license are plain
+strings so a new Miro value does not break a sync) and strict where a wrong type means the payload
+is garbage (ids/emails must be strings, flags must be real booleans, counters real integers,
+timestamps must parse). Field names are snake_case with Miro's camelCase as the alias; dump with
+``model_dump(by_alias=True)`` to get Miro's shape back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+
+class MiroModel(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+ItemT = TypeVar("ItemT", bound=MiroModel)
+
+
+class CursorPage(MiroModel, Generic[ItemT]):
+    """Miro's `cursor-list` page: an empty or missing cursor means this was the last page."""
+
+    type: StrictStr = "cursor-list"
+    limit: StrictInt | None = None
+    size: StrictInt | None = None
+    data: list[ItemT]
+    cursor: StrictStr | None = None
+    total: StrictInt | None = None
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.cursor or None
+
+
+# --- organization and members -------------------------------------------------------------------
+
+
+class AdminRole(MiroModel):
+    type: StrictStr | None = None
+    name: StrictStr | None = None
+
+
+class OrgMember(MiroModel):
+    id: StrictStr
+    email: StrictStr
+    role: StrictStr
+    license: StrictStr
+    active: StrictBool
+    last_activity_at: datetime | None = Field(default=None, alias="lastActivityAt")
+    license_assigned_at: datetime | None = Field(default=None, alias="licenseAssignedAt")
+    type: StrictStr = "organization-member"
+    admin_roles: list[AdminRole] = Field(default_factory=list, alias="adminRoles")
+
+
+class MembersPage(CursorPage[OrgMember]):
+    pass
+
+
+class Organization(MiroModel):
+    id: StrictStr
+    name: StrictStr
+    plan: StrictStr | None = None
+    full_licenses_purchased: StrictInt | None = Field(default=None, alias="fullLicensesPurchased")
+    type: StrictStr = "organization"
+
+
+class Team(MiroModel):
+    id: StrictStr
+    name: StrictStr
+    type: StrictStr = "team"
+
+
+class TeamsPage(CursorPage[Team]):
+    pass
+
+
+class TeamMember(MiroModel):
+    # The spec calls the organization member id `id`; `memberId` is accepted too.
+    member_id: StrictStr = Field(alias="id", validation_alias=AliasChoices("id", "memberId", "member_id"))
+    role: StrictStr
+    team_id: StrictStr | None = Field(default=None, alias="teamId")
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+    created_by: StrictStr | None = Field(default=None, alias="createdBy")
+    modified_at: datetime | None = Field(default=None, alias="modifiedAt")
+    modified_by: StrictStr | None = Field(default=None, alias="modifiedBy")
+    type: StrictStr = "team-member"
+
+
+class TeamMembersPage(CursorPage[TeamMember]):
+    pass
+
+
+# --- boards ---------------------------------------------------------------------------------------
+
+
+class UserRef(MiroModel):
+    id: StrictStr
+    name: StrictStr | None = None
+    type: StrictStr | None = None
+
+
+class TeamRef(MiroModel):
+    id: StrictStr
+    name: StrictStr | None = None
+
+
+class Board(MiroModel):
+    id: StrictStr
+    name: StrictStr
+    description: StrictStr | None = None
+    type: StrictStr = "board"
+    owner: UserRef | None = None
+    team: TeamRef | None = None
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+    modified_at: datetime | None = Field(default=None, alias="modifiedAt")
+    last_opened_at: datetime | None = Field(default=None, alias="lastOpenedAt")
+    view_link: StrictStr | None = Field(default=None, alias="viewLink")
+
+
+class BoardsPage(MiroModel):
+    """Offset-paged (`/v2/boards` is not cursor-paged)."""
+
+    type: StrictStr | None = None
+    data: list[Board]
+    total: StrictInt | None = None
+    size: StrictInt | None = None
+    offset: StrictInt | None = None
+    limit: StrictInt | None = None
+
+
+# --- audit logs -----------------------------------------------------------------------------------
+
+
+class AuditRef(MiroModel):
+    id: StrictStr | None = None
+    name: StrictStr | None = None
+
+
+class AuditContext(MiroModel):
+    ip: StrictStr | None = None
+    team: AuditRef | None = None
+    organization: AuditRef | None = None
+
+
+class AuditActor(MiroModel):
+    type: StrictStr | None = None
+    id: StrictStr | None = None
+    name: StrictStr | None = None
+    email: StrictStr | None = None
+
+
+class AuditEvent(MiroModel):
+    id: StrictStr
+    created_at: datetime = Field(alias="createdAt")
+    event: StrictStr
+    category: StrictStr | None = None
+    context: AuditContext | None = None
+    object: AuditRef | None = None
+    created_by: AuditActor | None = Field(default=None, alias="createdBy")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditPage(CursorPage[AuditEvent]):
+    type: StrictStr = "cursor-list"
+
+
+# --- SCIM -----------------------------------------------------------------------------------------
+
+SCIM_ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+SCIM_PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+class ScimName(MiroModel):
+    formatted: StrictStr | None = None
+    given_name: StrictStr | None = Field(default=None, alias="givenName")
+    family_name: StrictStr | None = Field(default=None, alias="familyName")
+
+
+class ScimEmail(MiroModel):
+    value: StrictStr
+    type: StrictStr | None = None
+    primary: StrictBool | None = None
+
+
+class ScimRole(MiroModel):
+    value: StrictStr
+    type: StrictStr | None = None
+    display: StrictStr | None = None
+    primary: StrictBool | None = None
+
+
+class ScimManager(MiroModel):
+    value: StrictStr | None = None
+    display_name: StrictStr | None = Field(default=None, alias="displayName")
+
+
+class ScimEnterpriseUser(MiroModel):
+    employee_number: StrictStr | None = Field(default=None, alias="employeeNumber")
+    cost_center: StrictStr | None = Field(default=None, alias="costCenter")
+    organization: StrictStr | None = None
+    division: StrictStr | None = None
+    department: StrictStr | None = None
+    manager: ScimManager | None = None
+
+
+class ScimUser(MiroModel):
+    id: StrictStr
+    user_name: StrictStr = Field(alias="userName")
+    active: StrictBool | None = None
+    schemas: list[StrictStr] = Field(default_factory=list)
+    name: ScimName | None = None
+    display_name: StrictStr | None = Field(default=None, alias="displayName")
+    user_type: StrictStr | None = Field(default=None, alias="userType")
+    emails: list[ScimEmail] = Field(default_factory=list)
+    roles: list[ScimRole] = Field(default_factory=list)
+    meta: dict[str, Any] | None = None
+    enterprise: ScimEnterpriseUser | None = Field(default=None, alias=SCIM_ENTERPRISE_USER)
+
+
+class ScimListResponse(MiroModel):
+    schemas: list[StrictStr] = Field(default_factory=list)
+    # SCIM declares these as JSON numbers; integral floats (e.g. 5.0) are accepted.
+    total_results: int = Field(alias="totalResults")
+    start_index: int | None = Field(default=None, alias="startIndex")
+    items_per_page: int | None = Field(default=None, alias="itemsPerPage")
+    resources: list[ScimUser] = Field(default_factory=list, alias="Resources")
+
+
+# --- webhooks (experimental endpoints) ------------------------------------------------------------
+
+
+class BoardSubscriptionData(MiroModel):
+    board_id: StrictStr | None = Field(default=None, alias="boardId")
+
+
+class BoardSubscription(MiroModel):
+    id: StrictStr
+    type: StrictStr | None = None
+    status: StrictStr
+    callback_url: StrictStr | None = Field(default=None, alias="callbackUrl")
+    data: BoardSubscriptionData | None = None
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+    modified_at: datetime | None = Field(default=None, alias="modifiedAt")
+
+
+class SubscriptionsPage(CursorPage[BoardSubscription]):
+    type: StrictStr = "cursor-list"

@@ -1,0 +1,121 @@
+"""The offboarding message contract (SQS body, JSON; DESIGN.md "Contracts").
+
+Anything that does not match exactly is refused with a precise reason, never guessed: unknown fields,
+an unknown action, both or neither of email/memberId, a malformed email, a naive notBefore.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+Action = Literal["suspend", "delete", "reactivate"]
+DESTRUCTIVE_ACTIONS: frozenset[str] = frozenset({"suspend", "delete"})
+
+# email-validator (what pydantic's EmailStr needs) would add two packages to the layer for one check;
+# a strict pattern is enough here because the address is only ever compared with Miro's own records.
+_EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+EMAIL_RE = re.compile(_EMAIL_PATTERN)
+
+Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=_EMAIL_PATTERN)]
+MemberId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
+RequestId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[\w.:#@-]+$")]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class OffboardingRequest(BaseModel):
+    """One queued action. `requestId` is the idempotency key: derived from the action and the member
+    (and notBefore) when the sender gave none, so a double submission of the same intent is one effect."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    action: Action
+    email: Email | None = None
+    member_id: MemberId | None = Field(default=None, alias="memberId")
+    requested_by: Text = Field(alias="requestedBy")
+    reason: Text
+    request_id: RequestId | None = Field(default=None, alias="requestId")
+    not_before: datetime | None = Field(default=None, alias="notBefore")
+    dry_run: bool = Field(default=False, alias="dryRun", strict=True)
+
+    @model_validator(mode="after")
+    def _one_member_key_and_aware_time(self) -> OffboardingRequest:
+        if (self.email is None) == (self.member_id is None):
+            raise ValueError("exactly one of 'email' or 'memberId' is required")
+        if self.not_before is not None and self.not_before.utcoffset() is None:
+            raise ValueError("'notBefore' needs a timezone (e.g. 2025-01-31T18:00:00Z)")
+        if self.request_id is None:
+            # frozen model: set the derived key once, at validation, so every reader sees the same id
+            object.__setattr__(self, "request_id", derive_request_id(self.action, self.member_key, self.not_before))
+        return self
+
+    @property
+    def member_key(self) -> str:
+        """What the request names the member by: the email (lower case) or the member id."""
+        return self.email if self.email is not None else f"id:{self.member_id}"
+
+    @property
+    def key(self) -> str:
+        assert self.request_id is not None  # always set by the validator
+        return self.request_id
+
+    @property
+    def is_destructive(self) -> bool:
+        return self.action in DESTRUCTIVE_ACTIONS
+
+    def to_body(self) -> str:
+        """The wire form (camelCase, requestId always present) for enqueueing and re-enqueueing."""
+        return self.model_dump_json(by_alias=True, exclude_none=True, exclude_defaults=False)
+
+
+def derive_request_id(action: str, member_key: str, not_before: datetime | None) -> str:
+    material = f"{action}|{member_key}|{not_before.isoformat() if not_before else ''}"
+    return "req-" + hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+class InvalidRequest(ValueError):
+    """The body is not a valid offboarding message; `reason` says precisely why."""
+
+    def __init__(self, reason: str, body: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.body = body
+
+    @property
+    def request_id(self) -> str:
+        """Stable id for the refusal record, so a redelivered poison message is recorded once."""
+        return "invalid-" + hashlib.sha256(self.body.encode()).hexdigest()[:32]
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    parts: list[str] = []
+    for item in error.errors(include_url=False):
+        location = ".".join(str(part) for part in item["loc"]) or "message"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] == "literal_error":
+            message = f"must be one of suspend, delete, reactivate (got {item.get('input')!r})"
+        elif item["type"] == "string_pattern_mismatch" and location == "email":
+            message = f"not a valid email address: {item.get('input')!r}"
+        parts.append(f"{location}: {message}")
+    return "; ".join(parts)
+
+
+def parse_request(body: str) -> OffboardingRequest:
+    """Parse one SQS body; raises InvalidRequest with a precise, human-readable reason."""
+    try:
+        payload: Any = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as bad_json:
+        raise InvalidRequest(f"malformed JSON: {bad_json.msg} at position {bad_json.pos}", body) from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest(f"the message must be a JSON object, got {type(payload).__name__}", body)
+    try:
+        return OffboardingRequest.model_validate(payload)
+    except ValidationError as invalid:
+        raise InvalidRequest(describe_validation_error(invalid), body) from None

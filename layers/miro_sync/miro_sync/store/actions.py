@@ -1,0 +1,215 @@
+"""ActionsTable: the offboarding audit trail, one item per request id.
+
+Every state change is a conditional write on `outcome`, so two workers (or a worker and an operator's
+`cancel`) can never both move the same request, and a finished request can never be reopened.
+Access patterns: by request id (GetItem), by member (`ByMember`: memberKey, createdAt), by outcome
+(`ByOutcome`: outcome, updatedAt) for held and pending actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+Outcome = Literal[
+    "received",  # recorded, not yet evaluated (or evaluation interrupted)
+    "pending",  # notBefore is in the future; carried out when due
+    "held",  # over the blast-radius limit; waits for `miro-sync offboard release`
+    "failed",  # the last attempt failed transiently; the message goes back to the queue
+    "done",
+    "refused",
+    "dry-run",
+    "cancelled",
+]
+FINAL_OUTCOMES: frozenset[str] = frozenset({"done", "refused", "dry-run", "cancelled"})
+OPEN_OUTCOMES: frozenset[str] = frozenset({"received", "pending", "held", "failed"})
+MAX_STORED_BODY = 4000
+
+
+def utc_now_iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Attempt(BaseModel):
+    """One call to Miro made on behalf of a request, with Miro's status code (None: no HTTP answer)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    at: str
+    operation: str
+    status: int | None = None
+    detail: str | None = None
+
+
+class ActionRecord(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    request_id: str = Field(alias="requestId")
+    action: str
+    member_key: str = Field(alias="memberKey")
+    requested_by: str = Field(alias="requestedBy")
+    reason: str
+    outcome: Outcome
+    created_at: str = Field(alias="createdAt")
+    updated_at: str = Field(alias="updatedAt")
+    body: str
+    dry_run: bool = Field(default=False, alias="dryRun")
+    not_before: str | None = Field(default=None, alias="notBefore")
+    outcome_reason: str | None = Field(default=None, alias="outcomeReason")
+    email: str | None = None
+    member_id: str | None = Field(default=None, alias="memberId")
+    scim_id: str | None = Field(default=None, alias="scimId")
+    role: str | None = None
+    license: str | None = None
+    boards_owned: int | None = Field(default=None, alias="boardsOwned")
+    warning: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    receive_count: int | None = Field(default=None, alias="receiveCount")
+    last_error: str | None = Field(default=None, alias="lastError")
+    budget_counted_at: str | None = Field(default=None, alias="budgetCountedAt")
+    released_by: str | None = Field(default=None, alias="releasedBy")
+    released_at: str | None = Field(default=None, alias="releasedAt")
+    cancelled_by: str | None = Field(default=None, alias="cancelledBy")
+    completed_at: str | None = Field(default=None, alias="completedAt")
+
+    @property
+    def is_final(self) -> bool:
+        return self.outcome in FINAL_OUTCOMES
+
+    def to_item(self) -> dict[str, Any]:
+        item = self.model_dump(by_alias=True, exclude_none=True)
+        # DynamoDB Local rejects empty strings; none of these fields means anything when empty
+        return {key: value for key, value in item.items() if value != ""}
+
+
+# Attribute names written by `update`, mapped from the model's field names.
+_ALIASES: dict[str, str] = {
+    name: (field.alias or name) for name, field in ActionRecord.model_fields.items() if name != "attempts"
+}
+
+
+class ActionConflict(Exception):
+    """A conditional write lost: the request is not in the state the caller expected."""
+
+
+class ActionsRepository:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    @classmethod
+    def from_table_name(cls, table_name: str) -> ActionsRepository:
+        import boto3  # deferred: keeps the CLI's --help and the handler's cold start light
+
+        return cls(boto3.resource("dynamodb").Table(table_name))
+
+    def get(self, request_id: str) -> ActionRecord | None:
+        item = self._table.get_item(Key={"requestId": request_id}, ConsistentRead=True).get("Item")
+        return ActionRecord.model_validate(item) if item else None
+
+    def create(self, record: ActionRecord) -> bool:
+        """Insert if the request id is new; False when it already exists (a duplicate)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._table.put_item(Item=record.to_item(), ConditionExpression="attribute_not_exists(requestId)")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def update(
+        self,
+        request_id: str,
+        *,
+        at: datetime,
+        expected: Iterable[str],
+        outcome: Outcome | None = None,
+        fields: dict[str, Any] | None = None,
+        attempt: Attempt | None = None,
+    ) -> ActionRecord:
+        """Set `outcome`/`fields` (model field names; None removes) and append `attempt`, only while the
+        record's outcome is one of `expected`. Raises ActionConflict otherwise."""
+        from botocore.exceptions import ClientError
+
+        names: dict[str, str] = {"#outcome": "outcome", "#updatedAt": "updatedAt"}
+        values: dict[str, Any] = {":now": utc_now_iso(at)}
+        sets = ["#updatedAt = :now"]
+        removes: list[str] = []
+        if outcome is not None:
+            values[":outcome"] = outcome
+            sets.append("#outcome = :outcome")
+        for index, (name, value) in enumerate((fields or {}).items()):
+            attribute = _ALIASES[name]
+            names[f"#f{index}"] = attribute
+            if value is None or value == "":
+                removes.append(f"#f{index}")
+            else:
+                values[f":f{index}"] = value
+                sets.append(f"#f{index} = :f{index}")
+        if attempt is not None:
+            names["#attempts"] = "attempts"
+            values[":attempt"] = [attempt.model_dump(exclude_none=True)]
+            values[":empty"] = []
+            sets.append("#attempts = list_append(if_not_exists(#attempts, :empty), :attempt)")
+        expected_list = sorted(set(expected))
+        conditions = []
+        for index, state in enumerate(expected_list):
+            values[f":e{index}"] = state
+            conditions.append(f":e{index}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            response = self._table.update_item(
+                Key={"requestId": request_id},
+                UpdateExpression=expression,
+                ConditionExpression=f"attribute_exists(requestId) AND #outcome IN ({', '.join(conditions)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ActionConflict(f"{request_id} is not in any of {expected_list}") from None
+            raise
+        return ActionRecord.model_validate(response["Attributes"])
+
+    def by_member(self, member_key: str) -> list[ActionRecord]:
+        from boto3.dynamodb.conditions import Key
+
+        records: list[ActionRecord] = []
+        kwargs: dict[str, Any] = {
+            "IndexName": "ByMember",
+            "KeyConditionExpression": Key("memberKey").eq(member_key),
+        }
+        while True:
+            page = self._table.query(**kwargs)
+            records.extend(ActionRecord.model_validate(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return records
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def by_outcome(self, outcome: Outcome, *, limit: int | None = None) -> Iterator[ActionRecord]:
+        """Oldest first. The index is eventually consistent: callers re-read before acting."""
+        from boto3.dynamodb.conditions import Key
+
+        kwargs: dict[str, Any] = {
+            "IndexName": "ByOutcome",
+            "KeyConditionExpression": Key("outcome").eq(outcome),
+        }
+        produced = 0
+        while True:
+            page = self._table.query(**kwargs)
+            for item in page.get("Items", []):
+                yield ActionRecord.model_validate(item)
+                produced += 1
+                if limit is not None and produced >= limit:
+                    return
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,92 @@
+"""Blast-radius counter: destructive offboarding actions per rolling hour, in the StateTable.
+
+One item per minute (`pk="blast#offboarding"`, `sk="minute#YYYY-MM-DDTHH:MM"`, `count`, `expiresAt`).
+A take sums the 59 previous minutes with one Query, then increments the current minute with a
+condition that the total stays within the limit. The earlier minutes no longer change, so the
+conditional increment on the current minute makes check-and-increment atomic across concurrent
+workers without a global lock item (which would serialise every action on one key).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+PARTITION = "blast#offboarding"
+WINDOW = timedelta(hours=1)
+
+
+def _minute_key(at: datetime) -> str:
+    return "minute#" + at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+class BlastRadiusCounter:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    @classmethod
+    def from_table_name(cls, table_name: str) -> BlastRadiusCounter:
+        import boto3
+
+        return cls(boto3.resource("dynamodb").Table(table_name))
+
+    def _previous_minutes_total(self, at: datetime) -> int:
+        from boto3.dynamodb.conditions import Key
+
+        first = _minute_key(at - WINDOW + timedelta(minutes=1))
+        current = _minute_key(at)
+        total = 0
+        kwargs: dict[str, object] = {
+            "KeyConditionExpression": Key("pk").eq(PARTITION) & Key("sk").between(first, current),
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._table.query(**kwargs)  # type: ignore[arg-type]
+            total += sum(int(item.get("count", 0)) for item in page.get("Items", []) if item["sk"] != current)  # type: ignore[call-overload]
+            if "LastEvaluatedKey" not in page:
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def used(self, at: datetime) -> int:
+        """Destructive actions counted in the hour ending at `at` (for status and release output)."""
+        item = self._table.get_item(Key={"pk": PARTITION, "sk": _minute_key(at)}, ConsistentRead=True).get(
+            "Item"
+        )
+        return self._previous_minutes_total(at) + int(item.get("count", 0) if item else 0)  # type: ignore[call-overload]
+
+    def try_take(self, at: datetime, limit: int) -> bool:
+        """Count one action if the rolling hour stays within `limit`; False (nothing counted) otherwise."""
+        from botocore.exceptions import ClientError
+
+        room = limit - self._previous_minutes_total(at)
+        if room <= 0:
+            return False
+        try:
+            self._table.update_item(
+                Key={"pk": PARTITION, "sk": _minute_key(at)},
+                UpdateExpression="ADD #count :one SET #expiresAt = :expires",
+                ConditionExpression="attribute_not_exists(#count) OR #count < :room",
+                ExpressionAttributeNames={"#count": "count", "#expiresAt": "expiresAt"},
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":room": room,
+                    ":expires": int((at + 2 * WINDOW).timestamp()),
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def count_unconditionally(self, at: datetime) -> None:
+        """Operator-released actions bypass the limit but still count, so the next hour sees them."""
+        self._table.update_item(
+            Key={"pk": PARTITION, "sk": _minute_key(at)},
+            UpdateExpression="ADD #count :one SET #expiresAt = :expires",
+            ExpressionAttributeNames={"#count": "count", "#expiresAt": "expiresAt"},
+            ExpressionAttributeValues={":one": 1, ":expires": int((at + 2 * WINDOW).timestamp())},
+        )

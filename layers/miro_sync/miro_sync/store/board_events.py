@@ -1,0 +1,82 @@
+"""Board events (BoardEventsTable: ``boardId`` + ``sk="{eventTime}#{itemId}#{type}"``, TTL ``expiresAt``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+
+def iso_millis(moment: datetime) -> str:
+    """One spelling per instant (UTC, milliseconds, ``Z``), so the same event always gets the same key."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class BoardEventRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    board_id: str
+    event_time: datetime
+    item_id: str
+    item_type: str
+    event_type: str
+    actor_id: str | None = None
+
+    @property
+    def sort_key(self) -> str:
+        return f"{iso_millis(self.event_time)}#{self.item_id}#{self.event_type}"
+
+
+class BoardEventsRepository:
+    def __init__(self, table: Table, *, retention_days: int) -> None:
+        self._table = table
+        self._retention = timedelta(days=retention_days)
+
+    def put_once(self, record: BoardEventRecord) -> bool:
+        """Stores the event unless it is already there; True when this call stored it."""
+        item: dict[str, Any] = {
+            "boardId": record.board_id,
+            "sk": record.sort_key,
+            "eventTime": iso_millis(record.event_time),
+            "itemId": record.item_id,
+            "itemType": record.item_type,
+            "eventType": record.event_type,
+            "expiresAt": int((record.event_time + self._retention).timestamp()),
+        }
+        if record.actor_id:
+            item["actor"] = record.actor_id
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def query_board(self, board_id: str, *, since: datetime | None = None) -> Iterator[BoardEventRecord]:
+        condition = Key("boardId").eq(board_id)
+        if since is not None:
+            condition = condition & Key("sk").gte(iso_millis(since))
+        query: dict[str, Any] = {"KeyConditionExpression": condition}
+        while True:
+            response = self._table.query(**query)
+            for item in response.get("Items", []):
+                yield BoardEventRecord(
+                    board_id=str(item["boardId"]),
+                    event_time=datetime.fromisoformat(str(item["eventTime"])),
+                    item_id=str(item["itemId"]),
+                    item_type=str(item["itemType"]),
+                    event_type=str(item["eventType"]),
+                    actor_id=str(item["actor"]) if item.get("actor") else None,
+                )
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return
+            query["ExclusiveStartKey"] = last_key

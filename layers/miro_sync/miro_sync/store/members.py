@@ -1,0 +1,410 @@
+"""MembersTable: one item per Miro organization member, keyed by member id.
+
+Item attributes (camelCase, as stored):
+  memberId, email (lower-cased; GSI ByEmail), role, license, active, status
+  (active|suspended|deprovisioned), seat = "{status}#{license}" and lastSeenAt (GSI BySeat;
+  "0000-00-00T00:00:00Z" when never seen so such seats sort as the oldest), lastActivityAt,
+  licenseAssignedAt, teams (team ids), boardsOwned, scimId, scimCheckedAt, adminRoles,
+  firstSeenAt, lastChangedAt, removedAt, fingerprint (hash of the Miro-owned content) and the
+  derived signals written by other functions: lastSignInAt, lastAuditActivityAt,
+  lastBoardActivityAt. lastSeenAt is the newest of lastActivityAt and those signals.
+
+Concurrency rule that keeps the signals safe: the sync never writes the signal attributes, and
+when it rewrites an existing item it conditions on the lastSeenAt it read. Every signal writer
+that moves lastSeenAt changes it, so a sync write racing a signal fails its condition and is
+recomputed from a fresh read instead of clobbering the signal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from miro_sync.miro.models import OrgMember
+from miro_sync.store.dynamo import batch_get, batch_write, iso_utc, update_expression
+
+NEVER_SEEN = "0000-00-00T00:00:00Z"
+STATUS_ACTIVE = "active"
+STATUS_SUSPENDED = "suspended"
+STATUS_DEPROVISIONED = "deprovisioned"
+STATUSES = (STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_DEPROVISIONED)
+
+_SIGNALS = ("last_sign_in_at", "last_audit_activity_at", "last_board_activity_at")
+
+
+class MemberRecord(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    member_id: str = Field(alias="memberId")
+    email: str
+    role: str
+    license: str
+    active: bool
+    status: str
+    last_activity_at: datetime | None = Field(default=None, alias="lastActivityAt")
+    license_assigned_at: datetime | None = Field(default=None, alias="licenseAssignedAt")
+    teams: tuple[str, ...] = ()
+    boards_owned: int = Field(default=0, alias="boardsOwned")
+    scim_id: str | None = Field(default=None, alias="scimId")
+    scim_checked_at: datetime | None = Field(default=None, alias="scimCheckedAt")
+    admin_roles: tuple[str, ...] = Field(default=(), alias="adminRoles")
+    first_seen_at: datetime | None = Field(default=None, alias="firstSeenAt")
+    last_changed_at: datetime | None = Field(default=None, alias="lastChangedAt")
+    removed_at: datetime | None = Field(default=None, alias="removedAt")
+    last_sign_in_at: datetime | None = Field(default=None, alias="lastSignInAt")
+    last_audit_activity_at: datetime | None = Field(default=None, alias="lastAuditActivityAt")
+    last_board_activity_at: datetime | None = Field(default=None, alias="lastBoardActivityAt")
+    fingerprint: str | None = None
+
+    @property
+    def seat(self) -> str:
+        return f"{self.status}#{self.license}"
+
+    @property
+    def last_seen_at(self) -> datetime | None:
+        moments = [self.last_activity_at, *(getattr(self, name) for name in _SIGNALS)]
+        known = [moment for moment in moments if moment is not None]
+        return max(known) if known else None
+
+    @property
+    def last_seen_key(self) -> str:
+        seen = self.last_seen_at
+        return iso_utc(seen) if seen else NEVER_SEEN
+
+    def content_fingerprint(self) -> str:
+        """Hash of everything the sync owns; equal fingerprints mean nothing to write."""
+        content = {
+            "email": self.email,
+            "role": self.role,
+            "license": self.license,
+            "active": self.active,
+            "status": self.status,
+            "lastActivityAt": _iso_or_none(self.last_activity_at),
+            "licenseAssignedAt": _iso_or_none(self.license_assigned_at),
+            "teams": sorted(self.teams),
+            "boardsOwned": self.boards_owned,
+            "scimId": self.scim_id,
+            "adminRoles": sorted(self.admin_roles),
+            "removedAt": _iso_or_none(self.removed_at),
+        }
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode())
+        return digest.hexdigest()[:24]
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "memberId": self.member_id,
+            "email": self.email,
+            "role": self.role,
+            "license": self.license,
+            "active": self.active,
+            "status": self.status,
+            "seat": self.seat,
+            "lastSeenAt": self.last_seen_key,
+            "boardsOwned": self.boards_owned,
+        }
+        optional: dict[str, Any] = {
+            "lastActivityAt": _iso_or_none(self.last_activity_at),
+            "licenseAssignedAt": _iso_or_none(self.license_assigned_at),
+            "teams": list(self.teams) or None,
+            "adminRoles": list(self.admin_roles) or None,
+            "scimId": self.scim_id,
+            "scimCheckedAt": _iso_or_none(self.scim_checked_at),
+            "firstSeenAt": _iso_or_none(self.first_seen_at),
+            "lastChangedAt": _iso_or_none(self.last_changed_at),
+            "removedAt": _iso_or_none(self.removed_at),
+            "lastSignInAt": _iso_or_none(self.last_sign_in_at),
+            "lastAuditActivityAt": _iso_or_none(self.last_audit_activity_at),
+            "lastBoardActivityAt": _iso_or_none(self.last_board_activity_at),
+            "fingerprint": self.fingerprint,
+        }
+        item.update({key: value for key, value in optional.items() if value is not None})
+        return item
+
+    def sync_owned_attributes(self) -> dict[str, Any]:
+        """What a sync rewrite sets (None = REMOVE); never the signal attributes."""
+        item = self.to_item()
+        owned = (
+            *("email", "role", "license", "active", "status", "seat", "lastSeenAt", "boardsOwned"),
+            *("lastActivityAt", "licenseAssignedAt", "teams", "adminRoles", "scimId", "scimCheckedAt"),
+            *("firstSeenAt", "lastChangedAt", "removedAt", "fingerprint"),
+        )
+        return {name: item.get(name) for name in owned}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> MemberRecord:
+        data = dict(item)
+        data.pop("seat", None)
+        data.pop("lastSeenAt", None)
+        if "boardsOwned" in data:
+            data["boardsOwned"] = int(data["boardsOwned"])
+        for name in ("teams", "adminRoles"):
+            if name in data:
+                data[name] = tuple(data[name])
+        return cls.model_validate(data)
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return iso_utc(moment) if moment is not None else None
+
+
+def build_member_record(
+    member: OrgMember,
+    existing: MemberRecord | None,
+    *,
+    teams: Sequence[str],
+    boards_owned: int,
+    scim_id: str | None,
+    scim_checked_at: datetime | None,
+    now: datetime,
+) -> MemberRecord:
+    """The record a sync would store for `member`; keeps signals and history from `existing`.
+
+    When nothing the sync owns changed, the result carries `existing`'s fingerprint and
+    lastChangedAt, so callers compare fingerprints to decide whether to write.
+    """
+    draft = MemberRecord(
+        member_id=member.id,
+        email=member.email.strip().lower(),
+        role=member.role,
+        license=member.license,
+        active=member.active,
+        status=STATUS_ACTIVE if member.active else STATUS_SUSPENDED,
+        last_activity_at=member.last_activity_at,
+        license_assigned_at=member.license_assigned_at,
+        teams=tuple(sorted(set(teams))),
+        boards_owned=boards_owned,
+        scim_id=scim_id if scim_id is not None else (existing.scim_id if existing else None),
+        scim_checked_at=scim_checked_at or (existing.scim_checked_at if existing else None),
+        admin_roles=tuple(sorted({name for role in member.admin_roles if (name := role.type or role.name)})),
+        first_seen_at=existing.first_seen_at if existing and existing.first_seen_at else now,
+        removed_at=None,
+        last_sign_in_at=existing.last_sign_in_at if existing else None,
+        last_audit_activity_at=existing.last_audit_activity_at if existing else None,
+        last_board_activity_at=existing.last_board_activity_at if existing else None,
+    )
+    fingerprint = draft.content_fingerprint()
+    if existing is not None and existing.fingerprint == fingerprint:
+        return draft.model_copy(
+            update={"fingerprint": fingerprint, "last_changed_at": existing.last_changed_at}
+        )
+    return draft.model_copy(update={"fingerprint": fingerprint, "last_changed_at": now})
+
+
+def deprovisioned_record(existing: MemberRecord, *, now: datetime) -> MemberRecord:
+    """The record of a member who is gone from the organization: kept, never deleted."""
+    draft = existing.model_copy(
+        update={"status": STATUS_DEPROVISIONED, "active": False, "removed_at": existing.removed_at or now}
+    )
+    return draft.model_copy(update={"fingerprint": draft.content_fingerprint(), "last_changed_at": now})
+
+
+class ConcurrentChangeError(Exception):
+    """The item changed between our read and our write (a signal writer got there first)."""
+
+
+class MembersRepository:
+    """All access to MembersTable. Thread-safe: it only uses the table's low-level client."""
+
+    def __init__(self, table: Any) -> None:
+        self._client = table.meta.client
+        self._table = table
+        self.table_name: str = table.name
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def get(self, member_id: str) -> MemberRecord | None:
+        response = self._client.get_item(
+            TableName=self.table_name, Key={"memberId": member_id}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return MemberRecord.from_item(item) if item else None
+
+    def get_many(self, member_ids: Iterable[str]) -> tuple[dict[str, MemberRecord], int]:
+        """Existing records by id (missing ids are absent) and the number of requests made."""
+        keys = [{"memberId": member_id} for member_id in dict.fromkeys(member_ids)]
+        items, requests = batch_get(self._client, self.table_name, keys)
+        records = {item["memberId"]: MemberRecord.from_item(item) for item in items}
+        return records, requests
+
+    def find_by_email(self, email: str) -> MemberRecord | None:
+        """The member with this email; if Miro reused the address, the one not deprovisioned."""
+        response = self._client.query(
+            TableName=self.table_name,
+            IndexName="ByEmail",
+            KeyConditionExpression=Key("email").eq(email.strip().lower()),
+        )
+        records = [MemberRecord.from_item(item) for item in response.get("Items", [])]
+        if not records:
+            return None
+        records.sort(key=lambda record: (record.status != STATUS_DEPROVISIONED, record.last_changed_at or 0))
+        return records[-1]
+
+    def query_seats(self, status: str, license: str, last_seen_before: str) -> Iterator[MemberRecord]:
+        """Members holding seat status#license whose lastSeenAt < last_seen_before, oldest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "BySeat",
+            "KeyConditionExpression": Key("seat").eq(f"{status}#{license}")
+            & Key("lastSeenAt").lt(last_seen_before),
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            for item in response.get("Items", []):
+                yield MemberRecord.from_item(item)
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return
+            kwargs["ExclusiveStartKey"] = last_key
+
+    # --- sync writes -----------------------------------------------------------------------------
+
+    def put_new(self, records: Sequence[MemberRecord]) -> int:
+        """Batch-put members that had no item. Safe without conditions: the only other writers
+        (signals, offboarding status) require the item to exist. Returns requests made."""
+        return batch_write(self._client, self.table_name, [record.to_item() for record in records])
+
+    def replace_synced(self, record: MemberRecord, *, expected_last_seen: str) -> None:
+        """Rewrite the sync-owned attributes of an existing member, conditional on lastSeenAt
+        still being what we read. Raises ConcurrentChangeError when a signal moved in between."""
+        expression, names, values = update_expression(record.sync_owned_attributes())
+        names["#pk"] = "memberId"
+        names["#seen"] = "lastSeenAt"
+        values[":expectedSeen"] = expected_last_seen
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"memberId": record.member_id},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(#pk) AND #seen = :expectedSeen",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConcurrentChangeError(record.member_id) from None
+            raise
+
+    def upsert_from_miro(
+        self, member: OrgMember, scim_id: str | None, *, now: datetime | None = None
+    ) -> bool:
+        """Refresh one member from Miro's view (e.g. after offboarding). Returns True if written."""
+        moment = now or datetime.now().astimezone()
+        for _attempt in range(5):
+            existing = self.get(member.id)
+            record = build_member_record(
+                member,
+                existing,
+                teams=existing.teams if existing else (),
+                boards_owned=existing.boards_owned if existing else 0,
+                scim_id=scim_id,
+                scim_checked_at=None,
+                now=moment,
+            )
+            if existing is not None and existing.fingerprint == record.fingerprint:
+                return False
+            if existing is None:
+                self.put_new([record])
+                return True
+            try:
+                self.replace_synced(record, expected_last_seen=existing.last_seen_key)
+                return True
+            except ConcurrentChangeError:
+                continue
+        raise ConcurrentChangeError(member.id)
+
+    # --- signals (written by the webhook, audit and sign-in consumers) ---------------------------
+
+    def record_board_activity(self, member_id: str, at: datetime) -> bool:
+        return self._record_signal(member_id, "lastBoardActivityAt", at)
+
+    def record_sign_in(self, member_id: str, at: datetime) -> bool:
+        return self._record_signal(member_id, "lastSignInAt", at)
+
+    def record_audit_activity(self, member_id: str, at: datetime) -> bool:
+        return self._record_signal(member_id, "lastAuditActivityAt", at)
+
+    def _record_signal(self, member_id: str, attribute: str, at: datetime) -> bool:
+        """Move `attribute` (and lastSeenAt) forward to `at`, never backwards. Unknown members are
+        left alone (the next sync creates them). Returns True if anything was written."""
+        moment = iso_utc(at)
+        names = {"#pk": "memberId", "#signal": attribute, "#seen": "lastSeenAt", "#seat": "seat"}
+        try:
+            # lastSeenAt >= every signal, so "newer than lastSeenAt" implies "newer than the signal".
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"memberId": member_id},
+                UpdateExpression="SET #signal = :at, #seen = :at",
+                ConditionExpression="attribute_exists(#pk) AND attribute_exists(#seat) AND #seen < :at",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":at": moment},
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        names = {"#pk": "memberId", "#signal": attribute}
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"memberId": member_id},
+                UpdateExpression="SET #signal = :at",
+                ConditionExpression=(
+                    "attribute_exists(#pk) AND (attribute_not_exists(#signal) OR #signal < :at)"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":at": moment},
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    # --- status (offboarding reflects its effect at once; removals by the sync) ------------------
+
+    def set_status(self, member_id: str, *, status: str, active: bool, at: datetime) -> bool:
+        """Set status/active (and the seat key) of an existing member. Returns False if unknown."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        for _attempt in range(5):
+            existing = self.get(member_id)
+            if existing is None:
+                return False
+            updated = existing.model_copy(
+                update={
+                    "status": status,
+                    "active": active,
+                    "removed_at": (existing.removed_at or at) if status == STATUS_DEPROVISIONED else None,
+                }
+            )
+            updated = updated.model_copy(
+                update={"fingerprint": updated.content_fingerprint(), "last_changed_at": at}
+            )
+            try:
+                self.replace_synced(updated, expected_last_seen=existing.last_seen_key)
+                return True
+            except ConcurrentChangeError:
+                continue
+        raise ConcurrentChangeError(member_id)
+
+    def mark_deprovisioned(self, existing: MemberRecord, *, now: datetime) -> bool:
+        """Mark a vanished member deprovisioned (idempotent). Returns True if it was written."""
+        current: MemberRecord | None = existing
+        for _attempt in range(5):
+            if current is None or current.status == STATUS_DEPROVISIONED:
+                return False
+            try:
+                self.replace_synced(
+                    deprovisioned_record(current, now=now), expected_last_seen=current.last_seen_key
+                )
+                return True
+            except ConcurrentChangeError:
+                current = self.get(existing.member_id)
+        raise ConcurrentChangeError(existing.member_id)

@@ -1,0 +1,4 @@
+"""Board webhook: authenticate a delivery by its path secret, parse it, store it once, refresh the actor.
+
+Kept import-light on purpose (the webhook's cold start is benchmarked): no httpx here.
+"""
