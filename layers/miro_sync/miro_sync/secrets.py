@@ -31,7 +31,7 @@ class RefreshableTokenProvider(TokenProvider, Protocol):
 class SecretFetcher(Protocol):
     """The slice of Powertools' ``SecretsProvider.get`` this module uses (fakes implement it in tests)."""
 
-    def get(self, name: str, max_age: int | None = None, force_fetch: bool = False) -> Any: ...
+    def get(self, name: str, *, max_age: int | None = None, force_fetch: bool = False) -> Any: ...
 
 
 class TokenUnavailableError(Exception):

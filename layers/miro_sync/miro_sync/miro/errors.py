@@ -52,23 +52,23 @@ class MiroAuthError(MiroError):
         self.required_role = required_role
 
 
-class MiroBadRequest(MiroError):
+class MiroBadRequest(MiroError):  # noqa: N818 - public name other modules import
     """400: Miro rejected the request; `code`/`message` say why."""
 
 
-class MiroNotFound(MiroError):
+class MiroNotFound(MiroError):  # noqa: N818 - public name other modules import
     """404: the resource does not exist (or, for SCIM, the user is a guest/external user)."""
 
 
-class MiroConflict(MiroError):
+class MiroConflict(MiroError):  # noqa: N818 - public name other modules import
     """409: e.g. the last admin of the organization cannot be deleted or deactivated."""
 
 
-class MiroRateLimited(MiroError):
+class MiroRateLimited(MiroError):  # noqa: N818 - public name other modules import
     """429 persisted through every allowed attempt."""
 
 
-class MiroUnavailable(MiroError):
+class MiroUnavailable(MiroError):  # noqa: N818 - public name other modules import
     """5xx, timeouts or connection failures persisted through every allowed attempt."""
 
 

@@ -350,7 +350,7 @@ def error_for_response(
 # --- the request executor -------------------------------------------------------------------------
 
 
-class _RetryableFailure(Exception):
+class _RetryableFailure(Exception):  # noqa: N818 - internal signal, never escapes
     """Internal: an attempt failed in a way worth retrying; ``error`` is raised if attempts run out."""
 
     def __init__(self, error: MiroError, wait_hint: float | None = None) -> None:
@@ -491,12 +491,12 @@ class MiroHttp:
             )
         except httpx.TransportError as exc:
             # The message names the failure class only: httpx messages can echo URLs, never needed here.
-            error = MiroUnavailable(f"{type(exc).__name__} talking to Miro", method=method, path=path)
+            unavailable = MiroUnavailable(f"{type(exc).__name__} talking to Miro", method=method, path=path)
             if not isinstance(exc, _NOT_SENT):
                 self.may_have_applied = True
             if idempotent or isinstance(exc, _NOT_SENT):
-                raise _RetryableFailure(error) from None
-            raise error from None
+                raise _RetryableFailure(unavailable) from None
+            raise unavailable from None
 
         now = self._clock()
         self.pacer.observe(response.headers, now)

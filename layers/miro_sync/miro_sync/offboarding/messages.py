@@ -19,12 +19,19 @@ DESTRUCTIVE_ACTIONS: frozenset[str] = frozenset({"suspend", "delete"})
 
 # email-validator (what pydantic's EmailStr needs) would add two packages to the layer for one check;
 # a strict pattern is enough here because the address is only ever compared with Miro's own records.
-_EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+_DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL_PATTERN = rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_DNS_LABEL}(?:\.{_DNS_LABEL})+$"
 EMAIL_RE = re.compile(_EMAIL_PATTERN)
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=_EMAIL_PATTERN)]
-MemberId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
-RequestId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[\w.:#@-]+$")]
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=_EMAIL_PATTERN)
+]
+MemberId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")
+]
+RequestId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[\w.:#@-]+$")
+]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
@@ -51,7 +58,9 @@ class OffboardingRequest(BaseModel):
             raise ValueError("'notBefore' needs a timezone (e.g. 2025-01-31T18:00:00Z)")
         if self.request_id is None:
             # frozen model: set the derived key once, at validation, so every reader sees the same id
-            object.__setattr__(self, "request_id", derive_request_id(self.action, self.member_key, self.not_before))
+            object.__setattr__(
+                self, "request_id", derive_request_id(self.action, self.member_key, self.not_before)
+            )
         return self
 
     @property
@@ -78,7 +87,7 @@ def derive_request_id(action: str, member_key: str, not_before: datetime | None)
     return "req-" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
-class InvalidRequest(ValueError):
+class InvalidRequestError(ValueError):
     """The body is not a valid offboarding message; `reason` says precisely why."""
 
     def __init__(self, reason: str, body: str) -> None:
@@ -108,14 +117,16 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def parse_request(body: str) -> OffboardingRequest:
-    """Parse one SQS body; raises InvalidRequest with a precise, human-readable reason."""
+    """Parse one SQS body; raises InvalidRequestError with a precise, human-readable reason."""
     try:
         payload: Any = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as bad_json:
-        raise InvalidRequest(f"malformed JSON: {bad_json.msg} at position {bad_json.pos}", body) from None
+    except json.JSONDecodeError as bad_json:
+        raise InvalidRequestError(
+            f"malformed JSON: {bad_json.msg} at position {bad_json.pos}", body
+        ) from None
     if not isinstance(payload, dict):
-        raise InvalidRequest(f"the message must be a JSON object, got {type(payload).__name__}", body)
+        raise InvalidRequestError(f"the message must be a JSON object, got {type(payload).__name__}", body)
     try:
         return OffboardingRequest.model_validate(payload)
     except ValidationError as invalid:
-        raise InvalidRequest(describe_validation_error(invalid), body) from None
+        raise InvalidRequestError(describe_validation_error(invalid), body) from None

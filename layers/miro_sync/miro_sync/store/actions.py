@@ -73,6 +73,7 @@ class ActionRecord(BaseModel):
     receive_count: int | None = Field(default=None, alias="receiveCount")
     last_error: str | None = Field(default=None, alias="lastError")
     budget_counted_at: str | None = Field(default=None, alias="budgetCountedAt")
+    scheduled_for: str | None = Field(default=None, alias="scheduledFor")
     released_by: str | None = Field(default=None, alias="releasedBy")
     released_at: str | None = Field(default=None, alias="releasedAt")
     cancelled_by: str | None = Field(default=None, alias="cancelledBy")
@@ -94,7 +95,7 @@ _ALIASES: dict[str, str] = {
 }
 
 
-class ActionConflict(Exception):
+class ActionConflictError(Exception):
     """A conditional write lost: the request is not in the state the caller expected."""
 
 
@@ -135,7 +136,7 @@ class ActionsRepository:
         attempt: Attempt | None = None,
     ) -> ActionRecord:
         """Set `outcome`/`fields` (model field names; None removes) and append `attempt`, only while the
-        record's outcome is one of `expected`. Raises ActionConflict otherwise."""
+        record's outcome is one of `expected`. Raises ActionConflictError otherwise."""
         from botocore.exceptions import ClientError
 
         names: dict[str, str] = {"#outcome": "outcome", "#updatedAt": "updatedAt"}
@@ -175,7 +176,7 @@ class ActionsRepository:
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise ActionConflict(f"{request_id} is not in any of {expected_list}") from None
+                raise ActionConflictError(f"{request_id} is not in any of {expected_list}") from None
             raise
         return ActionRecord.model_validate(response["Attributes"])
 

@@ -9,8 +9,10 @@ workers without a global lock item (which would serialise every action on one ke
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -21,6 +23,11 @@ WINDOW = timedelta(hours=1)
 
 def _minute_key(at: datetime) -> str:
     return "minute#" + at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def _count(item: Mapping[str, Any]) -> int:
+    value = item.get("count", 0)
+    return int(value) if isinstance(value, int | Decimal) else 0
 
 
 class BlastRadiusCounter:
@@ -45,7 +52,7 @@ class BlastRadiusCounter:
         }
         while True:
             page = self._table.query(**kwargs)  # type: ignore[arg-type]
-            total += sum(int(item.get("count", 0)) for item in page.get("Items", []) if item["sk"] != current)  # type: ignore[call-overload]
+            total += sum(_count(item) for item in page.get("Items", []) if item["sk"] != current)
             if "LastEvaluatedKey" not in page:
                 return total
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -55,7 +62,7 @@ class BlastRadiusCounter:
         item = self._table.get_item(Key={"pk": PARTITION, "sk": _minute_key(at)}, ConsistentRead=True).get(
             "Item"
         )
-        return self._previous_minutes_total(at) + int(item.get("count", 0) if item else 0)  # type: ignore[call-overload]
+        return self._previous_minutes_total(at) + (_count(item) if item else 0)
 
     def try_take(self, at: datetime, limit: int) -> bool:
         """Count one action if the rolling hour stays within `limit`; False (nothing counted) otherwise."""

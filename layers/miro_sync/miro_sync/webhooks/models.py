@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 # Bounds keep a hostile-but-authenticated timestamp from overflowing the TTL arithmetic.
 _EARLIEST_EVENT = datetime(2010, 1, 1, tzinfo=UTC)
@@ -21,7 +21,8 @@ class _WireModel(BaseModel):
 
 
 class Challenge(_WireModel):
-    challenge: str = Field(min_length=1, max_length=2048)
+    # Strict: the echo must be exactly what Miro sent, never a number turned into text.
+    challenge: StrictStr = Field(min_length=1, max_length=2048)
 
 
 class Actor(_WireModel):

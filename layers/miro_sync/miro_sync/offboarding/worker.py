@@ -1,0 +1,610 @@
+"""The offboarding worker: one queued request -> guards -> at most one effect in Miro.
+
+Safety layers, outermost first:
+1. Parsing: a body that is not exactly the contract is refused for good (recorded, never retried).
+2. Powertools Idempotency keyed by requestId: concurrent duplicates wait (their SQS record fails and
+   comes back), completed ones return the stored result. Only final outcomes are kept there; a request
+   that is merely pending (notBefore) or held (blast radius) releases the key so its later message runs.
+3. The actions table: every request is one item whose `outcome` only moves by conditional writes; a
+   final outcome (done/refused/dry-run/cancelled) is never reopened, even after the idempotency key
+   expired.
+4. Miro state is read before every write, so a retry after a crash between the write and its record
+   finds the work done and makes no second call.
+Guards (unknown member, external user, team guest, protected, admin, SCIM identity mismatch) are all
+checked before the first write call; a refusal is final.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from miro_sync.miro.errors import MiroBadRequest, MiroConflict, MiroError, MiroNotFound
+from miro_sync.miro.models import OrgMember, ScimUser
+from miro_sync.offboarding.messages import InvalidRequestError, OffboardingRequest, parse_request
+from miro_sync.offboarding.ports import (
+    ActionsStore,
+    BlastRadius,
+    KnownMember,
+    MembersStore,
+    MessageSender,
+    MetricsSink,
+    OrgDirectory,
+    ScimUsers,
+)
+from miro_sync.store.actions import (
+    OPEN_OUTCOMES,
+    ActionConflictError,
+    ActionRecord,
+    Attempt,
+    Outcome,
+    utc_now_iso,
+)
+from miro_sync.store.queue import MAX_DELAY_SECONDS, OutgoingMessage
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+PHASE_ATTRIBUTE: Final = "miroSyncPhase"
+PHASE_REQUEST: Final = "request"  # as submitted
+PHASE_DUE: Final = "due"  # re-sent by the worker or the sweep when notBefore has come
+PHASE_RELEASE: Final = "release"  # re-sent by `miro-sync offboard release`
+PHASES: Final = frozenset({PHASE_REQUEST, PHASE_DUE, PHASE_RELEASE})
+
+ROLE_ADMIN: Final = "organization_internal_admin"
+ROLE_USER: Final = "organization_internal_user"
+REFUSED_ROLES: Final = {
+    "organization_external_user": "external users cannot be changed through SCIM",
+    "organization_team_guest_user": "team guests cannot be changed through SCIM",
+}
+STATUS_AFTER: Final = {
+    "suspend": ("suspended", False),
+    "delete": ("deprovisioned", False),
+    "reactivate": ("active", True),
+}
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RetryableError(Exception):
+    """The request may succeed later: the SQS record must fail so the queue redelivers it."""
+
+
+class _NotFinalError(Exception):
+    """Raised through the idempotent function so Powertools drops the key (pending/held are not final)."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+class _RefusalError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ResolvedMember:
+    member_id: str
+    email: str
+    role: str
+    license: str
+    active: bool
+    scim_id: str | None
+    boards_owned: int | None
+
+    def record_fields(self) -> dict[str, Any]:
+        return {
+            "member_id": self.member_id,
+            "email": self.email,
+            "role": self.role,
+            "license": self.license,
+            "scim_id": self.scim_id,
+            "boards_owned": self.boards_owned,
+        }
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    protected_emails: frozenset[str]
+    allow_admin_offboarding: bool
+    max_actions_per_hour: int
+
+
+@dataclass(frozen=True)
+class Result:
+    request_id: str
+    outcome: str
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requestId": self.request_id, "outcome": self.outcome, "reason": self.reason}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+class OffboardingWorker:
+    def __init__(
+        self,
+        *,
+        actions: ActionsStore,
+        members: MembersStore,
+        directory: OrgDirectory,
+        scim: ScimUsers,
+        blast_radius: BlastRadius,
+        queue: MessageSender,
+        policy: GuardPolicy,
+        persistence_store: BasePersistenceLayer,
+        idempotency_config: IdempotencyConfig,
+        metrics: MetricsSink | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        from aws_lambda_powertools.utilities.idempotency import idempotent_function
+
+        self._actions = actions
+        self._members = members
+        self._directory = directory
+        self._scim = scim
+        self._blast = blast_radius
+        self._queue = queue
+        self._policy = policy
+        self._metrics = metrics
+        self._clock = clock
+        self._idempotent_process = idempotent_function(
+            self._process,
+            data_keyword_argument="payload",
+            persistence_store=persistence_store,
+            config=idempotency_config,
+        )
+
+    # ---------------------------------------------------------------- entry points
+
+    def handle_message(self, body: str, *, phase: str = PHASE_REQUEST, receive_count: int = 1) -> Result:
+        """Process one SQS body. Returns the outcome; raises RetryableError (or a Powertools
+        in-progress error) when the message must come back."""
+        try:
+            request = parse_request(body)
+        except InvalidRequestError as invalid:
+            return self._refuse_invalid(invalid)
+        if phase not in PHASES:
+            phase = PHASE_REQUEST  # an unknown marker gets no privileges: treat it as a plain request
+        payload = {"requestId": request.key, "phase": phase, "message": body, "receiveCount": receive_count}
+        try:
+            stored = self._idempotent_process(payload=payload)
+        except _NotFinalError as not_final:
+            return Result(request.key, not_final.outcome)
+        return Result(stored["requestId"], stored["outcome"], stored.get("reason"))
+
+    def sweep_due(self) -> int:
+        """Scheduled: enqueue pending actions whose notBefore falls within SQS's delay range. Returns how
+        many messages were sent. A pending action already handed to SQS is skipped."""
+        now = self._clock()
+        sent = 0
+        for record in self._actions.by_outcome("pending"):
+            due = _parse_time(record.not_before)
+            if due is None or record.scheduled_for == record.not_before:
+                continue
+            delay = (due - now).total_seconds()
+            if delay > MAX_DELAY_SECONDS:
+                continue
+            try:
+                self._actions.update(
+                    record.request_id,
+                    at=now,
+                    expected={"pending"},
+                    fields={"scheduled_for": record.not_before},
+                )
+            except ActionConflictError:
+                continue  # cancelled or already handled since the index was read
+            self._queue.send(self._due_message(record.body, delay))
+            sent += 1
+        return sent
+
+    # ---------------------------------------------------------------- the idempotent part
+
+    def _process(self, payload: dict[str, Any]) -> dict[str, Any]:
+        request = parse_request(payload["message"])
+        phase: str = payload["phase"]
+        receive_count = int(payload.get("receiveCount", 1))
+        now = self._clock()
+        record = self._load_or_create(request, now)
+        if record.is_final:
+            self._metric("OffboardingDuplicates", 1)
+            return Result(record.request_id, record.outcome, record.outcome_reason).as_dict()
+        if record.outcome == "held" and record.released_at is None:
+            raise _NotFinalError("held")
+        if request.not_before is not None and request.not_before > now and not request.dry_run:
+            self._defer(request, record, phase, now)
+            raise _NotFinalError("pending")
+        try:
+            return self._carry_out(request, record, receive_count)
+        except _RefusalError as refusal:
+            self._finish(record, "refused", refusal.reason)
+            self._metric("OffboardingRefused", 1)
+            log.warning(
+                "offboarding refused", extra={"requestId": record.request_id, "reason": refusal.reason}
+            )
+            return Result(record.request_id, "refused", refusal.reason).as_dict()
+
+    def _load_or_create(self, request: OffboardingRequest, now: datetime) -> ActionRecord:
+        existing = self._actions.get(request.key)
+        if existing is not None:
+            return existing
+        stamp = utc_now_iso(now)
+        record = ActionRecord(
+            request_id=request.key,
+            action=request.action,
+            member_key=request.member_key,
+            requested_by=request.requested_by,
+            reason=request.reason,
+            outcome="received",
+            created_at=stamp,
+            updated_at=stamp,
+            body=request.to_body(),
+            dry_run=request.dry_run,
+            not_before=utc_now_iso(request.not_before) if request.not_before else None,
+            email=request.email,
+            member_id=request.member_id,
+        )
+        if self._actions.create(record):
+            return record
+        raced = self._actions.get(request.key)
+        if raced is None:  # created and gone again: nothing deletes action records, so this is a bug
+            raise RetryableError(f"action record {request.key} vanished")
+        return raced
+
+    def _defer(self, request: OffboardingRequest, record: ActionRecord, phase: str, now: datetime) -> None:
+        assert request.not_before is not None
+        not_before = utc_now_iso(request.not_before)
+        delay = (request.not_before - now).total_seconds()
+        already_scheduled = (
+            record.outcome == "pending" and record.scheduled_for == not_before and phase != PHASE_DUE
+        )
+        if already_scheduled:
+            return
+        schedule_now = delay <= MAX_DELAY_SECONDS
+        try:
+            self._actions.update(
+                record.request_id,
+                at=now,
+                expected=OPEN_OUTCOMES,
+                outcome="pending",
+                fields={
+                    "outcome_reason": f"waiting until {not_before}",
+                    "scheduled_for": not_before if schedule_now else None,
+                },
+            )
+        except ActionConflictError:
+            return
+        if schedule_now:
+            self._queue.send(self._due_message(record.body, delay))
+        self._metric("OffboardingPending", 1)
+
+    @staticmethod
+    def _due_message(body: str, delay: float) -> OutgoingMessage:
+        seconds = min(MAX_DELAY_SECONDS, max(0, int(delay) + 1))
+        return OutgoingMessage(body=body, delay_seconds=seconds, attributes={PHASE_ATTRIBUTE: PHASE_DUE})
+
+    def _carry_out(
+        self, request: OffboardingRequest, record: ActionRecord, receive_count: int
+    ) -> dict[str, Any]:
+        try:
+            member = self._resolve(request)
+            record = self._actions.update(
+                record.request_id, at=self._clock(), expected=OPEN_OUTCOMES, fields=member.record_fields()
+            )
+            self._check_guards(member)
+            user = self._scim_user(record, member)
+        except RetryableError as failure:
+            self._record_failure(record, receive_count, str(failure))
+            raise
+        now = self._clock()
+        if request.dry_run:
+            plan = self._describe_plan(request, member, user)
+            self._finish(record, "dry-run", plan)
+            self._metric("OffboardingDryRuns", 1)
+            return Result(record.request_id, "dry-run", plan).as_dict()
+        if request.is_destructive and record.budget_counted_at is None:
+            record = self._take_budget(record, now)
+        try:
+            effects = self._apply(request.action, record, member, user)
+        except RetryableError as failure:
+            self._record_failure(record, receive_count, str(failure))
+            raise
+        status, active = STATUS_AFTER[request.action]
+        self._members.set_status(member.member_id, status=status, active=active, at=self._clock())
+        warning = None
+        if request.action == "delete" and member.boards_owned:
+            warning = f"{member.boards_owned} boards change owner (Miro hands them to a team admin)"
+        summary = f"{request.action} confirmed" if effects else f"already {status}: nothing to change"
+        self._finish(record, "done", summary, warning=warning)
+        self._metric("OffboardingDone", 1)
+        self._metric("OffboardingEffects", effects)
+        log.info(
+            "offboarding done",
+            extra={"requestId": record.request_id, "action": request.action, "effects": effects},
+        )
+        return Result(record.request_id, "done", summary).as_dict()
+
+    # ---------------------------------------------------------------- resolution and guards
+
+    def _resolve(self, request: OffboardingRequest) -> ResolvedMember:
+        """Members table first (ids, SCIM id, boards owned), then Miro for what the table lacks. The
+        member's role and state are always confirmed with Miro, since the table can be a sync old and a
+        guard decided on a stale role could act on an admin or a guest."""
+        known: KnownMember | None
+        if request.email is not None:
+            known = self._members.find_by_email(request.email)
+        else:
+            assert request.member_id is not None
+            known = self._members.get(request.member_id)
+        live = self._live_member(request, known)
+        if live is None:
+            raise _RefusalError(
+                f"unknown member {request.member_key.removeprefix('id:')}: not in the Miro organization"
+            )
+        scim_id = known.scim_id if known is not None and known.member_id == live.id else None
+        boards_owned = known.boards_owned if known is not None and known.member_id == live.id else None
+        if boards_owned is None and request.action == "delete":
+            boards_owned = self._count_boards(live.id)
+        return ResolvedMember(
+            member_id=live.id,
+            email=live.email.lower(),
+            role=live.role,
+            license=live.license,
+            active=live.active,
+            scim_id=scim_id,
+            boards_owned=boards_owned,
+        )
+
+    def _live_member(self, request: OffboardingRequest, known: KnownMember | None) -> OrgMember | None:
+        member_id = known.member_id if known is not None else request.member_id
+        try:
+            if member_id is not None:
+                member: OrgMember | None = self._directory.get_member(member_id)
+            else:
+                assert request.email is not None
+                matches = [
+                    m
+                    for m in self._directory.find_members_by_email([request.email])
+                    if m.email.lower() == request.email
+                ]
+                if len(matches) > 1:
+                    raise _RefusalError(
+                        f"{request.email} matches {len(matches)} Miro members; refusing to guess"
+                    )
+                member = matches[0] if matches else None
+        except MiroNotFound:
+            return None
+        except MiroError as error:
+            raise RetryableError(f"looking up the member failed: {error}") from error
+        if member is not None and request.email is not None and member.email.lower() != request.email:
+            raise _RefusalError(
+                f"members table maps {request.email} to {member.id}, whose email in Miro is {member.email}"
+            )
+        return member
+
+    def _count_boards(self, member_id: str) -> int | None:
+        try:
+            return sum(len(page.data) for page in self._directory.iter_board_pages(owner=member_id))
+        except MiroError as error:
+            # only a warning in the record depends on it: never block an offboarding on it
+            log.warning("could not count boards owned", extra={"memberId": member_id, "error": str(error)})
+            return None
+
+    def _scim_user(self, record: ActionRecord, member: ResolvedMember) -> ScimUser:
+        """The member's SCIM user, read fresh (its state decides what to call) and checked to be the same
+        person: a SCIM id from the table is trusted only if the user it names has the member's email."""
+        scim_id = member.scim_id
+        user: ScimUser | None
+        if scim_id is not None:
+            user = self._scim_call(
+                record, f"GET /Users/{scim_id}", lambda: self._scim.get_user(scim_id), gone_ok=True
+            )
+        else:
+            user = self._scim_call(
+                record, "GET /Users?filter=userName", lambda: self._scim.find_user_by_username(member.email)
+            )
+        if user is None:
+            raise _RefusalError(
+                f"{member.email} has no SCIM user (not provisioned through SCIM, or already deleted)"
+            )
+        if user.user_name.lower() != member.email:
+            raise _RefusalError(
+                f"SCIM user {user.id} is {user.user_name}, not {member.email}: "
+                "refusing to act on another account"
+            )
+        return user
+
+    def _check_guards(self, member: ResolvedMember) -> None:
+        if member.role in REFUSED_ROLES:
+            raise _RefusalError(f"{member.email} is {member.role}: {REFUSED_ROLES[member.role]}")
+        if member.role not in {ROLE_ADMIN, ROLE_USER}:
+            raise _RefusalError(
+                f"{member.email} has role {member.role!r}; only internal users and admins are offboarded"
+            )
+        if member.email in self._policy.protected_emails:
+            raise _RefusalError(f"{member.email} is a protected account (PROTECTED_EMAILS)")
+        if member.role == ROLE_ADMIN and not self._policy.allow_admin_offboarding:
+            raise _RefusalError(f"{member.email} is a Company Admin and ALLOW_ADMIN_OFFBOARDING is false")
+
+    # ---------------------------------------------------------------- effects
+
+    def _apply(self, action: str, record: ActionRecord, member: ResolvedMember, user: ScimUser) -> int:
+        """Returns how many state changes were made in Miro (0 when the state was already right)."""
+        scim_id = user.id
+        effects = 0
+        if action in {"suspend", "delete"} and user.active is not False:
+            self._set_active(record, scim_id, active=False)
+            effects += 1
+        if action == "reactivate" and user.active is not True:
+            self._set_active(record, scim_id, active=True)
+            effects += 1
+        if action == "delete":
+            # gone_ok: a 404 right after the confirmed suspend means the user was deleted meanwhile
+            # (e.g. a retry after a crash between the call and its record): the goal state holds.
+            self._scim_call(
+                record,
+                f"DELETE /Users/{scim_id}",
+                lambda: self._scim.delete_user(scim_id),
+                write=True,
+                gone_ok=True,
+            )
+            effects += 1
+        return effects
+
+    def _set_active(self, record: ActionRecord, scim_id: str, *, active: bool) -> None:
+        operation = f"PATCH /Users/{scim_id} active={str(active).lower()}"
+        self._scim_call(record, operation, lambda: self._scim.set_active(scim_id, active), write=True)
+        # Read back: some IdP-driven setups have been seen to downgrade a licence instead of deactivating.
+        after = self._scim_call(record, f"GET /Users/{scim_id}", lambda: self._scim.get_user(scim_id))
+        if after is None or after.active is not active:
+            shown = "no user" if after is None else f"active={after.active}"
+            raise RetryableError(f"{operation} returned but the read-back shows {shown}")
+
+    def _scim_call(
+        self,
+        record: ActionRecord,
+        operation: str,
+        call: Callable[[], T],
+        *,
+        write: bool = False,
+        gone_ok: bool = False,
+    ) -> T | None:
+        """Run one SCIM call. Writes and every failure are appended to the record's attempts with Miro's
+        status code. Permanent errors become refusals, transient ones RetryableError."""
+        try:
+            result = call()
+        except MiroNotFound as gone:
+            self._attempt(record, operation, gone.status, str(gone))
+            if gone_ok:
+                return None
+            raise _RefusalError(f"{operation}: {gone}") from gone
+        except (MiroConflict, MiroBadRequest) as permanent:
+            self._attempt(record, operation, permanent.status, str(permanent))
+            raise _RefusalError(f"{operation}: {permanent}") from permanent
+        except MiroError as transient:
+            self._attempt(record, operation, transient.status, str(transient))
+            raise RetryableError(f"{operation}: {transient}") from transient
+        if write:
+            self._attempt(record, operation, 204 if operation.startswith("DELETE") else 200, None)
+        return result
+
+    # ---------------------------------------------------------------- records
+
+    def _attempt(self, record: ActionRecord, operation: str, status: int | None, detail: str | None) -> None:
+        now = self._clock()
+        attempt = Attempt(at=utc_now_iso(now), operation=operation, status=status, detail=detail)
+        try:
+            self._actions.update(record.request_id, at=now, expected=OPEN_OUTCOMES, attempt=attempt)
+        except ActionConflictError:
+            log.warning(
+                "attempt not recorded: request closed meanwhile", extra={"requestId": record.request_id}
+            )
+
+    def _take_budget(self, record: ActionRecord, now: datetime) -> ActionRecord:
+        if record.released_at is not None:
+            self._blast.count_unconditionally(now)
+        elif not self._blast.try_take(now, self._policy.max_actions_per_hour):
+            reason = (
+                f"held: more than {self._policy.max_actions_per_hour} destructive actions in the last hour; "
+                "run `miro-sync offboard release` to continue"
+            )
+            with contextlib.suppress(ActionConflictError):  # cancelled meanwhile: stays cancelled
+                self._actions.update(
+                    record.request_id,
+                    at=now,
+                    expected=OPEN_OUTCOMES,
+                    outcome="held",
+                    fields={"outcome_reason": reason},
+                )
+            self._metric("OffboardingHeld", 1)
+            log.warning("offboarding held by the blast-radius limit", extra={"requestId": record.request_id})
+            raise _NotFinalError("held")
+        return self._actions.update(
+            record.request_id, at=now, expected=OPEN_OUTCOMES, fields={"budget_counted_at": utc_now_iso(now)}
+        )
+
+    def _finish(
+        self, record: ActionRecord, outcome: Outcome, reason: str | None, *, warning: str | None = None
+    ) -> None:
+        now = self._clock()
+        fields: dict[str, Any] = {
+            "outcome_reason": reason,
+            "completed_at": utc_now_iso(now),
+            "last_error": None,
+        }
+        if warning:
+            fields["warning"] = warning
+        try:
+            self._actions.update(
+                record.request_id, at=now, expected=OPEN_OUTCOMES, outcome=outcome, fields=fields
+            )
+        except ActionConflictError:
+            # cancelled by an operator while we worked: their record stands, ours is logged
+            log.warning(
+                "request closed meanwhile", extra={"requestId": record.request_id, "outcome": outcome}
+            )
+
+    def _record_failure(self, record: ActionRecord, receive_count: int, error: str) -> None:
+        self._metric("OffboardingTransientFailures", 1)
+        with contextlib.suppress(ActionConflictError):  # cancelled meanwhile: stays cancelled
+            self._actions.update(
+                record.request_id,
+                at=self._clock(),
+                expected=OPEN_OUTCOMES,
+                outcome="failed",
+                fields={"last_error": error[:1000], "receive_count": receive_count},
+            )
+
+    def _refuse_invalid(self, invalid: InvalidRequestError) -> Result:
+        """A malformed message is refused for good: recorded with the precise reason and acknowledged,
+        so it is neither retried forever nor lost. (Powertools' BatchProcessor with a Parser model would
+        mark it failed and SQS would redeliver it until the DLQ, with no reason in the actions table.)"""
+        now = self._clock()
+        stamp = utc_now_iso(now)
+        record = ActionRecord(
+            request_id=invalid.request_id,
+            action="invalid",
+            member_key="invalid",
+            requested_by="unknown",
+            reason="invalid message",
+            outcome="refused",
+            outcome_reason=invalid.reason[:1000],
+            created_at=stamp,
+            updated_at=stamp,
+            completed_at=stamp,
+            body=invalid.body[:4000] or "(empty body)",
+        )
+        self._actions.create(record)  # False on redelivery: already recorded
+        self._metric("OffboardingInvalid", 1)
+        log.warning(
+            "invalid offboarding message refused",
+            extra={"requestId": invalid.request_id, "reason": invalid.reason},
+        )
+        return Result(invalid.request_id, "refused", invalid.reason)
+
+    def _describe_plan(self, request: OffboardingRequest, member: ResolvedMember, user: ScimUser) -> str:
+        state = "active" if user.active is not False else "inactive"
+        boards = f", owns {member.boards_owned} boards" if member.boards_owned is not None else ""
+        return (
+            f"would {request.action} {member.email} (member {member.member_id}, SCIM {user.id}, "
+            f"{member.role}, {member.license} licence, currently {state}{boards})"
+        )
+
+    def _metric(self, name: str, value: float) -> None:
+        if self._metrics is not None:
+            self._metrics.add_metric(name=name, unit="Count", value=value)

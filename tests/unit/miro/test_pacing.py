@@ -1,0 +1,134 @@
+"""Pacing math: RateLimitPacer (credit headers) and WindowPacer (SCIM fixed windows)."""
+
+from __future__ import annotations
+
+import pytest
+
+from miro_sync.miro.http import RateLimitPacer, WindowPacer, reset_time, retry_after_seconds
+
+NOW = 1_700_000_000.0
+
+
+def headers(limit: int, remaining: int, reset: float) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(int(reset)),
+    }
+
+
+def test_no_headers_seen_means_no_wait() -> None:
+    assert RateLimitPacer().wait_before("GET", 500, NOW) == 0.0
+
+
+def test_plenty_of_budget_sends_immediately() -> None:
+    pacer = RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.5)
+    pacer.observe(headers(100_000, 90_000, NOW + 60), NOW)
+    assert pacer.wait_before("GET", 500, NOW) == 0.0
+
+
+def test_low_budget_spreads_remaining_credits_until_reset() -> None:
+    pacer = RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.5)
+    # usable = 20_000 - 10_000 reserve = 10_000 credits for 40 s -> a 500-credit call every 2 s.
+    pacer.observe(headers(100_000, 20_000, NOW + 40), NOW)
+    assert pacer.wait_before("GET", 500, NOW) == pytest.approx(2.0)
+    # Time already spent since the response counts towards the interval.
+    assert pacer.wait_before("GET", 500, NOW + 1.5) == pytest.approx(0.5)
+    assert pacer.wait_before("GET", 500, NOW + 3) == 0.0
+
+
+def test_cheaper_calls_wait_proportionally_less() -> None:
+    pacer = RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.5)
+    pacer.observe(headers(100_000, 20_000, NOW + 40), NOW)
+    assert pacer.wait_before("GET", 50, NOW) == pytest.approx(0.2)
+
+
+def test_call_that_would_eat_into_the_reserve_waits_for_reset() -> None:
+    pacer = RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.5)
+    pacer.observe(headers(100_000, 10_300, NOW + 25), NOW)
+    assert pacer.wait_before("GET", 500, NOW) == pytest.approx(25.0)
+
+
+def test_after_reset_time_the_budget_is_fresh() -> None:
+    pacer = RateLimitPacer()
+    pacer.observe(headers(100_000, 0, NOW + 10), NOW)
+    assert pacer.wait_before("GET", 500, NOW + 10) == 0.0
+
+
+def test_waits_are_capped_against_clock_skew() -> None:
+    pacer = RateLimitPacer(max_wait=65.0)
+    pacer.observe(headers(100_000, 0, NOW + 3600), NOW)
+    assert pacer.wait_before("GET", 500, NOW) == 65.0
+
+
+def test_spending_a_whole_window_never_exceeds_the_budget() -> None:
+    """Simulate a run: each call costs 500, the server decrements remaining; the pacer must keep
+    the run out of the reserve and never let remaining go negative before the reset."""
+    limit, cost, window = 100_000, 500, 60.0
+    pacer = RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.5)
+    now, remaining, reset_at = NOW, limit, NOW + window
+    calls_in_window = 0
+    while now < reset_at:
+        wait = pacer.wait_before("GET", cost, now)
+        now += wait
+        if now >= reset_at:
+            break
+        remaining -= cost
+        calls_in_window += 1
+        assert remaining >= limit * 0.1 - cost
+        pacer.observe(headers(limit, remaining, reset_at), now)
+        now += 0.01  # the request itself
+    assert calls_in_window * cost <= limit * 0.9
+    # And it did use most of the usable budget rather than stalling early.
+    assert calls_in_window * cost >= limit * 0.8
+
+
+def test_reset_header_as_delta_seconds_is_understood() -> None:
+    assert reset_time({"X-RateLimit-Reset": "30"}, NOW) == NOW + 30
+    assert reset_time({"X-RateLimit-Reset": str(int(NOW + 12))}, NOW) == NOW + 12
+    assert reset_time({}, NOW) is None
+    assert reset_time({"X-RateLimit-Reset": "soon"}, NOW) is None
+
+
+def test_retry_after_wins_over_reset() -> None:
+    both = {"Retry-After": "7", "X-RateLimit-Reset": str(int(NOW + 30))}
+    assert retry_after_seconds(both, NOW) == 7.0
+    assert retry_after_seconds({"X-RateLimit-Reset": str(int(NOW + 30))}, NOW) == 30.0
+    assert retry_after_seconds({}, NOW) is None
+
+
+def test_retry_after_http_date() -> None:
+    assert retry_after_seconds({"Retry-After": "Tue, 14 Nov 2023 22:13:40 GMT"}, NOW) == pytest.approx(20.0)
+
+
+def test_429_wait_is_capped_and_clears_remaining() -> None:
+    pacer = RateLimitPacer(max_wait=65.0)
+    assert pacer.wait_after_429("GET", {"Retry-After": "600"}, NOW) == 65.0
+    assert pacer.wait_after_429("GET", {}, NOW) is None
+    assert pacer.remaining == 0.0
+
+
+def test_window_pacer_lets_a_burst_through_then_waits_for_the_oldest_to_expire() -> None:
+    pacer = WindowPacer({"DELETE": 10}, window_s=30.0, headroom_fraction=0.0)
+    for i in range(10):
+        assert pacer.wait_before("DELETE", 0, NOW + i) == 0.0
+        pacer.record_sent("DELETE", NOW + i)
+    # The 11th DELETE at NOW+10 must wait until the first (sent at NOW) leaves the window.
+    assert pacer.wait_before("DELETE", 0, NOW + 10) == pytest.approx(20.0)
+    assert pacer.wait_before("DELETE", 0, NOW + 30) == 0.0
+
+
+def test_window_pacer_keeps_headroom_and_separates_methods() -> None:
+    pacer = WindowPacer({"GET": 200, "DELETE": 20}, window_s=30.0, headroom_fraction=0.1)
+    for _ in range(18):
+        pacer.record_sent("DELETE", NOW)
+    assert pacer.wait_before("DELETE", 0, NOW + 1) == pytest.approx(29.0)
+    assert pacer.wait_before("GET", 0, NOW + 1) == 0.0
+    assert pacer.wait_before("OPTIONS", 0, NOW + 1) == 0.0
+
+
+def test_window_pacer_429_without_headers_waits_out_the_window() -> None:
+    pacer = WindowPacer({"PATCH": 100}, window_s=30.0)
+    pacer.record_sent("PATCH", NOW)
+    assert pacer.wait_after_429("PATCH", {}, NOW + 5) == pytest.approx(25.0)
+    assert pacer.wait_after_429("PATCH", {"Retry-After": "3"}, NOW + 5) == 3.0
