@@ -53,6 +53,7 @@ bench: install
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 
 # sam build needs aws-sam-cli, which pins its own boto3: it gets a venv of its own. Not part of `test`.
+# `sam build` looks for a python3.12 on PATH (the Lambda runtime); with pyenv: PYENV_VERSION=3.12.1:3.11.7 make build
 build:
 	@test -x .venv-sam/bin/sam || ($(PYTHON) -m venv .venv-sam && .venv-sam/bin/pip install --quiet aws-sam-cli)
 	.venv-sam/bin/sam validate --lint
