@@ -81,7 +81,8 @@ def invoke(
     console = Console(stderr=True, soft_wrap=True)
     try:
         payload = _read_event(event)
-        overrides = _parse_pairs(parameter or [], "parameter")
+        # Locally the optional webhook is on unless asked otherwise: it costs nothing here.
+        overrides = {"EnableWebhook": "true"} | _parse_pairs(parameter or [], "parameter")
         extra_env = _parse_pairs(env or [], "--env")
         results = _run(
             function,

@@ -115,6 +115,11 @@ def invoke_function(
 
         template = Template.load(template_path or DEFAULT_TEMPLATE)
     spec = template.function(logical_id)
+    if not template.condition_holds(spec.condition):
+        raise LocalStackError(
+            f"{logical_id} is not part of the stack: its condition {spec.condition} is false"
+            " (set the parameters it depends on, e.g. --parameter EnableWebhook=true)"
+        )
     context = LocalLambdaContext(
         function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", logical_id),
         memory_limit_in_mb=spec.memory_mb,

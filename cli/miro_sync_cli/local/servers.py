@@ -90,6 +90,7 @@ class DynamoDBLocal:
         command = [
             "java",
             "-Xmx512m",
+            f"-Dmiro_sync.owner_pid={os.getpid()}",  # lets anyone tell whose server this is
             "-Djava.library.path=DynamoDBLocal_lib",
             "-jar",
             "DynamoDBLocal.jar",

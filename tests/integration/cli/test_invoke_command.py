@@ -14,18 +14,27 @@ SAMPLE_TEMPLATE = ROOT / "tests" / "integration" / "local" / "template.yaml"
 MIRO = ["--miro-url", "http://127.0.0.1:9", "--org-id", "1", "--token", "t", "--scim-token", "s"]
 
 
-def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "miro_sync_cli.main", *arguments]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+class CliRun:
+    def __init__(self, *arguments: str) -> None:
+        command = [sys.executable, "-m", "miro_sync_cli.main", *arguments]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        self.pid = process.pid
+        self.stdout, self.stderr = process.communicate(timeout=120)
+        self.returncode = process.returncode
+
+    def servers_left_running(self) -> list[psutil.Process]:
+        marker = f"-Dmiro_sync.owner_pid={self.pid}"
+        return [
+            process
+            for process in psutil.process_iter(["cmdline"])
+            if marker in (process.info["cmdline"] or []) and process.is_running()
+        ]
 
 
-def dynamodb_local_processes_since(started: float) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline", "create_time"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if "DynamoDBLocal.jar" in cmdline and process.info["create_time"] >= started:
-            found.append(process)
-    return found
+def run_cli(*arguments: str) -> CliRun:
+    return CliRun(*arguments)
 
 
 @pytest.fixture
@@ -36,7 +45,6 @@ def event_file(tmp_path: Path) -> Path:
 
 
 def test_runs_the_handler_and_its_continuations_and_leaves_nothing_running(event_file: Path) -> None:
-    started = time.time()
     result = run_cli(
         "invoke", "SampleFunction", "--event", str(event_file), "--template", str(SAMPLE_TEMPLATE), *MIRO
     )
@@ -44,7 +52,7 @@ def test_runs_the_handler_and_its_continuations_and_leaves_nothing_running(event
     documents = [json.loads(chunk) for chunk in result.stdout.replace("}\n{", "}\n\x00{").split("\x00")]
     assert [document["round"] for document in documents] == [1, 2]
     time.sleep(0.5)
-    assert [process for process in dynamodb_local_processes_since(started) if process.is_running()] == []
+    assert result.servers_left_running() == []
 
 
 def test_a_failing_handler_prints_lambdas_error_and_exits_1(tmp_path: Path) -> None:

@@ -1,0 +1,56 @@
+"""`miro-sync emulator`: serve a local Miro Enterprise org until Ctrl-C."""
+
+from __future__ import annotations
+
+import threading
+
+import typer
+
+
+def emulator(
+    port: int = typer.Option(8765, "--port", help="TCP port on 127.0.0.1 (0 = any free port)."),
+    members: int = typer.Option(200, "--members", min=1, help="Number of org members to generate."),
+    seed: int = typer.Option(1, "--seed", help="Seed: same seed, same org and same faults."),
+    org_id: str | None = typer.Option(
+        None, "--org-id", help="Organization id (default: a fixed Miro-like id)."
+    ),
+    token: str | None = typer.Option(None, "--token", help="REST bearer token to accept."),
+    scim_token: str | None = typer.Option(None, "--scim-token", help="SCIM bearer token to accept."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, help="Added latency per request."),
+    faults: str = typer.Option("none", "--faults", help="Fault profile: none, flaky, 429-storm, slow, ..."),
+    window_s: float = typer.Option(60.0, "--window-s", min=0.001, help="Rate-limit window in seconds."),
+) -> None:
+    # Heavy imports stay here so `miro-sync --help` does not build an org or load werkzeug.
+    from rich.console import Console
+
+    from miro_emulator import FAULT_PROFILES, EmulatorConfig, start_emulator
+
+    console = Console()
+    if faults not in FAULT_PROFILES:
+        raise typer.BadParameter(f"unknown profile {faults!r}; choose from {', '.join(FAULT_PROFILES)}")
+    overrides: dict[str, str] = {}
+    for name, value in (("org_id", org_id), ("token", token), ("scim_token", scim_token)):
+        if value is not None:
+            overrides[name] = value
+    config = EmulatorConfig(
+        members=members, seed=seed, latency_ms=latency_ms, faults=faults, window_s=window_s, **overrides
+    )
+    with console.status(f"Generating an org of {members} members (seed {seed})..."):
+        running = start_emulator(config, port=port)
+    with running:
+        console.print(f"[bold green]Miro emulator[/] serving org [bold]{running.org_id}[/]")
+        console.print(f"  REST        {running.base_url}")
+        console.print(f"  SCIM        {running.scim_url}")
+        console.print(f"  REST token  {running.token}")
+        console.print(f"  SCIM token  {running.scim_token}")
+        console.print(f"  Introspect  {running.base_url}/_emulator/stats")
+        console.print(f"  Faults      {faults}, rate-limit window {window_s}s")
+        exports = (
+            f"MIRO_API_URL={running.base_url} MIRO_SCIM_URL={running.scim_url} MIRO_ORG_ID={running.org_id}"
+        )
+        console.print(f"\nexport {exports}", soft_wrap=True, highlight=False)
+        console.print("Press Ctrl-C to stop.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            console.print("Stopping.")

@@ -1,0 +1,413 @@
+"""`miro-sync offboard`: enqueue guarded offboarding actions and follow them.
+
+    miro-sync offboard suspend ann@example.com --reason "left 2025-03-01"          # shows the plan
+    miro-sync offboard suspend ann@example.com --reason "left 2025-03-01" --yes    # enqueues
+    miro-sync offboard delete --csv leavers.csv --reason "Q1 leavers" --yes
+    miro-sync offboard status --member ann@example.com | --request REQ | --outcome held
+    miro-sync offboard release [--request REQ ...] [--max N]
+    miro-sync offboard cancel REQ ...
+
+Every request is validated with the worker's own message model before anything is sent (a CSV is all
+or nothing). The CLI talks to AWS only through miro_sync.store adapters; heavy imports stay inside the
+commands so `miro-sync --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from miro_sync.offboarding.messages import OffboardingRequest
+    from miro_sync.store.actions import ActionRecord, ActionsRepository
+
+app = typer.Typer(no_args_is_help=True, help="Enqueue and follow offboarding actions.")
+console = Console()
+errors = Console(stderr=True)
+
+QueueUrl = Annotated[
+    str, typer.Option("--queue-url", envvar="OFFBOARDING_QUEUE_URL", help="Offboarding SQS queue.")
+]
+ActionsTable = Annotated[
+    str, typer.Option("--actions-table", envvar="ACTIONS_TABLE", help="Actions table name.")
+]
+MembersTable = Annotated[
+    str, typer.Option("--members-table", envvar="MEMBERS_TABLE", help="Members table name.")
+]
+Operator = Annotated[
+    str | None,
+    typer.Option("--by", help="Who asks (recorded as requestedBy/releasedBy); default: your login."),
+]
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    request: OffboardingRequest
+    source: str  # "argument 2" or "leavers.csv line 7", for error messages
+
+
+class InputError(Exception):
+    """Bad command-line or CSV input; nothing has been sent."""
+
+
+def _operator(by: str | None) -> str:
+    return by or os.environ.get("MIRO_SYNC_OPERATOR") or getpass.getuser()
+
+
+def build_requests(
+    action: str,
+    emails: Sequence[str],
+    csv_file: Path | None,
+    *,
+    reason: str | None,
+    requested_by: str,
+    not_before: str | None,
+    dry_run: bool,
+) -> list[PlannedRequest]:
+    """Validate everything first; raise InputError listing every bad row, so a CSV is all or nothing."""
+    from pydantic import ValidationError
+
+    from miro_sync.offboarding.messages import (
+        InvalidRequestError,
+        OffboardingRequest,
+        describe_validation_error,
+    )
+
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for position, email in enumerate(emails, 1):
+        rows.append((f"argument {position}", {"email": email}))
+    if csv_file is not None:
+        with csv_file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            allowed = {
+                "email",
+                "memberId",
+                "action",
+                "reason",
+                "requestedBy",
+                "notBefore",
+                "requestId",
+                "dryRun",
+            }
+            unknown = set(reader.fieldnames or []) - allowed
+            if unknown:
+                raise InputError(
+                    f"{csv_file}: unknown column(s) {', '.join(sorted(unknown))}; allowed: {sorted(allowed)}"
+                )
+            for line, row in enumerate(reader, 2):
+                rows.append(
+                    (
+                        f"{csv_file.name} line {line}",
+                        {k: v.strip() for k, v in row.items() if k and v and v.strip()},
+                    )
+                )
+    if not rows:
+        raise InputError("name at least one EMAIL or a --csv FILE")
+    planned: list[PlannedRequest] = []
+    problems: list[str] = []
+    for source, row in rows:
+        message: dict[str, Any] = {"action": action, "requestedBy": requested_by, **row}
+        if reason and "reason" not in row:
+            message["reason"] = reason
+        if not_before and "notBefore" not in row:
+            message["notBefore"] = not_before
+        if "dryRun" in message:
+            message["dryRun"] = str(message["dryRun"]).lower() == "true"
+        if dry_run:
+            message["dryRun"] = True
+        try:
+            planned.append(PlannedRequest(OffboardingRequest.model_validate(message), source))
+        except ValidationError as invalid:
+            problems.append(f"{source}: {describe_validation_error(invalid)}")
+        except InvalidRequestError as invalid:  # pragma: no cover - model_validate raises ValidationError
+            problems.append(f"{source}: {invalid.reason}")
+    keys = [p.request.key for p in planned]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        problems.append(f"the same request appears more than once: {', '.join(duplicates)}")
+    if problems:
+        raise InputError("nothing was enqueued:\n  " + "\n  ".join(problems))
+    return planned
+
+
+def render_plan(planned: Sequence[PlannedRequest], members: Any) -> Table:
+    """The plan: who, with which role/licence/boards according to the Members table."""
+    table = Table(title=f"Offboarding plan ({len(planned)} request(s))")
+    for column in (
+        "action",
+        "member",
+        "role",
+        "license",
+        "status",
+        "boards owned",
+        "not before",
+        "request id",
+    ):
+        table.add_column(column)
+    for item in planned:
+        request = item.request
+        record = members.find_by_email(request.email) if request.email else members.get(request.member_id)
+        if record is None:
+            who, role, license_, status, boards = request.member_key, "?", "?", "not in members table", "?"
+        else:
+            who = f"{record.email} ({record.member_id})"
+            role, license_, status, boards = (
+                record.role,
+                record.license,
+                record.status,
+                str(record.boards_owned),
+            )
+        action = request.action + (" (dry run)" if request.dry_run else "")
+        not_before = request.not_before.isoformat() if request.not_before else "-"
+        table.add_row(action, who, role, license_, status, boards, not_before, request.key)
+    return table
+
+
+def enqueue(planned: Sequence[PlannedRequest], queue: Any) -> int:
+    from rich.progress import Progress
+
+    from miro_sync.store.queue import OutgoingMessage
+
+    messages = [OutgoingMessage(body=item.request.to_body()) for item in planned]
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("enqueueing", total=len(messages))
+        failures = queue.send_batch(messages, on_sent=lambda count: progress.advance(task, count))
+    for failure in failures:
+        errors.print(
+            f"[red]not enqueued[/red] {planned[failure.index].source}: {failure.code} {failure.message}"
+        )
+    return len(messages) - len(failures)
+
+
+def _submit(
+    action: str,
+    emails: list[str],
+    csv_file: Path | None,
+    reason: str | None,
+    not_before: str | None,
+    dry_run: bool,
+    yes: bool,
+    by: str | None,
+    queue_url: str,
+    members_table: str,
+) -> None:
+    from miro_sync.store.members import MembersRepository
+    from miro_sync.store.queue import OffboardingQueue
+
+    try:
+        planned = build_requests(
+            action,
+            emails,
+            csv_file,
+            reason=reason,
+            requested_by=_operator(by),
+            not_before=not_before,
+            dry_run=dry_run,
+        )
+    except (InputError, OSError) as bad:
+        errors.print(f"[red]{bad}[/red]")
+        raise typer.Exit(2) from None
+    import boto3
+
+    console.print(render_plan(planned, MembersRepository(boto3.resource("dynamodb").Table(members_table))))
+    if not yes:
+        console.print("Nothing enqueued. Re-run with [bold]--yes[/bold] to enqueue these requests.")
+        raise typer.Exit(1)
+    sent = enqueue(planned, OffboardingQueue.from_url(queue_url))
+    console.print(f"Enqueued {sent} of {len(planned)} request(s). Follow with `miro-sync offboard status`.")
+    if sent != len(planned):
+        raise typer.Exit(1)
+
+
+def _make_action_command(action: str, summary: str) -> None:
+    def command(
+        emails: Annotated[list[str] | None, typer.Argument(help="Member emails.", show_default=False)] = None,
+        reason: Annotated[
+            str | None, typer.Option("--reason", help="Why (recorded in the audit trail).")
+        ] = None,
+        csv_file: Annotated[
+            Path | None,
+            typer.Option("--csv", exists=True, dir_okay=False, help="CSV with an email or memberId column."),
+        ] = None,
+        not_before: Annotated[
+            str | None,
+            typer.Option("--not-before", help="ISO time with zone; carried out when due (cancellable)."),
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Check guards and record the plan only.")
+        ] = False,
+        yes: Annotated[
+            bool, typer.Option("--yes", help="Enqueue (without it only the plan is shown).")
+        ] = False,
+        by: Operator = None,
+        queue_url: QueueUrl = "",
+        members_table: MembersTable = "",
+    ) -> None:
+        if not queue_url or not members_table:
+            errors.print("[red]set --queue-url/OFFBOARDING_QUEUE_URL and --members-table/MEMBERS_TABLE[/red]")
+            raise typer.Exit(2)
+        _submit(
+            action, emails or [], csv_file, reason, not_before, dry_run, yes, by, queue_url, members_table
+        )
+
+    command.__doc__ = summary
+    app.command(name=action)(command)
+
+
+_make_action_command("suspend", "Suspend members (SCIM active=false, confirmed by reading back).")
+_make_action_command("delete", "Delete members (suspend first); their boards change owner.")
+_make_action_command("reactivate", "Reactivate suspended members.")
+
+
+def _records_table(records: Iterable[ActionRecord], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("request id", "action", "member", "outcome", "reason", "updated", "attempts"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        detail = record.outcome_reason or record.last_error or ""
+        if record.warning:
+            detail = f"{detail} [yellow]{record.warning}[/yellow]"
+        statuses = ",".join(str(a.status) if a.status is not None else "-" for a in record.attempts) or "-"
+        table.add_row(
+            record.request_id,
+            record.action,
+            record.email or record.member_key,
+            record.outcome,
+            detail,
+            record.updated_at,
+            statuses,
+        )
+    return table
+
+
+def _actions(table_name: str) -> ActionsRepository:
+    from miro_sync.store.actions import ActionsRepository
+
+    if not table_name:
+        errors.print("[red]set --actions-table/ACTIONS_TABLE[/red]")
+        raise typer.Exit(2)
+    return ActionsRepository.from_table_name(table_name)
+
+
+@app.command()
+def status(
+    request: Annotated[list[str] | None, typer.Option("--request", help="Request id(s).")] = None,
+    member: Annotated[str | None, typer.Option("--member", help="Member email or id:MEMBER_ID.")] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="e.g. held, pending, failed, refused.")
+    ] = None,
+    actions_table: ActionsTable = "",
+) -> None:
+    """Show requests by id, by member or by outcome."""
+    repository = _actions(actions_table)
+    records: list[ActionRecord] = []
+    if request:
+        records.extend(r for r in (repository.get(request_id) for request_id in request) if r is not None)
+    if member:
+        records.extend(repository.by_member(member.strip().lower() if "@" in member else member.strip()))
+    if outcome:
+        records.extend(repository.by_outcome(outcome))  # type: ignore[arg-type]
+    if not (request or member or outcome):
+        errors.print("[red]name --request, --member or --outcome[/red]")
+        raise typer.Exit(2)
+    if not records:
+        console.print("No matching requests.")
+        raise typer.Exit(1)
+    console.print(_records_table(records, f"{len(records)} request(s)"))
+
+
+@app.command()
+def release(
+    request: Annotated[
+        list[str] | None, typer.Option("--request", help="Only these held request ids.")
+    ] = None,
+    max_count: Annotated[
+        int, typer.Option("--max", min=1, help="Release at most this many (oldest first).")
+    ] = 50,
+    by: Operator = None,
+    actions_table: ActionsTable = "",
+    queue_url: QueueUrl = "",
+) -> None:
+    """Let held actions continue past the blast-radius limit (the approval is recorded)."""
+    from miro_sync.offboarding.worker import PHASE_ATTRIBUTE, PHASE_RELEASE
+    from miro_sync.store.actions import ActionConflictError, utc_now_iso
+    from miro_sync.store.queue import OffboardingQueue, OutgoingMessage
+
+    repository = _actions(actions_table)
+    if not queue_url:
+        errors.print("[red]set --queue-url/OFFBOARDING_QUEUE_URL[/red]")
+        raise typer.Exit(2)
+    if request:
+        candidates = [r for r in (repository.get(request_id) for request_id in request) if r is not None]
+    else:
+        candidates = list(repository.by_outcome("held", limit=max_count))
+    operator = _operator(by)
+    released: list[tuple[ActionRecord, OutgoingMessage]] = []
+    for record in candidates[:max_count]:
+        now = datetime.now(UTC)
+        try:
+            updated = repository.update(
+                record.request_id,
+                at=now,
+                expected={"held"},
+                fields={"released_by": operator, "released_at": utc_now_iso(now)},
+            )
+        except ActionConflictError:
+            errors.print(f"[yellow]{record.request_id} is not held ({record.outcome}); skipped[/yellow]")
+            continue
+        released.append(
+            (updated, OutgoingMessage(body=updated.body, attributes={PHASE_ATTRIBUTE: PHASE_RELEASE}))
+        )
+    if not released:
+        console.print("Nothing to release.")
+        raise typer.Exit(1)
+    failures = OffboardingQueue.from_url(queue_url).send_batch([message for _, message in released])
+    for failure in failures:
+        errors.print(
+            f"[red]release of {released[failure.index][0].request_id} not enqueued: {failure.code}[/red]"
+        )
+    console.print(
+        _records_table([record for record, _ in released], f"Released {len(released) - len(failures)}")
+    )
+
+
+@app.command()
+def cancel(
+    request: Annotated[list[str], typer.Argument(help="Request id(s) of pending or held actions.")],
+    by: Operator = None,
+    actions_table: ActionsTable = "",
+) -> None:
+    """Cancel pending (notBefore) or held actions; a cancelled request's later message does nothing."""
+    from miro_sync.store.actions import ActionConflictError
+
+    repository = _actions(actions_table)
+    operator = _operator(by)
+    cancelled = 0
+    for request_id in request:
+        try:
+            repository.update(
+                request_id,
+                at=datetime.now(UTC),
+                # only while waiting: once the worker has claimed a request, it may be inside Miro
+                expected={"pending", "held"},
+                outcome="cancelled",
+                fields={"cancelled_by": operator, "outcome_reason": f"cancelled by {operator}"},
+            )
+            cancelled += 1
+            console.print(f"cancelled {request_id}")
+        except ActionConflictError:
+            current = repository.get(request_id)
+            state = current.outcome if current else "unknown request"
+            errors.print(f"[yellow]{request_id} cannot be cancelled ({state})[/yellow]")
+    if cancelled != len(request):
+        raise typer.Exit(1)
