@@ -49,9 +49,11 @@ class ScriptedMiro:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, content=json.dumps(body).encode(), headers={
-        "Content-Type": "application/json", **(headers or {})
-    })
+    return httpx.Response(
+        status,
+        content=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def member(index: int, **overrides: Any) -> dict[str, Any]:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from miro_sync.miro.http import RateLimitPacer, WindowPacer, reset_time, retry_after_seconds
+from miro_sync.miro.http import (
+    RateLimitPacer,
+    WindowPacer,
+    close_shared_http_clients,
+    reset_time,
+    retry_after_seconds,
+    shared_http_client,
+)
 
 NOW = 1_700_000_000.0
 
@@ -132,3 +139,15 @@ def test_window_pacer_429_without_headers_waits_out_the_window() -> None:
     pacer.record_sent("PATCH", NOW)
     assert pacer.wait_after_429("PATCH", {}, NOW + 5) == pytest.approx(25.0)
     assert pacer.wait_after_429("PATCH", {"Retry-After": "3"}, NOW + 5) == 3.0
+
+
+def test_shared_pool_is_reused_per_base_url_and_reopened_after_close() -> None:
+    try:
+        first = shared_http_client("https://api.miro.test/")
+        assert shared_http_client("https://api.miro.test") is first
+        assert shared_http_client("https://scim.miro.test") is not first
+        close_shared_http_clients()
+        assert first.is_closed
+        assert shared_http_client("https://api.miro.test") is not first
+    finally:
+        close_shared_http_clients()

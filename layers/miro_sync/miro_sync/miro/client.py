@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 
 import httpx
@@ -55,7 +56,12 @@ _BOARDS_READ = AuthHint(scope="boards:read")
 _AUDIT_READ = AuthHint(scope="auditlogs:read", role=_COMPANY_ADMIN)
 
 _WEBHOOKS = "/v2-experimental/webhooks"
-_MEMBER_LIST = TypeAdapter(list[OrgMember])
+
+
+@cache
+def _member_list() -> TypeAdapter[list[OrgMember]]:
+    # Built on first use, not at import: keeps the Lambda cold start lean.
+    return TypeAdapter(list[OrgMember])
 
 
 def format_miro_time(moment: datetime) -> str:
@@ -164,7 +170,7 @@ class MiroRestClient:
                 self._http.request(
                     "GET",
                     f"/v2/orgs/{self.org_id}/members",
-                    lambda response: _MEMBER_LIST.validate_json(response.content),
+                    lambda response: _member_list().validate_json(response.content),
                     params={"emails": ",".join(chunk)},
                     cost=LEVEL_3,
                     hint=_ORG_READ,

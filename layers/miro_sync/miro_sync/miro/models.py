@@ -16,7 +16,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, Str
 
 
 class MiroModel(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # defer_build: schemas are built on first use, so a cold start only pays for the models it touches.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 ItemT = TypeVar("ItemT", bound=MiroModel)
