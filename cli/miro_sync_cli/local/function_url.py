@@ -163,7 +163,7 @@ def serve_function_url(
     server_info = FunctionUrlServer(url="")
     lock = threading.Lock()
 
-    @Request.application  # type: ignore[arg-type]
+    @Request.application
     def application(request: Request) -> Response:
         body = request.get_data(cache=False)
         if len(body) > MAX_PAYLOAD_BYTES:

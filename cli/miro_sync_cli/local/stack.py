@@ -56,6 +56,11 @@ class LocalStack:
         self.template = Template.load(
             self.template_path, parameter_overrides=dict(self.parameter_overrides), stack_name=self.prefix
         )
+        # Parameters a deployment must be given (OrgId) get a placeholder until connect_miro sets them,
+        # so table names and endpoints resolve for tools that never talk to Miro.
+        for name, parameter in self.template.document.get("Parameters", {}).items():
+            if "Default" not in parameter:
+                self.template.parameter_overrides.setdefault(name, f"local-{name}")
 
     # --- boto3 against the stand-ins ------------------------------------------------------
     def client(self, service: str) -> Any:

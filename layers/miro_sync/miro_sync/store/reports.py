@@ -1,0 +1,139 @@
+"""Read-side queries of the reports that the per-table repositories do not offer.
+
+* seat counts per (status, license): one `Select=COUNT` Query per BySeat partition of MembersTable,
+  so even a 100k-member org is counted without reading items (and never with a Scan);
+* the whole usage-snapshot history of StateTable with each snapshot's run time (the members sync's
+  `StateRepository.latest_usage_snapshots` returns the newest few without their time).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from boto3.dynamodb.conditions import ConditionBase, Key
+
+from miro_sync.store.dynamo import iso_utc, parse_iso, plain
+from miro_sync.store.members import STATUSES, MembersRepository
+from miro_sync.store.state import USAGE_SNAPSHOT_PK
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    at: datetime
+    run_id: str | None
+    data: Any
+
+
+class SeatCounter:
+    def __init__(self, members_table: Any) -> None:
+        self._client = members_table.meta.client
+        self.table_name: str = members_table.name
+
+    def count(self, status: str, license: str) -> int:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "BySeat",
+            "KeyConditionExpression": Key("seat").eq(f"{status}#{license}"),
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            response = self._client.query(**kwargs)
+            total += int(response.get("Count", 0))
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return total
+            kwargs["ExclusiveStartKey"] = last_key
+
+    def counts(
+        self, licenses: Iterable[str], statuses: Iterable[str] = STATUSES
+    ) -> dict[tuple[str, str], int]:
+        """(status, license) -> members, for every combination (zeros included)."""
+        wanted_statuses = tuple(statuses)
+        return {
+            (status, license): self.count(status, license)
+            for license in licenses
+            for status in wanted_statuses
+        }
+
+
+class UsageSnapshotHistory:
+    def __init__(self, state_table: Any) -> None:
+        self._client = state_table.meta.client
+        self.table_name: str = state_table.name
+
+    def list_snapshots(self, since: datetime | None = None) -> Iterator[StoredSnapshot]:
+        """Every usage snapshot (oldest first), or those taken at or after `since`."""
+        condition: ConditionBase = Key("pk").eq(USAGE_SNAPSHOT_PK)
+        if since is not None:
+            condition = condition & Key("sk").gte(iso_utc(since))
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "KeyConditionExpression": condition}
+        while True:
+            response = self._client.query(**kwargs)
+            for item in response.get("Items", []):
+                snapshot = self._snapshot(item)
+                if snapshot is not None:
+                    yield snapshot
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return
+            kwargs["ExclusiveStartKey"] = last_key
+
+    @staticmethod
+    def _snapshot(item: dict[str, Any]) -> StoredSnapshot | None:
+        at = parse_iso(str(item["sk"]).split("#", 1)[0])
+        if at is None:
+            return None
+        raw = item.get("snapshot")
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else plain(raw)
+        except json.JSONDecodeError:
+            data = None  # the report counts it as skipped rather than failing the whole history
+        return StoredSnapshot(at=at, run_id=item.get("runId"), data=data)
+
+
+@dataclass(frozen=True)
+class ReportStore:
+    """The adapters a report reads through, for one pair of tables."""
+
+    members: MembersRepository
+    seats: SeatCounter
+    snapshots: UsageSnapshotHistory | None
+
+    @property
+    def members_table(self) -> str:
+        return self.members.table_name
+
+
+class TableNotFoundError(LookupError):
+    """A table the report reads does not exist (wrong name, region or endpoint)."""
+
+
+def open_report_store(members_table: str, state_table: str | None) -> ReportStore:
+    """Adapters on the real tables; boto3 picks region, credentials and endpoint from the environment
+    (AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local). Raises TableNotFoundError for a missing table."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    dynamodb = boto3.resource("dynamodb")
+    tables = {"members": dynamodb.Table(members_table)}
+    if state_table:
+        tables["state"] = dynamodb.Table(state_table)
+    for table in tables.values():
+        try:
+            table.load()
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise TableNotFoundError(f"table {table.name!r} does not exist") from None
+            raise
+    members = tables["members"]
+    state = tables.get("state")
+    return ReportStore(
+        members=MembersRepository(members),
+        seats=SeatCounter(members),
+        snapshots=UsageSnapshotHistory(state) if state is not None else None,
+    )

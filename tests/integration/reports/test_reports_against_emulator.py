@@ -1,0 +1,217 @@
+"""The reports, end to end: MembersSyncFunction syncs an emulated org into the local stack, then
+`miro-sync report` reads the tables; its numbers must match the emulator's truth."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from miro_emulator import EmulatorConfig, RunningEmulator, start_emulator
+from miro_sync.reports.prices import default_prices
+from miro_sync_cli.local.stack import LocalStack, MiroConnection
+from miro_sync_cli.report_cmd import app
+
+pytestmark = pytest.mark.integration
+
+SCHEDULED_EVENT: dict[str, Any] = {
+    "version": "0",
+    "id": "3f0c1e4a-7b59-4d0e-9d3c-5a6b7c8d9e0f",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-03-01T12:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/miro-sync-members"],
+    "detail": {},
+}
+NOT_ACTIONABLE = {"organization_external_user", "organization_team_guest_user"}
+runner = CliRunner()
+
+
+@pytest.fixture
+def emulator() -> Iterator[RunningEmulator]:
+    with start_emulator(EmulatorConfig(members=240, seed=11), port=0) as running:
+        yield running
+
+
+@pytest.fixture
+def synced(local_stack: LocalStack, emulator: RunningEmulator) -> LocalStack:
+    local_stack.connect_miro(
+        MiroConnection(
+            emulator.base_url, emulator.scim_url, emulator.org_id, emulator.token, emulator.scim_token
+        )
+    )
+    assert local_stack.invoke("MembersSyncFunction", SCHEDULED_EVENT)[-1]["outcome"] == "complete"
+    return local_stack
+
+
+def truly_inactive(emulator: RunningEmulator, cutoff: datetime) -> dict[str, dict[str, Any]]:
+    """Who is an idle paid seat by the emulator's own records, at the report's cutoff."""
+    prices = default_prices()
+    cutoff_ms = int(cutoff.timestamp() * 1000)
+    idle = {}
+    for m in emulator.state.all_members:
+        if m.deleted or not m.active or not prices.is_paid(m.license):
+            continue
+        # Miro renders lastActivityAt to the second; the sync stores what Miro says.
+        seen_ms = None if m.last_activity_ms is None else m.last_activity_ms // 1000 * 1000
+        if seen_ms is None or seen_ms < cutoff_ms:
+            idle[m.id] = {"license": m.license, "role": m.role, "email": m.email.lower()}
+    return idle
+
+
+def run(stack: LocalStack, *args: str) -> Any:
+    result = runner.invoke(app, list(args), env=stack.env)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_inactive_report_matches_the_emulators_truth(synced: LocalStack, emulator: RunningEmulator) -> None:
+    report = json.loads(run(synced, "inactive", "--days", "90", "--format", "json").stdout)
+
+    cutoff = datetime.fromisoformat(report["cutoff"].replace("Z", "+00:00"))
+    truth = truly_inactive(emulator, cutoff)
+    billable = {k: v for k, v in truth.items() if v["role"] not in NOT_ACTIONABLE}
+    external = {k: v for k, v in truth.items() if v["role"] in NOT_ACTIONABLE}
+    assert billable, "the emulated org should have idle paid seats"
+    assert {seat["memberId"] for seat in report["seats"]} == set(billable)
+    assert {seat["memberId"] for seat in report["external"]} == set(external)
+    prices = default_prices()
+    expected_cost = sum((prices.price(v["license"]) for v in billable.values()), Decimal("0"))
+    assert Decimal(str(report["totals"]["reclaimableMonthly"])) == expected_cost
+    assert report["totals"]["inactiveSeats"] == len(billable)
+    paid_active = [
+        m for m in emulator.state.all_members if not m.deleted and m.active and prices.is_paid(m.license)
+    ]
+    assert report["totals"]["paidSeats"] == len(paid_active)
+    never = {m.id for m in emulator.state.all_members if m.last_activity_ms is None}
+    for seat in report["seats"]:
+        assert (seat["lastSeenSource"] == "never") == (seat["memberId"] in never)
+
+
+class Figures(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: dict[str, str] = {}
+        self.emails: set[str] = set()
+        self._open: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        self._open = values.get("data-figure")
+        if values.get("data-email"):
+            self.emails.add(values["data-email"] or "")
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self.figures[self._open] = data
+            self._open = None
+
+
+def test_html_report_holds_the_true_figures(
+    synced: LocalStack, emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    target = tmp_path / "report.html"
+    run(synced, "inactive", "--days", "60", "--format", "html", "--output", str(target))
+    again = json.loads(run(synced, "inactive", "--days", "60", "--format", "json").stdout)
+
+    page = Figures()
+    page.feed(target.read_text(encoding="utf-8"))
+    truth = truly_inactive(emulator, datetime.fromisoformat(again["cutoff"].replace("Z", "+00:00")))
+    billable = {k: v for k, v in truth.items() if v["role"] not in NOT_ACTIONABLE}
+    cost = sum((default_prices().price(v["license"]) for v in billable.values()), Decimal("0"))
+    assert page.figures["inactive-seats"] == str(len(billable))
+    assert page.figures["reclaimable-monthly"] == f"${cost:,.2f}"
+    assert page.emails == {v["email"] for v in truth.values()}
+
+
+def test_license_report_counts_seats_by_license_and_status(
+    synced: LocalStack, emulator: RunningEmulator
+) -> None:
+    report = json.loads(run(synced, "licenses", "--format", "json").stdout)
+
+    expected: dict[str, dict[str, int]] = {}
+    for m in emulator.state.all_members:
+        row = expected.setdefault(m.license, {"active": 0, "suspended": 0})
+        row["active" if m.active else "suspended"] += 1
+    observed = {
+        row["license"]: {"active": row["active"], "suspended": row["suspended"]} for row in report["licenses"]
+    }
+    assert observed == expected
+    assert report["totals"]["members"] == len(emulator.state.all_members)
+    assert len(report["history"]) == 1  # one complete sync, one usage snapshot
+    assert report["history"][0]["members"] == len(emulator.state.all_members)
+
+
+def test_offboard_suspend_plans_then_enqueues_the_selection(
+    synced: LocalStack, emulator: RunningEmulator
+) -> None:
+    planned = runner.invoke(app, ["inactive", "--days", "180", "--offboard", "suspend"], env=synced.env)
+    assert planned.exit_code == 1, planned.output
+    assert "Nothing enqueued" in planned.output
+
+    enqueued = runner.invoke(
+        app,
+        [
+            "inactive",
+            "--days",
+            "180",
+            "--format",
+            "json",
+            "--output",
+            "/dev/null",
+            "--offboard",
+            "suspend",
+            "--dry-run",
+            "--yes",
+            "--queue-url",
+            synced.queue_url,
+        ],
+        env=synced.env,
+    )
+    assert enqueued.exit_code == 0, enqueued.output
+    report = json.loads(run(synced, "inactive", "--days", "180", "--format", "json").stdout)
+    sqs = synced.client("sqs")
+    bodies = []
+    while True:
+        received = sqs.receive_message(QueueUrl=synced.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = received.get("Messages", [])
+        if not messages:
+            break
+        bodies.extend(json.loads(message["Body"]) for message in messages)
+    assert bodies, "an org of 240 members has seats idle for 180 days"
+    assert sorted(body["email"] for body in bodies) == sorted(seat["email"] for seat in report["seats"])
+    assert all(body["action"] == "suspend" and body["dryRun"] is True for body in bodies)
+
+
+def unsynced_env(stack: LocalStack) -> dict[str, str]:
+    # LocalStack.env needs a Miro connection (template parameter OrgId); the report needs none.
+    return {
+        **stack.servers.endpoint_environment(),
+        "MEMBERS_TABLE": stack.tables["MembersTable"],
+        "STATE_TABLE": stack.tables["StateTable"],
+    }
+
+
+def test_empty_tables_say_no_sync_has_run(local_stack: LocalStack) -> None:
+    result = runner.invoke(app, ["inactive"], env=unsynced_env(local_stack))
+
+    assert result.exit_code == 2
+    assert "no sync has run yet" in " ".join(result.output.split())
+
+
+def test_a_missing_table_is_named(local_stack: LocalStack) -> None:
+    result = runner.invoke(
+        app, ["licenses", "--members-table", "no-such-table"], env=unsynced_env(local_stack)
+    )
+
+    assert result.exit_code == 2
+    assert "'no-such-table' does not exist" in result.output
