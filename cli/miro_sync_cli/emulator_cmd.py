@@ -28,12 +28,16 @@ def emulator(
     console = Console()
     if faults not in FAULT_PROFILES:
         raise typer.BadParameter(f"unknown profile {faults!r}; choose from {', '.join(FAULT_PROFILES)}")
-    overrides: dict[str, str] = {}
-    for name, value in (("org_id", org_id), ("token", token), ("scim_token", scim_token)):
-        if value is not None:
-            overrides[name] = value
+    defaults = EmulatorConfig()
     config = EmulatorConfig(
-        members=members, seed=seed, latency_ms=latency_ms, faults=faults, window_s=window_s, **overrides
+        members=members,
+        seed=seed,
+        latency_ms=latency_ms,
+        faults=faults,
+        window_s=window_s,
+        org_id=org_id or defaults.org_id,
+        token=token or defaults.token,
+        scim_token=scim_token or defaults.scim_token,
     )
     with console.status(f"Generating an org of {members} members (seed {seed})..."):
         running = start_emulator(config, port=port)

@@ -29,24 +29,108 @@ SCIM_ID_BASE = 3_074_457_350_000_000_000
 TEAM_ID_BASE = 3_458_764_520_000_000_000
 
 GIVEN_NAMES = (
-    "Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "Edsger", "Radia",
-    "Tim", "Hedy", "John", "Katherine", "Donald", "Sophie", "Guido", "Anita", "Bjarne", "Mary", "Niklaus",
-    "Shafi", "Leslie", "Joan", "Yukihiro", "Carol", "Brian", "Annie", "Whitfield", "Elena", "Kai",
-)  # fmt: skip
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "John",
+    "Katherine",
+    "Donald",
+    "Sophie",
+    "Guido",
+    "Anita",
+    "Bjarne",
+    "Mary",
+    "Niklaus",
+    "Shafi",
+    "Leslie",
+    "Joan",
+    "Yukihiro",
+    "Carol",
+    "Brian",
+    "Annie",
+    "Whitfield",
+    "Elena",
+    "Kai",
+)
 FAMILY_NAMES = (
-    "Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson", "Allen",
-    "Dijkstra", "Perlman", "Berners-Lee", "Lamarr", "McCarthy", "Johnson", "Knuth", "Wilson", "Rossum",
-    "Borg", "Stroustrup", "Shaw", "Wirth", "Goldwasser", "Lamport", "Clarke", "Matsumoto", "Shaw",
-    "Kernighan", "Easley", "Diffie", "Garcia", "Nakamura",
-)  # fmt: skip
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "McCarthy",
+    "Johnson",
+    "Knuth",
+    "Wilson",
+    "Rossum",
+    "Borg",
+    "Stroustrup",
+    "Shaw",
+    "Wirth",
+    "Goldwasser",
+    "Lamport",
+    "Clarke",
+    "Matsumoto",
+    "Shaw",
+    "Kernighan",
+    "Easley",
+    "Diffie",
+    "Garcia",
+    "Nakamura",
+)
 TEAM_NAMES = (
-    "Engineering", "Design", "Marketing", "Sales", "Customer Success", "Finance", "People", "Legal",
-    "Product", "Data", "Security", "IT", "Operations", "Research", "Partnerships", "Support",
-)  # fmt: skip
+    "Engineering",
+    "Design",
+    "Marketing",
+    "Sales",
+    "Customer Success",
+    "Finance",
+    "People",
+    "Legal",
+    "Product",
+    "Data",
+    "Security",
+    "IT",
+    "Operations",
+    "Research",
+    "Partnerships",
+    "Support",
+)
 BOARD_TOPICS = (
-    "Roadmap", "Retro", "Brainstorm", "User journey", "Sprint planning", "Org chart", "Kickoff", "OKRs",
-    "Architecture", "Wireframes", "Customer map", "Workshop", "Backlog", "Incident review", "Onboarding",
-)  # fmt: skip
+    "Roadmap",
+    "Retro",
+    "Brainstorm",
+    "User journey",
+    "Sprint planning",
+    "Org chart",
+    "Kickoff",
+    "OKRs",
+    "Architecture",
+    "Wireframes",
+    "Customer map",
+    "Workshop",
+    "Backlog",
+    "Incident review",
+    "Onboarding",
+)
 ADMIN_ROLE_NAMES = ("Content Admin", "User Admin", "Security Admin")
 COMPANY_DOMAIN = "acme.example"
 EXTERNAL_DOMAINS = ("agency.example", "partner.example", "freelance.example", "vendor.example")
@@ -114,7 +198,9 @@ def _add_members(state: OrgState, rng: random.Random, count: int, now_ms: int) -
         role = _pick_role(rng, index)
         given = GIVEN_NAMES[rng.randrange(len(GIVEN_NAMES))]
         family = FAMILY_NAMES[rng.randrange(len(FAMILY_NAMES))]
-        domain = COMPANY_DOMAIN if role in SCIM_VISIBLE_ROLES else EXTERNAL_DOMAINS[index % len(EXTERNAL_DOMAINS)]
+        domain = (
+            COMPANY_DOMAIN if role in SCIM_VISIBLE_ROLES else EXTERNAL_DOMAINS[index % len(EXTERNAL_DOMAINS)]
+        )
         email = f"{given}.{family}.{index}@{domain}".lower()
         created_ms = now_ms - int(rng.uniform(5, 1500) * DAY_MS)
         last_activity = _pick_last_activity(rng, now_ms, created_ms)
@@ -182,8 +268,13 @@ def _add_teams(state: OrgState, rng: random.Random, now_ms: int) -> None:
             _join(team, member, role, joined, members[0].id)
         if member.primary_team == NO_INDEX:
             member.primary_team = state.teams[0].index
-            _join(state.teams[0], member, "member" if member.role != EXTERNAL_USER else "non_team",
-                  member.created_ms, members[0].id)  # fmt: skip
+            _join(
+                state.teams[0],
+                member,
+                "member" if member.role != EXTERNAL_USER else "non_team",
+                member.created_ms,
+                members[0].id,
+            )
 
 
 def _join(team: Team, member: Member, role: str, joined_ms: int, invited_by: str) -> None:

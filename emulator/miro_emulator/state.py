@@ -17,7 +17,17 @@ INTERNAL_USER = "organization_internal_user"
 EXTERNAL_USER = "organization_external_user"
 TEAM_GUEST = "organization_team_guest_user"
 ROLES = (ADMIN, INTERNAL_USER, EXTERNAL_USER, TEAM_GUEST, "unknown")
-LICENSES = ("advanced", "standard", "basic", "full", "occasional", "free", "free_restricted", "full_trial", "unknown")
+LICENSES = (
+    "advanced",
+    "standard",
+    "basic",
+    "full",
+    "occasional",
+    "free",
+    "free_restricted",
+    "full_trial",
+    "unknown",
+)
 SCIM_VISIBLE_ROLES = frozenset({ADMIN, INTERNAL_USER})
 
 
@@ -166,7 +176,9 @@ class OrgState:
             if member.active == active:
                 return
             if not active and member.role == ADMIN and len(self.active_admins()) <= 1:
-                raise StateError("conflict", "The last active admin of the organization cannot be deactivated")
+                raise StateError(
+                    "conflict", "The last active admin of the organization cannot be deactivated"
+                )
             member.active = active
             event = "user_activated" if active else "user_deactivated"
             self._record_user_event(event, member)
@@ -174,7 +186,9 @@ class OrgState:
     def rename(self, member: Member, user_name: str) -> None:
         with self.lock:
             if not member.active:
-                raise StateError("mutability", "userName of a deactivated user cannot be changed", "mutability")
+                raise StateError(
+                    "mutability", "userName of a deactivated user cannot be changed", "mutability"
+                )
             other = self.members_by_email.get(user_name.lower())
             if other is not None and other is not member and not other.deleted:
                 raise StateError("uniqueness", "userName is already taken", "uniqueness")
@@ -183,7 +197,7 @@ class OrgState:
             self.members_by_email[user_name.lower()] = member
 
     def delete_member(self, member: Member) -> list[str]:
-        """Remove a member; their boards go to the oldest admin of each board's team. Returns board ids moved."""
+        """Remove a member; each board they own goes to the oldest admin of its team. Returns moved ids."""
         with self.lock:
             if member.role == ADMIN and len([a for a in self.active_admins() if a is not member]) == 0:
                 raise StateError("conflict", "The last admin of the organization cannot be deleted")

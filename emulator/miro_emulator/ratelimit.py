@@ -1,0 +1,63 @@
+"""Miro's rate limits: REST credits per token per window, SCIM request counts per operation per window."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+LEVEL_COSTS = {1: 50, 2: 100, 3: 500, 4: 2000}
+SCIM_LIMITS = {"GET": 200, "PATCH": 100, "DELETE": 20, "POST": 100, "PUT": 100}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_epoch_s: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_epoch_s),
+        }
+
+
+class WindowBudget:
+    """Fixed windows aligned to the limiter's start; each key gets `limit` units per window."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._monotonic = monotonic
+        self._origin_mono = monotonic()
+        self._origin_wall = wall()
+        self._spent: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def charge(self, key: str, cost: int) -> Verdict:
+        with self._lock:
+            window = int((self._monotonic() - self._origin_mono) // self.window_s)
+            start_window, spent = self._spent.get(key, (window, 0))
+            if start_window != window:
+                spent = 0
+            reset = math.ceil(self._origin_wall + (window + 1) * self.window_s)
+            if spent + cost > self.limit:
+                self._spent[key] = (window, spent)
+                return Verdict(False, self.limit, max(0, self.limit - spent), reset)
+            spent += cost
+            self._spent[key] = (window, spent)
+            return Verdict(True, self.limit, self.limit - spent, reset)
+
+    def peek(self, key: str) -> Verdict:
+        return self.charge(key, 0)
