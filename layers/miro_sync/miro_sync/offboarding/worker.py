@@ -17,6 +17,7 @@ checked before the first write call; a refusal is final.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from miro_sync.store.queue import MAX_DELAY_SECONDS, OutgoingMessage
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 PHASE_ATTRIBUTE: Final = "miroSyncPhase"
 PHASE_REQUEST: Final = "request"  # as submitted
@@ -85,9 +87,10 @@ class _NotFinalError(Exception):
 
 
 class _RefusalError(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, fields: dict[str, Any] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.fields = fields or {}  # what was learnt about the member, for the record
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class OffboardingWorker:
         self._policy = policy
         self._metrics = metrics
         self._clock = clock
+        self._idempotency_config = idempotency_config
         self._idempotent_process = idempotent_function(
             self._process,
             data_keyword_argument="payload",
@@ -171,6 +175,11 @@ class OffboardingWorker:
         )
 
     # ---------------------------------------------------------------- entry points
+
+    def register_lambda_context(self, context: LambdaContext) -> None:
+        """Lets an in-progress idempotency record expire with the invocation, so a crashed attempt's
+        key does not block redeliveries for the whole TTL."""
+        self._idempotency_config.register_lambda_context(context)
 
     def handle_message(self, body: str, *, phase: str = PHASE_REQUEST, receive_count: int = 1) -> Result:
         """Process one SQS body. Returns the outcome; raises RetryableError (or a Powertools
@@ -229,10 +238,22 @@ class OffboardingWorker:
         if request.not_before is not None and request.not_before > now and not request.dry_run:
             self._defer(request, record, phase, now)
             raise _NotFinalError("pending")
+        if record.outcome in {"pending", "held"}:
+            # claim it, so an operator's cancel cannot land while we are inside Miro
+            try:
+                record = self._actions.update(
+                    record.request_id, at=now, expected={record.outcome}, outcome="received"
+                )
+            except ActionConflictError:
+                current = self._actions.get(record.request_id)
+                outcome = current.outcome if current is not None else "cancelled"
+                return Result(
+                    record.request_id, outcome, current.outcome_reason if current else None
+                ).as_dict()
         try:
             return self._carry_out(request, record, receive_count)
         except _RefusalError as refusal:
-            self._finish(record, "refused", refusal.reason)
+            self._finish(record, "refused", refusal.reason, fields=refusal.fields)
             self._metric("OffboardingRefused", 1)
             log.warning(
                 "offboarding refused", extra={"requestId": record.request_id, "reason": refusal.reason}
@@ -303,22 +324,26 @@ class OffboardingWorker:
     ) -> dict[str, Any]:
         try:
             member = self._resolve(request)
-            record = self._actions.update(
-                record.request_id, at=self._clock(), expected=OPEN_OUTCOMES, fields=member.record_fields()
-            )
-            self._check_guards(member)
-            user = self._scim_user(record, member)
+            try:
+                self._check_guards(member)
+                user = self._scim_user(record, member)
+            except _RefusalError as refusal:
+                raise _RefusalError(refusal.reason, member.record_fields()) from refusal
         except RetryableError as failure:
             self._record_failure(record, receive_count, str(failure))
             raise
+        member = dataclasses.replace(member, scim_id=user.id)
         now = self._clock()
         if request.dry_run:
             plan = self._describe_plan(request, member, user)
-            self._finish(record, "dry-run", plan)
+            self._finish(record, "dry-run", plan, fields=member.record_fields())
             self._metric("OffboardingDryRuns", 1)
             return Result(record.request_id, "dry-run", plan).as_dict()
+        fields = member.record_fields()
         if request.is_destructive and record.budget_counted_at is None:
-            record = self._take_budget(record, now)
+            self._take_budget(record, now, fields)
+            fields["budget_counted_at"] = utc_now_iso(now)
+        record = self._actions.update(record.request_id, at=now, expected=OPEN_OUTCOMES, fields=fields)
         try:
             effects = self._apply(request.action, record, member, user)
         except RetryableError as failure:
@@ -515,7 +540,7 @@ class OffboardingWorker:
                 "attempt not recorded: request closed meanwhile", extra={"requestId": record.request_id}
             )
 
-    def _take_budget(self, record: ActionRecord, now: datetime) -> ActionRecord:
+    def _take_budget(self, record: ActionRecord, now: datetime, fields: dict[str, Any]) -> None:
         if record.released_at is not None:
             self._blast.count_unconditionally(now)
         elif not self._blast.try_take(now, self._policy.max_actions_per_hour):
@@ -529,29 +554,33 @@ class OffboardingWorker:
                     at=now,
                     expected=OPEN_OUTCOMES,
                     outcome="held",
-                    fields={"outcome_reason": reason},
+                    fields={**fields, "outcome_reason": reason},
                 )
             self._metric("OffboardingHeld", 1)
             log.warning("offboarding held by the blast-radius limit", extra={"requestId": record.request_id})
             raise _NotFinalError("held")
-        return self._actions.update(
-            record.request_id, at=now, expected=OPEN_OUTCOMES, fields={"budget_counted_at": utc_now_iso(now)}
-        )
 
     def _finish(
-        self, record: ActionRecord, outcome: Outcome, reason: str | None, *, warning: str | None = None
+        self,
+        record: ActionRecord,
+        outcome: Outcome,
+        reason: str | None,
+        *,
+        warning: str | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         now = self._clock()
-        fields: dict[str, Any] = {
+        changes: dict[str, Any] = {
+            **(fields or {}),
             "outcome_reason": reason,
             "completed_at": utc_now_iso(now),
             "last_error": None,
         }
         if warning:
-            fields["warning"] = warning
+            changes["warning"] = warning
         try:
             self._actions.update(
-                record.request_id, at=now, expected=OPEN_OUTCOMES, outcome=outcome, fields=fields
+                record.request_id, at=now, expected=OPEN_OUTCOMES, outcome=outcome, fields=changes
             )
         except ActionConflictError:
             # cancelled by an operator while we worked: their record stands, ours is logged

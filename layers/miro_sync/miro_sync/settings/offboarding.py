@@ -1,84 +1,52 @@
-"""Settings of the OffboardingFunction, built once per container from the environment by the handler.
-
-Standalone for now (the shared `MiroSettings` base of `settings/__init__.py` did not exist when this
-was written); the field names follow the environment contract of docs/CONVENTIONS.md.
-"""
+"""Settings of OffboardingFunction (and of `miro-sync offboard`, which reads the same variables)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, field_validator
 
-
-class SettingsError(ValueError):
-    """Configuration is missing or invalid; the message names the variables to set."""
+from miro_sync.settings import MiroSettings
 
 
-_REQUIRED_ENV: dict[str, str] = {
-    "miro_api_url": "MIRO_API_URL",
-    "miro_scim_url": "MIRO_SCIM_URL",
-    "miro_org_id": "MIRO_ORG_ID",
-    "miro_token_secret": "MIRO_TOKEN_SECRET",
-    "miro_scim_token_secret": "MIRO_SCIM_TOKEN_SECRET",
-    "members_table": "MEMBERS_TABLE",
-    "actions_table": "ACTIONS_TABLE",
-    "state_table": "STATE_TABLE",
-    "idempotency_table": "IDEMPOTENCY_TABLE",
-    "queue_url": "OFFBOARDING_QUEUE_URL",
-}
+class OffboardingSettings(MiroSettings):
+    required_env: ClassVar[tuple[str, ...]] = (
+        *MiroSettings.required_env,
+        "MIRO_SCIM_TOKEN_SECRET",
+        "MEMBERS_TABLE",
+        "ACTIONS_TABLE",
+        "STATE_TABLE",
+        "IDEMPOTENCY_TABLE",
+        "OFFBOARDING_QUEUE_URL",
+    )
 
+    members_table: str = Field(alias="MEMBERS_TABLE", min_length=3)
+    actions_table: str = Field(alias="ACTIONS_TABLE", min_length=3)
+    state_table: str = Field(alias="STATE_TABLE", min_length=3)
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=3)
+    queue_url: str = Field(alias="OFFBOARDING_QUEUE_URL", min_length=1)
+    # Comma-separated in the environment; kept as a sorted tuple of lower-case emails (hashable).
+    protected_emails: tuple[str, ...] = Field(default=(), alias="PROTECTED_EMAILS")
+    allow_admin_offboarding: bool = Field(default=False, alias="ALLOW_ADMIN_OFFBOARDING", strict=False)
+    max_actions_per_hour: int = Field(default=50, alias="MAX_ACTIONS_PER_HOUR", ge=0)
+    # How long a finished request id stays in the Powertools idempotency table. The actions table keeps
+    # every request for good, so a redelivery after expiry still finds it finished and does nothing.
+    idempotency_ttl_s: int = Field(default=7 * 24 * 3600, alias="OFFBOARDING_IDEMPOTENCY_TTL_S", ge=60)
 
-class OffboardingSettings(BaseModel):
-    """Frozen and hashable, so the handler can key its cached adapters on it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    miro_api_url: str = Field(min_length=1)
-    miro_scim_url: str = Field(min_length=1)
-    miro_org_id: str = Field(min_length=1)
-    miro_token_secret: str = Field(min_length=1)
-    miro_scim_token_secret: str = Field(min_length=1)
-    members_table: str = Field(min_length=3)
-    actions_table: str = Field(min_length=3)
-    state_table: str = Field(min_length=3)
-    idempotency_table: str = Field(min_length=3)
-    queue_url: str = Field(min_length=1)
-    protected_emails: tuple[str, ...] = ()
-    allow_admin_offboarding: bool = False
-    max_actions_per_hour: int = Field(default=50, ge=0)
-    # How long a completed request id stays in the Powertools idempotency table. The actions table
-    # keeps every request forever, so an expired key still cannot act twice (see offboarding.worker).
-    idempotency_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
-
+    @field_validator("protected_emails", mode="before")
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> OffboardingSettings:
-        missing = [name for name in _REQUIRED_ENV.values() if not env.get(name)]
-        if missing:
-            raise SettingsError(
-                f"OffboardingFunction needs these environment variables: {', '.join(missing)}"
-            )
-        values: dict[str, object] = {field: env[name] for field, name in _REQUIRED_ENV.items()}
-        values["protected_emails"] = tuple(
-            sorted(
-                {
-                    email.strip().lower()
-                    for email in env.get("PROTECTED_EMAILS", "").split(",")
-                    if email.strip()
-                }
-            )
-        )
-        allow_admins = env.get("ALLOW_ADMIN_OFFBOARDING", "false").strip().lower()
-        if allow_admins not in {"true", "false"}:
-            raise SettingsError("ALLOW_ADMIN_OFFBOARDING must be 'true' or 'false'")
-        values["allow_admin_offboarding"] = allow_admins == "true"
-        if env.get("MAX_ACTIONS_PER_HOUR"):
-            values["max_actions_per_hour"] = env["MAX_ACTIONS_PER_HOUR"]
-        try:
-            return cls.model_validate(values)
-        except ValidationError as invalid:
-            names = ", ".join(
-                _REQUIRED_ENV.get(str(error["loc"][0]), str(error["loc"][0]).upper())
-                for error in invalid.errors()
-            )
-            raise SettingsError(f"invalid OffboardingFunction configuration ({names}): {invalid}") from None
+    def _split_emails(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(sorted({email.strip().lower() for email in value.split(",") if email.strip()}))
+        return value
+
+    @field_validator("allow_admin_offboarding", mode="before")
+    @classmethod
+    def _true_or_false(cls, value: object) -> object:
+        # only the two words the template documents; "yes"/"1" would be a guess about intent
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered not in {"true", "false"}:
+                raise ValueError("must be 'true' or 'false'")
+            return lowered == "true"
+        return value

@@ -1,0 +1,103 @@
+"""OffboardingFunction: SQS batches of offboarding requests, plus a schedule for the notBefore sweep.
+
+SQS: Powertools BatchProcessor with partial batch responses. Records are parsed inside the record
+handler rather than through a Parser model: a malformed message must be refused for good (recorded
+in the actions table and acknowledged), whereas a Parser failure would fail the record and SQS would
+redeliver it until the DLQ without a reason anywhere an operator looks. See miro_sync.offboarding.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from miro_sync.offboarding.worker import PHASE_ATTRIBUTE, PHASE_REQUEST, GuardPolicy, OffboardingWorker
+from miro_sync.settings.offboarding import OffboardingSettings
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+@lru_cache(maxsize=4)
+def build_worker(settings: OffboardingSettings) -> OffboardingWorker:
+    """Once per container and settings: boto3 resources and the httpx pools are reused while warm."""
+    import boto3
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+    from miro_sync.miro.client import MiroRestClient
+    from miro_sync.miro.scim import MiroScimClient
+    from miro_sync.secrets import SecretsManagerToken
+    from miro_sync.store.actions import ActionsRepository
+    from miro_sync.store.blast_radius import BlastRadiusCounter
+    from miro_sync.store.members import MembersRepository
+    from miro_sync.store.queue import OffboardingQueue
+
+    assert settings.scim_token_secret is not None  # required_env makes it present
+    dynamodb = boto3.resource("dynamodb")
+    return OffboardingWorker(
+        actions=ActionsRepository(dynamodb.Table(settings.actions_table)),
+        members=MembersRepository(dynamodb.Table(settings.members_table)),
+        directory=MiroRestClient(
+            settings.api_url, SecretsManagerToken(settings.token_secret), settings.org_id
+        ),
+        scim=MiroScimClient(settings.scim_url, SecretsManagerToken(settings.scim_token_secret)),
+        blast_radius=BlastRadiusCounter(dynamodb.Table(settings.state_table)),
+        queue=OffboardingQueue(settings.queue_url, boto3.client("sqs")),
+        policy=GuardPolicy(
+            protected_emails=frozenset(settings.protected_emails),
+            allow_admin_offboarding=settings.allow_admin_offboarding,
+            max_actions_per_hour=settings.max_actions_per_hour,
+        ),
+        persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+        idempotency_config=IdempotencyConfig(
+            event_key_jmespath="requestId", expires_after_seconds=settings.idempotency_ttl_s
+        ),
+        metrics=metrics,
+    )
+
+
+def _is_schedule(event: dict[str, Any]) -> bool:
+    return event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event"
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    worker = build_worker(OffboardingSettings.from_env(os.environ))
+    worker.register_lambda_context(context)
+    if _is_schedule(event):
+        sent = worker.sweep_due()
+        logger.info("notBefore sweep", extra={"enqueued": sent})
+        return {"enqueued": sent}
+    if "Records" not in event:
+        raise ValueError("OffboardingFunction handles SQS batches and its EventBridge schedule only")
+
+    def record_handler(record: SQSRecord) -> dict[str, Any]:
+        attributes = record.message_attributes
+        # indexing (not .get, which returns the raw dict) gives Powertools' typed attribute
+        marker = attributes[PHASE_ATTRIBUTE] if PHASE_ATTRIBUTE in attributes else None  # noqa: SIM401
+        phase = (marker.string_value if marker is not None else None) or PHASE_REQUEST
+        logger.append_keys(messageId=record.message_id)
+        try:
+            result = worker.handle_message(
+                record.body or "", phase=phase, receive_count=int(record.attributes.approximate_receive_count)
+            )
+        except Exception:
+            # the record goes back to the queue (partial batch failure); say why in the log
+            logger.exception("offboarding message failed; it will be retried")
+            raise
+        logger.info("offboarding message", extra=result.as_dict())
+        return result.as_dict()
+
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    )

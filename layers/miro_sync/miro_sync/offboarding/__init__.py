@@ -1,0 +1,1 @@
+"""Guarded offboarding: queued suspend/delete/reactivate through SCIM, exactly once."""

@@ -1,0 +1,219 @@
+"""The offboarding store adapters and `miro-sync offboard` against DynamoDB Local and moto server SQS."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from miro_sync.store.actions import ActionConflictError, ActionRecord, ActionsRepository, Attempt, utc_now_iso
+from miro_sync.store.blast_radius import BlastRadiusCounter
+from miro_sync.store.queue import OffboardingQueue, OutgoingMessage
+from miro_sync_cli.local.stack import LocalStack
+from miro_sync_cli.offboard_cmd import app
+from tests.integration.offboarding.sqs import Poller
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+
+def _aws_env(stack: LocalStack) -> dict[str, str]:
+    # the stand-ins' endpoints and credentials only: these tests need no Miro connection
+    return dict(stack.servers.endpoint_environment())
+
+
+def _session(stack: LocalStack) -> boto3.session.Session:
+    env = _aws_env(stack)
+    return boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env.get("AWS_SESSION_TOKEN"),
+        region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+
+
+def _table(stack: LocalStack, logical_id: str) -> Any:
+    return (
+        _session(stack)
+        .resource("dynamodb", endpoint_url=_aws_env(stack)["AWS_ENDPOINT_URL_DYNAMODB"])
+        .Table(stack.tables[logical_id])
+    )
+
+
+def _sqs(stack: LocalStack) -> Any:
+    return _session(stack).client("sqs", endpoint_url=_aws_env(stack)["AWS_ENDPOINT_URL"])
+
+
+def _record(request_id: str, outcome: str = "held", member: str = "ann@example.com") -> ActionRecord:
+    stamp = utc_now_iso(NOW)
+    return ActionRecord.model_validate(
+        {
+            "requestId": request_id,
+            "action": "suspend",
+            "memberKey": member,
+            "requestedBy": "it",
+            "reason": "left",
+            "outcome": outcome,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "body": json.dumps(
+                {
+                    "action": "suspend",
+                    "email": member,
+                    "requestedBy": "it",
+                    "reason": "left",
+                    "requestId": request_id,
+                }
+            ),
+            "email": member,
+        }
+    )
+
+
+def test_actions_repository_conditional_transitions_and_indexes(local_stack: LocalStack) -> None:
+    actions = ActionsRepository(_table(local_stack, "ActionsTable"))
+    assert actions.create(_record("r-1", "received"))
+    assert not actions.create(_record("r-1", "received"))  # duplicate
+    updated = actions.update(
+        "r-1",
+        at=NOW,
+        expected={"received"},
+        outcome="done",
+        fields={"scim_id": "s-1", "last_error": None},
+        attempt=Attempt(at=utc_now_iso(NOW), operation="PATCH /Users/s-1 active=false", status=200),
+    )
+    assert updated.outcome == "done"
+    assert updated.scim_id == "s-1"
+    assert [a.status for a in updated.attempts] == [200]
+    with pytest.raises(ActionConflictError):
+        actions.update("r-1", at=NOW, expected={"received", "pending"}, outcome="cancelled")
+    with pytest.raises(ActionConflictError):
+        actions.update("missing", at=NOW, expected={"received"}, outcome="done")
+    actions.create(_record("r-2", "held"))
+    actions.create(_record("r-3", "held", member="bob@example.com"))
+    assert [r.request_id for r in actions.by_outcome("held")] == ["r-2", "r-3"]
+    assert sorted(r.request_id for r in actions.by_member("ann@example.com")) == ["r-1", "r-2"]
+    stored = actions.get("r-1")
+    assert stored is not None
+    assert stored.outcome == "done"
+
+
+def test_blast_radius_counter_is_a_rolling_hour(local_stack: LocalStack) -> None:
+    counter = BlastRadiusCounter(_table(local_stack, "StateTable"))
+    assert [counter.try_take(NOW + timedelta(minutes=minute), limit=3) for minute in (0, 10, 20)] == [
+        True
+    ] * 3
+    assert not counter.try_take(NOW + timedelta(minutes=30), limit=3)
+    counter.count_unconditionally(NOW + timedelta(minutes=30))  # an operator's release still counts
+    assert counter.used(NOW + timedelta(minutes=30)) == 4
+    # 61 minutes after the first take, two of the four remain in the window
+    assert counter.used(NOW + timedelta(minutes=61)) == 3
+    assert not counter.try_take(NOW + timedelta(minutes=61), limit=3)
+    assert counter.try_take(NOW + timedelta(minutes=81), limit=3)
+
+
+def test_queue_sends_batches_with_delay_and_attributes(local_stack: LocalStack) -> None:
+    sqs = _sqs(local_stack)
+    queue = OffboardingQueue(local_stack.queue_url, sqs)
+    sent: list[int] = []
+    failures = queue.send_batch(
+        [OutgoingMessage(body=f'{{"n": {n}}}') for n in range(23)], on_sent=sent.append
+    )
+    assert failures == []
+    assert sum(sent) == 23
+    queue.send(OutgoingMessage(body='{"n": "late"}', attributes={"miroSyncPhase": "due"}))
+    poller = Poller(sqs, local_stack.queue_url)
+    bodies: list[str] = []
+    phases: list[str] = []
+    for _ in range(10):
+        batch = poller.receive()
+        if not batch:
+            break
+        bodies.extend(m["Body"] for m in batch)
+        phases.extend(
+            m.get("MessageAttributes", {}).get("miroSyncPhase", {}).get("StringValue", "") for m in batch
+        )
+        poller.settle(batch, {"batchItemFailures": []})
+    assert sorted(bodies) == sorted([f'{{"n": {n}}}' for n in range(23)] + ['{"n": "late"}'])
+    assert phases.count("due") == 1
+
+
+def _cli(stack: LocalStack, *args: str) -> Any:
+    env = {
+        **_aws_env(stack),
+        "ACTIONS_TABLE": stack.tables["ActionsTable"],
+        "MEMBERS_TABLE": stack.tables["MembersTable"],
+        "OFFBOARDING_QUEUE_URL": stack.queue_url,
+        "MIRO_SYNC_OPERATOR": "op@example.com",
+        "COLUMNS": "250",
+    }
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def test_cli_shows_the_plan_and_enqueues_only_with_yes(local_stack: LocalStack) -> None:
+    plan = _cli(local_stack, "suspend", "Ann@Example.com", "bob@example.com", "--reason", "left")
+    assert plan.exit_code == 1, plan.output
+    assert "ann@example.com" in plan.output
+    assert "Nothing enqueued" in plan.output
+    poller = Poller(_sqs(local_stack), local_stack.queue_url)
+    assert poller.receive() == []
+    done = _cli(local_stack, "suspend", "ann@example.com", "bob@example.com", "--reason", "left", "--yes")
+    assert done.exit_code == 0, done.output
+    bodies = [json.loads(m["Body"]) for m in poller.receive()]
+    assert sorted(b["email"] for b in bodies) == ["ann@example.com", "bob@example.com"]
+    assert {b["requestedBy"] for b in bodies} == {"op@example.com"}
+    assert all(b["requestId"].startswith("req-") for b in bodies)
+
+
+def test_cli_csv_is_all_or_nothing(local_stack: LocalStack, tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("email,reason\n" + "".join(f"user{n}@example.com,left\n" for n in range(25)))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("email,reason\nann@example.com,left\nnot-an-email,left\nbob@example.com,\n")
+    refused = _cli(local_stack, "delete", "--csv", str(bad), "--yes")
+    assert refused.exit_code == 2
+    assert "line 3" in refused.output
+    assert "not a valid email address" in refused.output
+    assert "line 4" in refused.output  # no reason given and no --reason
+    poller = Poller(_sqs(local_stack), local_stack.queue_url)
+    assert poller.receive() == []
+    accepted = _cli(local_stack, "delete", "--csv", str(good), "--yes")
+    assert accepted.exit_code == 0, accepted.output
+    received: list[dict[str, Any]] = []
+    for _ in range(10):
+        batch = poller.receive()
+        if not batch:
+            break
+        received.extend(batch)
+        poller.settle(batch, {})
+    assert len(received) == 25
+
+
+def test_cli_status_release_and_cancel(local_stack: LocalStack) -> None:
+    actions = ActionsRepository(_table(local_stack, "ActionsTable"))
+    actions.create(_record("r-held"))
+    actions.create(_record("r-pending", "pending", member="bob@example.com"))
+    actions.create(_record("r-done", "done", member="carl@example.com"))
+    status = _cli(local_stack, "status", "--member", "ann@example.com")
+    assert status.exit_code == 0, status.output
+    assert "r-held" in status.output
+    released = _cli(local_stack, "release")
+    assert released.exit_code == 0, released.output
+    record = actions.get("r-held")
+    assert record is not None
+    assert record.released_by == "op@example.com"
+    [message] = Poller(_sqs(local_stack), local_stack.queue_url).receive()
+    assert message["MessageAttributes"]["miroSyncPhase"]["StringValue"] == "release"
+    assert json.loads(message["Body"])["requestId"] == "r-held"
+    cancelled = _cli(local_stack, "cancel", "r-pending", "r-done")
+    assert cancelled.exit_code == 1  # r-done cannot be cancelled
+    assert "r-done cannot be cancelled (done)" in cancelled.output
+    pending = actions.get("r-pending")
+    assert pending is not None
+    assert pending.outcome == "cancelled"
+    assert pending.cancelled_by == "op@example.com"

@@ -1,0 +1,340 @@
+"""In-memory stand-ins for the offboarding worker's adapters, with the same semantics as the real
+ones where the worker depends on them (conditional outcome transitions, SCIM 404/409, idempotency)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer, DataRecord
+
+from miro_sync.miro.errors import MiroConflict, MiroError, MiroNotFound
+from miro_sync.miro.models import BoardsPage, OrgMember, ScimUser
+from miro_sync.offboarding.worker import GuardPolicy, OffboardingWorker
+from miro_sync.store.actions import ActionConflictError, ActionRecord, Attempt, Outcome, utc_now_iso
+from miro_sync.store.queue import OutgoingMessage
+
+START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class FakeLambdaContext:
+    function_name = "OffboardingFunction"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class InMemoryIdempotency(BasePersistenceLayer):
+    """Powertools persistence layer over a dict: INPROGRESS/COMPLETED records as DynamoDB would hold them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, DataRecord] = {}
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        try:
+            return self.records[idempotency_key]
+        except KeyError:
+            raise IdempotencyItemNotFoundError from None
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        existing = self.records.get(data_record.idempotency_key)
+        if existing is not None and not existing.is_expired:
+            raise IdempotencyItemAlreadyExistsError(old_data_record=existing)
+        self.records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        self.records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        self.records.pop(data_record.idempotency_key, None)
+
+
+class FakeActions:
+    def __init__(self) -> None:
+        self.items: dict[str, ActionRecord] = {}
+
+    def get(self, request_id: str) -> ActionRecord | None:
+        record = self.items.get(request_id)
+        return record.model_copy(deep=True) if record else None
+
+    def create(self, record: ActionRecord) -> bool:
+        if record.request_id in self.items:
+            return False
+        self.items[record.request_id] = record.model_copy(deep=True)
+        return True
+
+    def update(
+        self,
+        request_id: str,
+        *,
+        at: datetime,
+        expected: Iterable[str],
+        outcome: Outcome | None = None,
+        fields: dict[str, Any] | None = None,
+        attempt: Attempt | None = None,
+    ) -> ActionRecord:
+        record = self.items.get(request_id)
+        if record is None or record.outcome not in set(expected):
+            raise ActionConflictError(request_id)
+        changes: dict[str, Any] = {"updated_at": utc_now_iso(at), **(fields or {})}
+        if outcome is not None:
+            changes["outcome"] = outcome
+        if attempt is not None:
+            changes["attempts"] = [*record.attempts, attempt]
+        updated = record.model_copy(update=changes, deep=True)
+        self.items[request_id] = updated
+        return updated.model_copy(deep=True)
+
+    def by_outcome(self, outcome: Outcome, *, limit: int | None = None) -> Iterator[ActionRecord]:
+        matching = sorted(
+            (r for r in self.items.values() if r.outcome == outcome), key=lambda r: r.updated_at
+        )
+        yield from [r.model_copy(deep=True) for r in matching][:limit]
+
+
+@dataclass
+class FakeMemberRecord:
+    member_id: str
+    email: str
+    scim_id: str | None
+    boards_owned: int = 0
+    status: str = "active"
+    active: bool = True
+
+
+class FakeMembers:
+    def __init__(self, records: Iterable[FakeMemberRecord] = ()) -> None:
+        self.records = {r.member_id: r for r in records}
+        self.status_changes: list[tuple[str, str, bool]] = []
+
+    def get(self, member_id: str) -> FakeMemberRecord | None:
+        return self.records.get(member_id)
+
+    def find_by_email(self, email: str) -> FakeMemberRecord | None:
+        return next((r for r in self.records.values() if r.email == email), None)
+
+    def set_status(self, member_id: str, *, status: str, active: bool, at: datetime) -> bool:
+        self.status_changes.append((member_id, status, active))
+        record = self.records.get(member_id)
+        if record is not None:
+            record.status, record.active = status, active
+        return record is not None
+
+
+@dataclass
+class OrgPerson:
+    member_id: str
+    email: str
+    role: str = "organization_internal_user"
+    license: str = "full"
+    scim_id: str | None = None  # None: invisible to SCIM (guests, external users)
+    active: bool = True
+    boards: int = 0
+
+
+class FakeMiro:
+    """Both Miro APIs over one org: REST members and SCIM users share state, as in Miro."""
+
+    def __init__(self, people: Iterable[OrgPerson]) -> None:
+        self.people = {p.member_id: p for p in people}
+        self.calls: list[str] = []
+        self.writes: list[str] = []  # state-changing SCIM calls that succeeded
+        self.failures: dict[str, list[MiroError]] = {}  # operation -> errors to raise, in order
+        self.ignore_deactivation = False  # an IdP that downgrades instead of deactivating
+        self.last_admin_ids: set[str] = set()
+        self.on_call: Callable[[str], None] | None = None  # e.g. a duplicate delivered mid-call
+
+    def fail(self, operation: str, *errors: MiroError) -> None:
+        self.failures.setdefault(operation, []).extend(errors)
+
+    def _call(self, operation: str) -> None:
+        self.calls.append(operation)
+        if self.on_call is not None:
+            hook, self.on_call = self.on_call, None
+            hook(operation)
+        queued = self.failures.get(operation)
+        if queued:
+            raise queued.pop(0)
+
+    def _by_scim(self, user_id: str) -> OrgPerson:
+        person = next((p for p in self.people.values() if p.scim_id == user_id), None)
+        if person is None:
+            raise MiroNotFound("User not found", status=404)
+        return person
+
+    @staticmethod
+    def _user(person: OrgPerson) -> ScimUser:
+        assert person.scim_id is not None
+        return ScimUser.model_validate(
+            {"id": person.scim_id, "userName": person.email, "active": person.active}
+        )
+
+    # REST
+    def get_member(self, member_id: str) -> OrgMember:
+        self._call("get_member")
+        person = self.people.get(member_id)
+        if person is None:
+            raise MiroNotFound("member not found", status=404)
+        return self._member(person)
+
+    def find_members_by_email(self, emails: list[str]) -> Sequence[OrgMember]:
+        self._call("find_members_by_email")
+        return [self._member(p) for p in self.people.values() if p.email in emails]
+
+    @staticmethod
+    def _member(person: OrgPerson) -> OrgMember:
+        return OrgMember.model_validate(
+            {
+                "id": person.member_id,
+                "email": person.email,
+                "role": person.role,
+                "license": person.license,
+                "active": person.active,
+            }
+        )
+
+    def iter_board_pages(self, owner: str | None = None) -> Iterator[BoardsPage]:
+        self._call("iter_board_pages")
+        count = self.people[owner].boards if owner in self.people else 0
+        boards = [{"id": f"b{owner}-{n}", "name": f"board {n}"} for n in range(count)]
+        yield BoardsPage.model_validate({"data": boards, "total": count})
+
+    # SCIM
+    def find_user_by_username(self, user_name: str) -> ScimUser | None:
+        self._call("find_user_by_username")
+        person = next((p for p in self.people.values() if p.email == user_name and p.scim_id), None)
+        return self._user(person) if person else None
+
+    def get_user(self, user_id: str) -> ScimUser:
+        self._call("get_user")
+        return self._user(self._by_scim(user_id))
+
+    def set_active(self, user_id: str, active: bool) -> ScimUser:
+        self._call("set_active")
+        person = self._by_scim(user_id)
+        if person.member_id in self.last_admin_ids and not active:
+            raise MiroConflict("the last admin cannot be deactivated", status=409)
+        if not (self.ignore_deactivation and not active):
+            person.active = active
+        self.writes.append(f"active={active}:{user_id}")
+        return self._user(person)
+
+    def delete_user(self, user_id: str) -> None:
+        self._call("delete_user")
+        person = self._by_scim(user_id)
+        del self.people[person.member_id]
+        self.writes.append(f"delete:{user_id}")
+
+
+class FakeBlast:
+    def __init__(self) -> None:
+        self.taken: list[datetime] = []
+        self.forced: list[datetime] = []
+
+    def _used(self, at: datetime) -> int:
+        return sum(1 for t in [*self.taken, *self.forced] if at - timedelta(hours=1) < t <= at)
+
+    def try_take(self, at: datetime, limit: int) -> bool:
+        if self._used(at) >= limit:
+            return False
+        self.taken.append(at)
+        return True
+
+    def count_unconditionally(self, at: datetime) -> None:
+        self.forced.append(at)
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+        self._ids = itertools.count(1)
+
+    def send(self, message: OutgoingMessage) -> str:
+        self.sent.append(message)
+        return f"m-{next(self._ids)}"
+
+
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def add_metric(self, name: str, unit: str, value: float) -> None:
+        self.values[name] = self.values.get(name, 0) + value
+
+
+@dataclass
+class World:
+    miro: FakeMiro
+    members: FakeMembers
+    actions: FakeActions = field(default_factory=FakeActions)
+    blast: FakeBlast = field(default_factory=FakeBlast)
+    queue: FakeQueue = field(default_factory=FakeQueue)
+    metrics: FakeMetrics = field(default_factory=FakeMetrics)
+    idempotency: InMemoryIdempotency = field(default_factory=InMemoryIdempotency)
+    clock: Clock = field(default_factory=Clock)
+
+    def worker(
+        self,
+        *,
+        protected: Iterable[str] = (),
+        allow_admins: bool = False,
+        max_per_hour: int = 100,
+    ) -> OffboardingWorker:
+        worker = OffboardingWorker(
+            actions=self.actions,
+            members=self.members,
+            directory=self.miro,
+            scim=self.miro,
+            blast_radius=self.blast,
+            queue=self.queue,
+            policy=GuardPolicy(
+                protected_emails=frozenset(protected),
+                allow_admin_offboarding=allow_admins,
+                max_actions_per_hour=max_per_hour,
+            ),
+            persistence_store=self.idempotency,
+            idempotency_config=IdempotencyConfig(event_key_jmespath="requestId"),
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+        worker.register_lambda_context(FakeLambdaContext())  # type: ignore[arg-type]
+        return worker
+
+
+def standard_org() -> list[OrgPerson]:
+    return [
+        OrgPerson("m1", "ann@example.com", scim_id="s-ann", boards=3),
+        OrgPerson("m2", "bob@example.com", scim_id="s-bob"),
+        OrgPerson("m3", "guest@partner.com", role="organization_team_guest_user", license="free"),
+        OrgPerson("m4", "ext@partner.com", role="organization_external_user", license="free"),
+        OrgPerson("m5", "boss@example.com", role="organization_internal_admin", scim_id="s-boss"),
+        OrgPerson("m6", "ceo@example.com", scim_id="s-ceo"),
+        OrgPerson("m7", "gone@example.com", scim_id="s-gone", active=False),
+    ]
+
+
+def make_world(*, table: bool = True) -> World:
+    people = standard_org()
+    records = [FakeMemberRecord(p.member_id, p.email, p.scim_id, p.boards) for p in people] if table else []
+    return World(miro=FakeMiro(people), members=FakeMembers(records))
