@@ -208,4 +208,3 @@ def serve_function_url(
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)
-

@@ -64,7 +64,7 @@ class FunctionError(Exception):
 
 
 @contextlib.contextmanager
-def _environment(variables: dict[str, str]) -> Iterator[None]:
+def process_environment(variables: dict[str, str]) -> Iterator[None]:
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(
@@ -78,7 +78,7 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _load_handler(template: Template, code_uri: str, handler: str) -> Any:
+def load_handler(template: Template, code_uri: str, handler: str) -> Any:
     module_name, _, attribute = handler.rpartition(".")
     code_dir = (template.path.parent / code_uri).resolve()
     source = code_dir / (module_name.replace(".", "/") + ".py")
@@ -127,8 +127,8 @@ def invoke_function(
         region=template.region,
         account_id=template.account_id,
     )
-    with _environment(env):
-        handler = _load_handler(template, spec.code_uri, spec.handler)
+    with process_environment(env):
+        handler = load_handler(template, spec.code_uri, spec.handler)
         try:
             return handler(event, context)
         except Exception as error:

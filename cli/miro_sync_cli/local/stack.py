@@ -7,11 +7,13 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from miro_sync_cli.local.errors import LocalStackError
+from miro_sync_cli.local.invoke import invoke_function, load_handler, process_environment
 from miro_sync_cli.local.servers import LocalServers
 from miro_sync_cli.local.template import Template
 
@@ -247,8 +249,6 @@ class LocalStack:
     ) -> list[Any]:
         """Invoke a function, then play every asynchronous invocation it queued (self-continuation),
         in order. Returns each invocation's result, the first one first."""
-        from miro_sync_cli.local.invoke import invoke_function
-
         results = [
             invoke_function(
                 logical_id,
@@ -274,6 +274,25 @@ class LocalStack:
                 )
             )
         return results
+
+    @contextlib.contextmanager
+    def serve_function_url(self, logical_id: str, port: int = 0) -> Iterator[Any]:
+        """Serve a function behind a local Function URL (real HTTP on 127.0.0.1), as a warm container."""
+        from miro_sync_cli.local.function_url import serve_function_url
+
+        spec = self.template.function(logical_id)
+        environment = self.function_env(logical_id)
+        with process_environment(environment):
+            handler = load_handler(self.template, spec.code_uri, spec.handler)
+        with serve_function_url(
+            handler,
+            environment,
+            port,
+            function_name=environment["AWS_LAMBDA_FUNCTION_NAME"],
+            timeout_s=spec.timeout_s,
+            memory_mb=spec.memory_mb,
+        ) as server:
+            yield server
 
     def teardown(self) -> None:
         dynamodb = self.client("dynamodb")

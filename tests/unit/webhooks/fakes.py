@@ -16,7 +16,9 @@ BOARD_ID = "uXjVOfjmfkE="
 NOW = "2025-05-01T10:00:00.000Z"
 
 
-def subscription(secret: str = SECRET, board_id: str = BOARD_ID, status: str = "enabled") -> SubscriptionRecord:
+def subscription(
+    secret: str = SECRET, board_id: str = BOARD_ID, status: str = "enabled"
+) -> SubscriptionRecord:
     return SubscriptionRecord(
         secret_hash=hash_secret(secret),
         board_id=board_id,

@@ -29,14 +29,18 @@ class Endpoint:
         self.events = FakeBoardEvents()
         self.members = FakeMembers()
         self.metrics = RecordingMetrics()
-        receiver = WebhookReceiver(self.subscriptions, self.events, self.members, max_body_bytes=max_body_bytes)
+        receiver = WebhookReceiver(
+            self.subscriptions, self.events, self.members, max_body_bytes=max_body_bytes
+        )
         import logging
 
         self.resolver: LambdaFunctionUrlResolver = create_resolver(
             lambda: receiver, logger=logging.getLogger("test.webhook"), metrics=self.metrics
         )
 
-    def call(self, method: str, path: str, body: bytes = b"", content_type: str = "application/json") -> dict[str, Any]:
+    def call(
+        self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"
+    ) -> dict[str, Any]:
         event = function_url_event(method, path, body=body, headers={"Content-Type": content_type})
         return self.resolver.resolve(event, LocalLambdaContext("BoardWebhookFunction", 256, 10))
 
@@ -64,7 +68,9 @@ def test_delivery_is_stored(endpoint: Endpoint) -> None:
 
 def test_base64_body_is_decoded(endpoint: Endpoint) -> None:
     raw = json.dumps(board_event()).encode()
-    event = function_url_event("POST", f"/board-events/{SECRET}", body=raw, headers={"Content-Type": "x/binary"})
+    event = function_url_event(
+        "POST", f"/board-events/{SECRET}", body=raw, headers={"Content-Type": "x/binary"}
+    )
     assert event["isBase64Encoded"]
 
     response = endpoint.resolver.resolve(event, LocalLambdaContext("f", 256, 10))

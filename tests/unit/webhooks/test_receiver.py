@@ -45,7 +45,9 @@ def test_challenge_is_echoed_for_a_pending_subscription() -> None:
     assert (outcome.status_code, outcome.body) == (200, {"challenge": "abc-123"})
 
 
-def test_event_is_stored_and_refreshes_the_actor(stores: tuple[FakeSubscriptions, FakeBoardEvents, FakeMembers]) -> None:
+def test_event_is_stored_and_refreshes_the_actor(
+    stores: tuple[FakeSubscriptions, FakeBoardEvents, FakeMembers],
+) -> None:
     _, events, members = stores
 
     outcome = make_receiver(stores).handle(SECRET, body(board_event(event_type="update", actor="m-42")))
@@ -63,7 +65,7 @@ def test_event_is_stored_and_refreshes_the_actor(stores: tuple[FakeSubscriptions
     assert members.last_activity == {"m-42": datetime(2025, 5, 1, 10, 15, 30, 123000, tzinfo=UTC)}
 
 
-def test_same_event_twice_stores_once_but_still_refreshes_the_member(
+def test_same_event_twice_stores_once(
     stores: tuple[FakeSubscriptions, FakeBoardEvents, FakeMembers],
 ) -> None:
     _, events, members = stores
@@ -75,7 +77,48 @@ def test_same_event_twice_stores_once_but_still_refreshes_the_member(
     assert (first.body, second.body) == ({"stored": True}, {"stored": False})
     assert second.reason == "duplicate"
     assert len(events.items) == 1
-    assert len(members.calls) == 2
+    assert len(members.calls) == 1
+
+
+def test_member_is_written_at_most_once_a_minute_per_container(
+    stores: tuple[FakeSubscriptions, FakeBoardEvents, FakeMembers],
+) -> None:
+    _, _, members = stores
+    receiver = make_receiver(stores)
+    for item_id, moment in [
+        ("a", "10:00:00"),
+        ("b", "10:00:30"),
+        ("c", "10:00:59"),
+        ("d", "10:01:00"),
+        ("e", "10:01:30"),
+    ]:
+        outcome = receiver.handle(
+            SECRET, body(board_event(item_id=item_id, event_time=f"2025-05-01T{moment}Z"))
+        )
+        assert outcome.body == {"stored": True}
+
+    assert [at.strftime("%H:%M:%S") for _, at in members.calls] == ["10:00:00", "10:01:00"]
+
+
+def test_a_failed_member_write_is_not_remembered(
+    stores: tuple[FakeSubscriptions, FakeBoardEvents, FakeMembers],
+) -> None:
+    subscriptions, events, _ = stores
+    attempts: list[str] = []
+
+    class FlakyMembers:
+        def record_board_activity(self, member_id: str, at: datetime) -> bool:
+            attempts.append(member_id)
+            if len(attempts) == 1:
+                raise RuntimeError("throttled")
+            return True
+
+    receiver = WebhookReceiver(subscriptions, events, FlakyMembers(), max_body_bytes=4096)
+    with pytest.raises(RuntimeError):
+        receiver.handle(SECRET, body(board_event(item_id="a")))
+    receiver.handle(SECRET, body(board_event(item_id="a")))
+
+    assert len(attempts) == 2
 
 
 def test_create_is_credited_to_the_creator_and_delete_never_to_the_creator() -> None:
@@ -97,9 +140,17 @@ def test_create_is_credited_to_the_creator_and_delete_never_to_the_creator() -> 
 
 @pytest.mark.parametrize(
     ("secret", "status"),
-    [(None, "enabled"), ("", "enabled"), ("wrong-secret", "enabled"), ("x" * 5000, "enabled"), (SECRET, "disabled")],
+    [
+        (None, "enabled"),
+        ("", "enabled"),
+        ("wrong-secret", "enabled"),
+        ("x" * 5000, "enabled"),
+        (SECRET, "disabled"),
+    ],
 )
-def test_unknown_missing_or_inactive_secret_is_401_and_stores_nothing(secret: str | None, status: str) -> None:
+def test_unknown_missing_or_inactive_secret_is_401_and_stores_nothing(
+    secret: str | None, status: str
+) -> None:
     subscriptions = FakeSubscriptions()
     subscriptions.add(subscription(status=status))
     events, members = FakeBoardEvents(), FakeMembers()
@@ -155,7 +206,9 @@ def test_body_over_the_cap_is_413(stores: tuple[FakeSubscriptions, FakeBoardEven
     assert not events.items
 
 
-def test_event_for_another_board_is_404(stores: tuple[FakeSubscriptions, FakeBoardEvents, FakeMembers]) -> None:
+def test_event_for_another_board_is_404(
+    stores: tuple[FakeSubscriptions, FakeBoardEvents, FakeMembers],
+) -> None:
     _, events, members = stores
 
     outcome = make_receiver(stores).handle(SECRET, body(board_event(board_id="o9J_other=")))

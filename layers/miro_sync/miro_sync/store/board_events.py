@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import ConditionBase, Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
@@ -61,7 +61,7 @@ class BoardEventsRepository:
         return True
 
     def query_board(self, board_id: str, *, since: datetime | None = None) -> Iterator[BoardEventRecord]:
-        condition = Key("boardId").eq(board_id)
+        condition: ConditionBase = Key("boardId").eq(board_id)
         if since is not None:
             condition = condition & Key("sk").gte(iso_millis(since))
         query: dict[str, Any] = {"KeyConditionExpression": condition}

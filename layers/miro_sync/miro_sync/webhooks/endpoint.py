@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -19,6 +21,33 @@ from miro_sync.webhooks.receiver import Outcome, WebhookReceiver, redact_path
 ROUTE = "/board-events/<secret>"
 OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 JSON = "application/json"
+_SECRET_IN_PATH = re.compile(r"/board-events/[^\s'\",}]*")
+# Route arguments (the secret) are printed as a dict repr, quoted either way: drop the whole dict.
+_ROUTE_ARGUMENTS = re.compile(r"(Calling API Route Handler: ).*", re.DOTALL)
+# Any unmatched path may be a secret sent to the wrong place (e.g. without the /board-events prefix).
+_UNMATCHED_PATH = re.compile(r"for path .* and method", re.DOTALL)
+# The resolver's own debug lines print the matched route arguments and unmatched paths.
+_RESOLVER_LOGGER = "aws_lambda_powertools.event_handler.api_gateway"
+
+
+class SecretRedactingFilter(logging.Filter):
+    """Rewrites Powertools' debug records (POWERTOOLS_DEBUG / a DEBUG root logger) so that the path
+    secret never reaches a log: hand-written because Powertools has no hook to redact route arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_IN_PATH.sub("/board-events/<redacted>", message)
+        redacted = _ROUTE_ARGUMENTS.sub(r"\1<redacted>", redacted)
+        redacted = _UNMATCHED_PATH.sub("for path <redacted> and method", redacted)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def _install_redaction() -> None:
+    resolver_logger = logging.getLogger(_RESOLVER_LOGGER)
+    if not any(isinstance(existing, SecretRedactingFilter) for existing in resolver_logger.filters):
+        resolver_logger.addFilter(SecretRedactingFilter())
 
 
 class LoggerLike(Protocol):
@@ -59,6 +88,7 @@ def create_resolver(
     metrics: MetricsLike,
 ) -> LambdaFunctionUrlResolver:
     """`receiver` is called per request so the handler can key its cached adapters by settings."""
+    _install_redaction()
     app = LambdaFunctionUrlResolver()
 
     def respond(outcome: Outcome) -> Response:

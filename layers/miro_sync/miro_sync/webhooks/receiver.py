@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -22,6 +22,10 @@ from miro_sync.webhooks.models import BoardEventDelivery, Challenge
 # token_urlsafe(32) is 43 characters; anything much longer is not one of ours and is not worth hashing.
 MAX_SECRET_LENGTH = 256
 ACCEPTING_STATUSES = frozenset({"pending", "enabled"})
+# "Last seen on a board" feeds reports counted in days: one member write per member per minute is
+# plenty, and a user editing a board (dozens of events a minute) then costs one UpdateItem, not dozens.
+ACTIVITY_GRANULARITY = timedelta(seconds=60)
+_MAX_REMEMBERED_MEMBERS = 4096
 
 
 def hash_secret(secret: str) -> str:
@@ -103,6 +107,8 @@ class WebhookReceiver:
     board_events: BoardEventSink
     members: MemberActivity
     max_body_bytes: int
+    activity_granularity: timedelta = ACTIVITY_GRANULARITY
+    _recorded_activity: OrderedDict[str, datetime] = field(default_factory=OrderedDict, init=False)
     _unauthorized: Outcome = field(
         default=Outcome(401, {"message": "unknown or missing subscription secret"}, "unauthorized"),
         init=False,
@@ -168,5 +174,16 @@ class WebhookReceiver:
         # Refreshed on duplicates too: if the first delivery stored the event and then failed, Miro's
         # retry still updates the member. The update only moves the timestamp forward, so it is idempotent.
         if actor_id is not None:
-            self.members.record_board_activity(actor_id, delivery.event_time)
+            self._refresh_member(actor_id, delivery.event_time)
         return Outcome(200, {"stored": stored}, "stored" if stored else "duplicate", stored=stored)
+
+    def _refresh_member(self, member_id: str, at: datetime) -> None:
+        recorded = self._recorded_activity.get(member_id)
+        if recorded is not None and at - recorded < self.activity_granularity:
+            return
+        self.members.record_board_activity(member_id, at)
+        # Only after the write succeeded: a failed write is retried by Miro's redelivery.
+        self._recorded_activity[member_id] = max(at, recorded) if recorded is not None else at
+        self._recorded_activity.move_to_end(member_id)
+        while len(self._recorded_activity) > _MAX_REMEMBERED_MEMBERS:
+            self._recorded_activity.popitem(last=False)

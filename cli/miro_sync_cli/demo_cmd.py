@@ -1,0 +1,238 @@
+"""`miro-sync demo`: the whole system on this machine, no AWS, no Docker. An emulated Miro org, DynamoDB
+Local and moto server made from template.yaml, every function run through the local stack, the CLI run as
+a user runs it. It checks what it shows and exits non-zero when something is not as it should be."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+OPERATOR = "it-ops@example.com"
+REASON = "left the company (demo)"
+
+
+@dataclass
+class DemoChecks:
+    rows: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    def check(self, what: str, shown: object, ok: bool) -> None:
+        self.rows.append((what, str(shown), ok))
+
+    @property
+    def all_passed(self) -> bool:
+        return all(ok for _, _, ok in self.rows)
+
+
+def demo(
+    members: Annotated[int, typer.Option(help="Members of the emulated org.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Seed of the emulated org (same seed, same org).")] = 7,
+    output_dir: Annotated[Path, typer.Option(help="Where the reports are written.")] = Path("demo-output"),
+) -> None:
+    from rich.console import Console
+
+    console = Console(soft_wrap=True)
+    checks = DemoChecks()
+    try:
+        _run(console, checks, members, seed, output_dir)
+    except DemoError as error:
+        console.print(f"[red]demo failed:[/red] {error}")
+        raise typer.Exit(1) from None
+    _summary(console, checks)
+    if not checks.all_passed:
+        raise typer.Exit(1)
+
+
+class DemoError(Exception):
+    pass
+
+
+def _event(path: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / path).read_text())
+    return loaded
+
+
+def _cli(console: Any, env: dict[str, str], *arguments: str) -> str:
+    """Run `miro-sync ARGS` as a user would (its own process), show the command and return its stdout."""
+    console.print(f"[bold cyan]$ miro-sync {' '.join(arguments)}[/bold cyan]")
+    completed = subprocess.run(  # noqa: S603 - our own interpreter and CLI
+        [sys.executable, "-m", "miro_sync_cli.main", *arguments],
+        env={**os.environ, **env, "COLUMNS": "160"},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=600,
+    )
+    if completed.returncode != 0:
+        raise DemoError(
+            f"`miro-sync {' '.join(arguments)}` exited {completed.returncode}:\n{completed.stderr}"
+        )
+    return completed.stdout
+
+
+def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: Path) -> None:
+    import httpx
+
+    from miro_emulator import EmulatorConfig, start_emulator
+    from miro_sync_cli.local.servers import local_servers
+    from miro_sync_cli.local.sqs_poller import drain_queue
+    from miro_sync_cli.local.stack import LocalStack, MiroConnection
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as resources:
+        console.rule("1. A Miro Enterprise org on 127.0.0.1 (the emulator)")
+        emulator = resources.enter_context(start_emulator(EmulatorConfig(members=members, seed=seed), port=0))
+        state = emulator.state
+        console.print(
+            f"org {emulator.org_id}: {members} members, {len(state.teams)} teams, "
+            f"{len(state.boards)} boards at {emulator.base_url}"
+        )
+        protected_admin = next(
+            m for m in state.all_members if m.role == "organization_internal_admin" and m.active
+        )
+
+        console.rule("2. Local AWS from template.yaml (DynamoDB Local, moto server)")
+        servers = resources.enter_context(local_servers())
+        stack = LocalStack(
+            servers,
+            prefix="miro-sync-demo",
+            parameter_overrides={
+                "EnableWebhook": "true",
+                "ProtectedEmails": protected_admin.email,
+                "MaxActionsPerHour": "50",
+            },
+        ).provision()
+        resources.callback(stack.teardown)
+        stack.connect_miro(
+            MiroConnection(
+                emulator.base_url, emulator.scim_url, emulator.org_id, emulator.token, emulator.scim_token
+            )
+        )
+        engine = "DynamoDB Local" if servers.uses_dynamodb_local else "moto server"
+        console.print(f"{len(stack.tables)} tables on {engine}, queue + DLQ and secrets on moto server")
+        env = stack.env
+
+        console.rule("3. Members sync (MembersSyncFunction)")
+        results = stack.invoke("MembersSyncFunction", _event("members_sync/scheduled.json"))
+        console.print_json(json.dumps(results[-1], default=str))
+        live_members = sum(1 for m in state.all_members if not m.deleted)
+        synced = _count_items(stack, "MembersTable")
+        checks.check(
+            "members in the table = members in Miro", f"{synced} / {live_members}", synced == live_members
+        )
+        if len(results) > 1:
+            console.print(f"(continued itself {len(results) - 1} time(s))")
+
+        console.rule("4. Audit log sync (AuditLogSyncFunction)")
+        results = stack.invoke("AuditLogSyncFunction", _event("audit_log_sync/scheduled.json"))
+        console.print_json(json.dumps(results[-1], default=str))
+        checks.check(
+            "audit sync completed",
+            results[-1].get("status", "?") if isinstance(results[-1], dict) else results[-1],
+            isinstance(results[-1], dict) and results[-1].get("status") != "failed",
+        )
+
+        console.rule("5. Board webhook: a subscription and live events")
+        board = next(b for b in state.boards if not b.deleted)
+        with stack.serve_function_url("BoardWebhookFunction") as webhook:
+            console.print(f"BoardWebhookFunction's Function URL, served locally: {webhook.url}")
+            _cli(console, env, "subscribe", "create", "--board", board.id, "--webhook-url", webhook.url)
+            items = f"{emulator.base_url}/_emulator/boards/{board.id}/items"
+            created = httpx.post(items, json={"type": "sticky_note", "data": {"content": "Q4 plan"}}).json()
+            item_id = created.get("id") or created.get("item", {}).get("id")
+            httpx.patch(f"{items}/{item_id}", json={"data": {"content": "Q4 plan v2"}})
+            httpx.delete(f"{items}/{item_id}")
+            arrived = emulator.wait_for_deliveries(3, timeout_s=20)
+        stored = _count_board_events(stack, board.id)
+        console.print(
+            f"Miro delivered 3 board events (create, update, delete); {stored} stored for board {board.id}"
+        )
+        checks.check("board events delivered and stored", f"{stored} / 3", arrived and stored == 3)
+
+        console.rule("6. Inactive-seat report")
+        html = output_dir / "inactive-seats.html"
+        _cli(console, env, "report", "inactive", "--days", "90", "--format", "html", "--output", str(html))
+        report = json.loads(_cli(console, env, "report", "inactive", "--days", "90", "--format", "json"))
+        totals = report["totals"]
+        console.print(
+            f"{totals['inactiveSeats']} paid seats unused for 90+ days out of {totals['paidSeats']}: "
+            f"{report['currency']} {totals['reclaimableMonthly']:,.2f} a month reclaimable -> {html}"
+        )
+        console.print(_cli(console, env, "report", "licenses"))
+        checks.check("HTML report written", html, html.is_file() and html.stat().st_size > 1000)
+
+        console.rule("7. Offboarding ten leavers")
+        leavers = [seat["email"] for seat in report["seats"] if seat["role"] == "organization_internal_user"][
+            :7
+        ]
+        guest = next(m for m in state.all_members if m.role == "organization_team_guest_user" and m.active)
+        batch = [*leavers, guest.email, protected_admin.email]
+        _cli(console, env, "offboard", "suspend", *batch, "--reason", REASON, "--by", OPERATOR, "--yes")
+        # The same request again, as a second operator or a retried script would send it.
+        _cli(console, env, "offboard", "suspend", leavers[0], "--reason", REASON, "--by", OPERATOR, "--yes")
+        drained = drain_queue(stack, "OffboardingFunction", stack.queue_url, timeout_s=300)
+        console.print(
+            f"queue drained: {drained.received} messages in {drained.batches} batch(es), "
+            f"{drained.failed} retried"
+        )
+        for email in batch:
+            console.print(_cli(console, env, "offboard", "status", "--member", email))
+        suspended = [email for email in leavers if not state.member_by_email(email).active]  # type: ignore[union-attr]
+        checks.check(
+            "leavers suspended in Miro", f"{len(suspended)} / {len(leavers)}", len(suspended) == len(leavers)
+        )
+        checks.check("guest untouched (refused)", guest.email, guest.active)
+        checks.check("protected admin untouched (refused)", protected_admin.email, protected_admin.active)
+        patches = _scim_patches(emulator.stats())
+        checks.check(
+            "duplicate request: one effect",
+            f"{patches} SCIM PATCH for {len(leavers)} leavers",
+            patches == len(leavers),
+        )
+
+
+def _count_items(stack: Any, table_logical_id: str) -> int:
+    dynamodb = stack.client("dynamodb")
+    description = dynamodb.describe_table(TableName=stack.tables[table_logical_id])["Table"]
+    return int(description.get("ItemCount", 0))
+
+
+def _count_board_events(stack: Any, board_id: str) -> int:
+    response = stack.client("dynamodb").query(
+        TableName=stack.tables["BoardEventsTable"],
+        KeyConditionExpression="boardId = :board",
+        ExpressionAttributeValues={":board": {"S": board_id}},
+        Select="COUNT",
+    )
+    return int(response["Count"])
+
+
+def _scim_patches(stats: dict[str, Any]) -> int:
+    """Successful SCIM PATCH /Users/{id} calls (the emulator counts them as "patchUser <status>")."""
+    return sum(
+        count
+        for operation_status, count in stats.get("byOperationStatus", {}).items()
+        if operation_status.startswith("patchUser 2")
+    )
+
+
+def _summary(console: Any, checks: DemoChecks) -> None:
+    from rich.table import Table
+
+    table = Table(title="miro-sync demo")
+    table.add_column("check")
+    table.add_column("seen")
+    table.add_column("ok")
+    for what, shown, ok in checks.rows:
+        table.add_row(what, shown, "[green]yes[/green]" if ok else "[red]NO[/red]")
+    console.print(table)
