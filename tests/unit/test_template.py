@@ -74,6 +74,7 @@ FUNCTION_ENVIRONMENT = {
     "BoardWebhookFunction": {"BOARD_EVENT_RETENTION_DAYS"},
     "OffboardingFunction": {
         "OFFBOARDING_QUEUE_URL",
+        "OFFBOARDING_DLQ_URL",
         "PROTECTED_EMAILS",
         "ALLOW_ADMIN_OFFBOARDING",
         "MAX_ACTIONS_PER_HOUR",
@@ -511,6 +512,7 @@ def test_function_environment_points_at_the_right_resources(cfn: Template, funct
         "AUDIT_RETENTION_DAYS": "AuditRetentionDays",
         "BOARD_EVENT_RETENTION_DAYS": "BoardEventRetentionDays",
         "OFFBOARDING_QUEUE_URL": "OffboardingQueue",
+        "OFFBOARDING_DLQ_URL": "OffboardingDeadLetterQueue",
         "PROTECTED_EMAILS": "ProtectedEmails",
         "ALLOW_ADMIN_OFFBOARDING": "AllowAdminOffboarding",
         "MAX_ACTIONS_PER_HOUR": "MaxActionsPerHour",
@@ -610,13 +612,23 @@ def test_function_reads_only_its_secrets(cfn: Template, function_id: str) -> Non
 @pytest.mark.parametrize("function_id", FUNCTION_FOLDERS)
 def test_only_offboarding_uses_the_queue(cfn: Template, function_id: str) -> None:
     sqs_targets = _targets(grants(cfn, function_id), "sqs:")
-    assert sqs_targets == ({"OffboardingQueue"} if function_id == "OffboardingFunction" else set())
+    expected = {"OffboardingQueue", "OffboardingDeadLetterQueue"}
+    assert sqs_targets == (expected if function_id == "OffboardingFunction" else set())
 
 
 def test_offboarding_polls_and_requeues_only_its_queue(cfn: Template) -> None:
     allowed = grants(cfn, "OffboardingFunction")
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage*"):
         assert allowed[action] == {"OffboardingQueue"}, action
+
+
+def test_offboarding_may_only_send_single_messages_to_the_dead_letter_queue(cfn: Template) -> None:
+    allowed = grants(cfn, "OffboardingFunction")
+    on_dead_letters = {
+        action for action, targets in allowed.items() if "OffboardingDeadLetterQueue" in targets
+    }
+    assert on_dead_letters == {"sqs:SendMessage"}
+    assert allowed["sqs:SendMessage"] == {"OffboardingDeadLetterQueue"}
 
 
 @pytest.mark.parametrize("function_id", ["BoardWebhookFunction", "OffboardingFunction"])

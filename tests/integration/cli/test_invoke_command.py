@@ -1,40 +1,15 @@
 """`miro-sync invoke` as a user runs it: a real process, real exit codes, nothing left running."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.fixtures.cli import ROOT, run_cli
+
 SAMPLE_TEMPLATE = ROOT / "tests" / "integration" / "local" / "template.yaml"
 MIRO = ["--miro-url", "http://127.0.0.1:9", "--org-id", "1", "--token", "t", "--scim-token", "s"]
-
-
-class CliRun:
-    def __init__(self, *arguments: str) -> None:
-        command = [sys.executable, "-m", "miro_sync_cli.main", *arguments]
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-        )
-        self.pid = process.pid
-        self.stdout, self.stderr = process.communicate(timeout=120)
-        self.returncode = process.returncode
-
-    def servers_left_running(self) -> list[psutil.Process]:
-        marker = f"-Dmiro_sync.owner_pid={self.pid}"
-        return [
-            process
-            for process in psutil.process_iter(["cmdline"])
-            if marker in (process.info["cmdline"] or []) and process.is_running()
-        ]
-
-
-def run_cli(*arguments: str) -> CliRun:
-    return CliRun(*arguments)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -65,6 +66,30 @@ def test_fault_profiles_reproduce_for_a_seed(
     assert first == second
     assert set(first) != {"200"}, f"{profile} injected nothing in 60 requests"
     assert first != other_seed
+
+
+def test_429_storm_ends_for_a_client_that_waits_as_told(
+    emulator_factory: Callable[..., RunningEmulator], miro_spec: MiroSpec
+) -> None:
+    # 50 ms storms (window_s / 30); Retry-After rounds up to whole seconds.
+    emulator = emulator_factory(faults="429-storm", seed=3, window_s=1.5, credits_per_window=10**9)
+    statuses: list[int] = []
+    storm_answers: list[httpx.Response] = []
+    with rest(emulator) as client:
+        while statuses.count(200) < 24:
+            response = client.get(f"/v2/orgs/{emulator.org_id}/members", params={"limit": 2})
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                storm_answers.append(response)
+                time.sleep(float(response.headers["Retry-After"]))
+    assert storm_answers, "no storm in 24 requests"
+    assert all(after == 200 for before, after in zip(statuses, statuses[1:], strict=False) if before == 429)
+    for answer in storm_answers:
+        miro_spec.validate("enterprise-get-organization-members", 429, answer.json())
+        assert answer.headers["Retry-After"] == "1"
+        assert answer.headers["X-RateLimit-Remaining"] == "0"
+        assert int(answer.headers["X-RateLimit-Reset"]) > 1_000_000_000
+    assert emulator.stats()["totalRateLimited"] == len(storm_answers)
 
 
 def test_expired_token_profile_and_runtime_switch(emulator_factory: Callable[..., RunningEmulator]) -> None:

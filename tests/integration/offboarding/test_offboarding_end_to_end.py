@@ -1,6 +1,6 @@
-"""OffboardingFunction end to end: messages go through the real queue (moto server), are received the
-way Lambda's poller does and handed to the real handler (`invoke_function`), which calls the emulator's
-SCIM API and writes DynamoDB Local. Truth is read back from the emulator's state."""
+"""OffboardingFunction end to end: messages go through the real queue (moto server), are fed to the real
+handler by the local stack's SQS poller (`drain_queue`, what Lambda's event source mapping does), which
+calls the emulator's SCIM API and writes DynamoDB Local. Truth is read back from the emulator's state."""
 
 from __future__ import annotations
 
@@ -13,16 +13,20 @@ import pytest
 
 from miro_emulator import RunningEmulator
 from miro_sync.store.actions import ActionRecord, ActionsRepository
-from miro_sync_cli.local.invoke import invoke_function
+from miro_sync.store.queue import REJECT_REASON_ATTRIBUTE, REQUEST_ID_ATTRIBUTE
+from miro_sync_cli.local.sqs_poller import DrainReport, drain_queue
 from miro_sync_cli.local.stack import LocalStack, MiroConnection
-from tests.integration.offboarding.sqs import Poller, sqs_event
+from tests.integration.offboarding.sqs import QueueReader
 
 pytestmark = pytest.mark.integration
 FUNCTION = "OffboardingFunction"
 
 
 class Harness:
-    def __init__(self, stack: LocalStack, emulator: RunningEmulator, **env: str) -> None:
+    def __init__(self, stack: LocalStack, emulator: RunningEmulator, **parameters: str) -> None:
+        # Guard-rail settings are template parameters (ProtectedEmails, MaxActionsPerHour): set them the
+        # way a deployment would, so the function's environment comes from the template as in Lambda.
+        stack.template.parameter_overrides.update(parameters)
         stack.connect_miro(
             MiroConnection(
                 api_url=emulator.base_url,
@@ -32,8 +36,9 @@ class Harness:
                 scim_token=emulator.scim_token,
             )
         )
+        self.stack = stack
         self.emulator = emulator
-        self.env = {**stack.function_env(FUNCTION), **env}
+        self.env = stack.function_env(FUNCTION)
         session = boto3.session.Session(
             aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
@@ -44,28 +49,19 @@ class Harness:
         dynamodb = session.resource("dynamodb", endpoint_url=self.env["AWS_ENDPOINT_URL_DYNAMODB"])
         self.actions = ActionsRepository(dynamodb.Table(stack.tables["ActionsTable"]))
         self.queue_url = stack.queue_url
-        self.poller = Poller(self.sqs, self.queue_url)
+        self.queue = QueueReader(self.sqs, self.queue_url)
+        self.dead_letters = QueueReader(self.sqs, stack.dlq_url)
 
     def send(self, *bodies: str) -> None:
         for body in bodies:
             self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
 
-    def drain(self, *, max_rounds: int = 60) -> int:
-        """Poll and invoke until the queue is empty; failed records come back at once. Returns invocations."""
-        invocations = 0
-        empty_polls = 0
-        for _ in range(max_rounds):
-            messages = self.poller.receive(max_messages=10)
-            if not messages:
-                empty_polls += 1
-                if empty_polls >= 2:
-                    return invocations
-                continue
-            empty_polls = 0
-            response = invoke_function(FUNCTION, sqs_event(messages, self.poller.queue_arn), self.env)
-            invocations += 1
-            self.poller.settle(messages, response)
-        raise AssertionError("the queue did not drain")
+    def drain(self, *, max_batches: int = 10_000) -> DrainReport:
+        """Feed the queue to the function until it is empty (delayed messages included)."""
+        report = drain_queue(self.stack, FUNCTION, self.queue_url, max_batches=max_batches, timeout_s=120)
+        assert not report.timed_out, report
+        assert report.function_errors == []
+        return report
 
     def record(self, request_id: str) -> ActionRecord:
         record = self.actions.get(request_id)
@@ -91,9 +87,9 @@ def members_with_role(emulator: RunningEmulator, role: str, count: int, *, activ
 def harness_factory(
     local_stack: LocalStack, emulator_factory: Callable[..., RunningEmulator]
 ) -> Callable[..., Harness]:
-    def make(faults: str = "none", **env: str) -> Harness:
+    def make(faults: str = "none", **parameters: str) -> Harness:
         return Harness(
-            local_stack, emulator_factory(members=120, seed=11, faults=faults, window_s=2.0), **env
+            local_stack, emulator_factory(members=120, seed=11, faults=faults, window_s=2.0), **parameters
         )
 
     return make
@@ -125,7 +121,7 @@ def test_suspend_and_delete_with_duplicates_have_one_effect_each(
 def test_guests_external_protected_and_poison_are_refused_untouched(
     harness_factory: Callable[..., Harness],
 ) -> None:
-    harness = harness_factory(PROTECTED_EMAILS="")
+    harness = harness_factory()
     [guest] = members_with_role(harness.emulator, "organization_team_guest_user", 1)
     [external] = members_with_role(harness.emulator, "organization_external_user", 1)
     [admin] = members_with_role(harness.emulator, "organization_internal_admin", 1)
@@ -157,7 +153,7 @@ def test_guests_external_protected_and_poison_are_refused_untouched(
         "action",
         "malformed JSON",
     ]
-    assert harness.poller.receive() == []  # nothing left to retry
+    assert harness.queue.receive() == []  # nothing left to retry
 
 
 @pytest.mark.parametrize("faults", ["429-storm", "flaky"])
@@ -172,7 +168,7 @@ def test_faults_still_give_exactly_one_effect_per_request(
             message(action, user.email, requestId=f"r-{index}"),
             message(action, user.email, requestId=f"r-{index}"),
         )
-    harness.drain(max_rounds=200)
+    harness.drain()
     for index, user in enumerate(users):
         record = harness.record(f"r-{index}")
         assert record.outcome == "done", (record.outcome, record.last_error)
@@ -186,7 +182,7 @@ def test_faults_still_give_exactly_one_effect_per_request(
 
 
 def test_blast_radius_holds_and_release_continues(harness_factory: Callable[..., Harness]) -> None:
-    harness = harness_factory(MAX_ACTIONS_PER_HOUR="2")
+    harness = harness_factory(MaxActionsPerHour="2")
     users = members_with_role(harness.emulator, "organization_internal_user", 3)
     harness.send(*(message("suspend", u.email, requestId=f"r-{n}") for n, u in enumerate(users)))
     harness.drain()
@@ -202,7 +198,7 @@ def test_blast_radius_holds_and_release_continues(harness_factory: Callable[...,
     assert result.exit_code == 0, result.output
     released = harness.drain()
     record = harness.record(f"r-{held}")
-    assert released >= 1
+    assert released.succeeded == 1
     assert record.outcome == "done"
     assert record.released_by == "op@example.com"
     assert users[held].active is False
@@ -215,15 +211,35 @@ def test_delete_after_not_before(harness_factory: Callable[..., Harness]) -> Non
     [user] = members_with_role(harness.emulator, "organization_internal_user", 1)
     due = datetime.now(UTC) + timedelta(seconds=2)
     harness.send(message("delete", user.email, requestId="later", notBefore=due.isoformat()))
-    harness.drain()
+    harness.drain(max_batches=1)  # the request itself: parked, and a delayed "due" message sent
     assert harness.record("later").outcome == "pending"
     assert not user.deleted
-    # the delayed "due" message becomes visible after its DelaySeconds; poll until it does
-    import time
-
-    deadline = time.monotonic() + 30
-    while harness.record("later").outcome != "done" and time.monotonic() < deadline:
-        harness.drain()
-        time.sleep(0.5)
+    harness.drain()  # waits for the delayed message, as Lambda's poller would
     assert harness.record("later").outcome == "done"
     assert user.deleted
+
+
+def test_poison_message_lands_on_the_dead_letter_queue_once_with_its_reason(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory()
+    unknown_field = message("suspend", "ann@example.com", requestId="typo", priorty="high")
+    harness.send("{not json", unknown_field, unknown_field)  # a double submission of the bad one
+    report = harness.drain()
+    assert report.failed == 0  # refused for good: acknowledged, not retried
+    letters = harness.dead_letters.receive_all()
+    assert sorted(letter["Body"] for letter in letters) == sorted(["{not json", unknown_field])
+    reasons = {
+        letter["Body"]: letter["MessageAttributes"][REJECT_REASON_ATTRIBUTE]["StringValue"]
+        for letter in letters
+    }
+    assert reasons["{not json"].startswith("malformed JSON")
+    assert "priorty: unknown field" in reasons[unknown_field]
+    for letter in letters:
+        request_id = letter["MessageAttributes"][REQUEST_ID_ATTRIBUTE]["StringValue"]
+        record = harness.record(request_id)
+        assert record.outcome == "refused"
+        assert record.outcome_reason == reasons[letter["Body"]]
+        assert record.body == letter["Body"]
+        assert record.dead_lettered_at is not None
+    assert harness.emulator.stats()["totalRequests"] == 0  # nothing reached Miro

@@ -16,7 +16,7 @@ from miro_sync.store.blast_radius import BlastRadiusCounter
 from miro_sync.store.queue import OffboardingQueue, OutgoingMessage
 from miro_sync_cli.local.stack import LocalStack
 from miro_sync_cli.offboard_cmd import app
-from tests.integration.offboarding.sqs import Poller
+from tests.integration.offboarding.sqs import QueueReader
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -127,18 +127,11 @@ def test_queue_sends_batches_with_delay_and_attributes(local_stack: LocalStack) 
     assert failures == []
     assert sum(sent) == 23
     queue.send(OutgoingMessage(body='{"n": "late"}', attributes={"miroSyncPhase": "due"}))
-    poller = Poller(sqs, local_stack.queue_url)
-    bodies: list[str] = []
-    phases: list[str] = []
-    for _ in range(10):
-        batch = poller.receive()
-        if not batch:
-            break
-        bodies.extend(m["Body"] for m in batch)
-        phases.extend(
-            m.get("MessageAttributes", {}).get("miroSyncPhase", {}).get("StringValue", "") for m in batch
-        )
-        poller.settle(batch, {"batchItemFailures": []})
+    received = QueueReader(sqs, local_stack.queue_url).receive_all()
+    bodies = [m["Body"] for m in received]
+    phases = [
+        m.get("MessageAttributes", {}).get("miroSyncPhase", {}).get("StringValue", "") for m in received
+    ]
     assert sorted(bodies) == sorted([f'{{"n": {n}}}' for n in range(23)] + ['{"n": "late"}'])
     assert phases.count("due") == 1
 
@@ -160,7 +153,7 @@ def test_cli_shows_the_plan_and_enqueues_only_with_yes(local_stack: LocalStack) 
     assert plan.exit_code == 1, plan.output
     assert "ann@example.com" in plan.output
     assert "Nothing enqueued" in plan.output
-    poller = Poller(_sqs(local_stack), local_stack.queue_url)
+    poller = QueueReader(_sqs(local_stack), local_stack.queue_url)
     assert poller.receive() == []
     done = _cli(local_stack, "suspend", "ann@example.com", "bob@example.com", "--reason", "left", "--yes")
     assert done.exit_code == 0, done.output
@@ -180,18 +173,11 @@ def test_cli_csv_is_all_or_nothing(local_stack: LocalStack, tmp_path: Path) -> N
     assert "line 3" in refused.output
     assert "not a valid email address" in refused.output
     assert "line 4" in refused.output  # no reason given and no --reason
-    poller = Poller(_sqs(local_stack), local_stack.queue_url)
+    poller = QueueReader(_sqs(local_stack), local_stack.queue_url)
     assert poller.receive() == []
     accepted = _cli(local_stack, "delete", "--csv", str(good), "--yes")
     assert accepted.exit_code == 0, accepted.output
-    received: list[dict[str, Any]] = []
-    for _ in range(10):
-        batch = poller.receive()
-        if not batch:
-            break
-        received.extend(batch)
-        poller.settle(batch, {})
-    assert len(received) == 25
+    assert len(poller.receive_all()) == 25
 
 
 def test_cli_status_release_and_cancel(local_stack: LocalStack) -> None:
@@ -207,7 +193,7 @@ def test_cli_status_release_and_cancel(local_stack: LocalStack) -> None:
     record = actions.get("r-held")
     assert record is not None
     assert record.released_by == "op@example.com"
-    [message] = Poller(_sqs(local_stack), local_stack.queue_url).receive()
+    [message] = QueueReader(_sqs(local_stack), local_stack.queue_url).receive()
     assert message["MessageAttributes"]["miroSyncPhase"]["StringValue"] == "release"
     assert json.loads(message["Body"])["requestId"] == "r-held"
     cancelled = _cli(local_stack, "cancel", "r-pending", "r-done")

@@ -20,7 +20,7 @@ from miro_sync.miro.errors import MiroConflict, MiroError, MiroNotFound
 from miro_sync.miro.models import BoardsPage, OrgMember, ScimUser
 from miro_sync.offboarding.worker import GuardPolicy, OffboardingWorker
 from miro_sync.store.actions import ActionConflictError, ActionRecord, Attempt, Outcome, utc_now_iso
-from miro_sync.store.queue import OutgoingMessage
+from miro_sync.store.queue import OutgoingMessage, QueueSendError
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
@@ -275,6 +275,28 @@ class FakeQueue:
         return f"m-{next(self._ids)}"
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    body: str
+    request_id: str
+    reason: str
+
+
+class FakeDeadLetters:
+    """The dead-letter queue; `failures` makes the next sends fail the way the SQS adapter reports it."""
+
+    def __init__(self) -> None:
+        self.sent: list[DeadLetter] = []
+        self.failures = 0
+
+    def dead_letter(self, body: str, *, request_id: str, reason: str) -> str:
+        if self.failures:
+            self.failures -= 1
+            raise QueueSendError("could not send to the dead-letter queue: throttled")
+        self.sent.append(DeadLetter(body, request_id, reason))
+        return f"dl-{len(self.sent)}"
+
+
 class FakeMetrics:
     def __init__(self) -> None:
         self.values: dict[str, float] = {}
@@ -290,6 +312,7 @@ class World:
     actions: FakeActions = field(default_factory=FakeActions)
     blast: FakeBlast = field(default_factory=FakeBlast)
     queue: FakeQueue = field(default_factory=FakeQueue)
+    dead_letters: FakeDeadLetters = field(default_factory=FakeDeadLetters)
     metrics: FakeMetrics = field(default_factory=FakeMetrics)
     idempotency: InMemoryIdempotency = field(default_factory=InMemoryIdempotency)
     clock: Clock = field(default_factory=Clock)
@@ -317,6 +340,7 @@ class World:
             idempotency_config=IdempotencyConfig(event_key_jmespath="requestId"),
             metrics=self.metrics,
             clock=self.clock,
+            dead_letters=self.dead_letters,
         )
         worker.register_lambda_context(FakeLambdaContext())  # type: ignore[arg-type]
         return worker

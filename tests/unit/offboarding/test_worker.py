@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 
 from miro_sync.miro.errors import MiroBadRequest, MiroRateLimited, MiroUnavailable
 from miro_sync.offboarding.worker import PHASE_ATTRIBUTE, PHASE_DUE, PHASE_RELEASE, RetryableError
-from tests.unit.offboarding.fakes import START, make_world
+from tests.unit.offboarding.fakes import START, DeadLetter, make_world
 
 
 def body(action: str = "suspend", **fields: Any) -> str:
@@ -358,10 +358,41 @@ def test_poison_messages_are_refused_with_a_precise_reason_and_not_retried(raw: 
     assert record.outcome == "refused"
     assert record.outcome_reason == result.reason
     assert record.body == raw
-    # redelivered: recorded once, still acknowledged
+    # copied to the dead-letter queue as received, with the same reason
+    assert world.dead_letters.sent == [DeadLetter(raw, result.request_id, result.reason or "")]
+    assert record.dead_lettered_at is not None
+    # redelivered: recorded once, copied once, still acknowledged
     assert worker.handle_message(raw).request_id == result.request_id
     assert len(world.actions.items) == 1
+    assert len(world.dead_letters.sent) == 1
     assert world.miro.calls == []
+
+
+def test_poison_message_whose_dead_letter_copy_failed_comes_back_and_is_copied_once() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.dead_letters.failures = 1
+    with pytest.raises(RetryableError, match="dead-letter queue"):
+        worker.handle_message("{not json")
+    [record] = world.actions.items.values()
+    assert record.outcome == "refused"  # the refusal itself is recorded before the copy is tried
+    assert record.dead_lettered_at is None
+    assert world.dead_letters.sent == []
+    result = worker.handle_message("{not json")  # the redelivery
+    assert result.outcome == "refused"
+    assert [letter.body for letter in world.dead_letters.sent] == ["{not json"]
+    assert world.actions.items[result.request_id].dead_lettered_at is not None
+    worker.handle_message("{not json")
+    assert len(world.dead_letters.sent) == 1
+    assert world.metrics.values["OffboardingInvalid"] == 1
+
+
+def test_valid_requests_never_reach_the_dead_letter_queue() -> None:
+    world = make_world()
+    worker = world.worker()
+    worker.handle_message(body(email="guest@partner.com", requestId="r-guest"))
+    assert world.actions.items["r-guest"].outcome == "refused"
+    assert world.dead_letters.sent == []
 
 
 def test_unknown_phase_marker_grants_nothing() -> None:

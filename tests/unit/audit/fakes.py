@@ -1,0 +1,176 @@
+"""Fakes for the audit sync: an audit-log API with faults, a fake clock, kill switches, a deadline."""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from miro_sync.miro.errors import MiroBadRequest, MiroUnavailable
+from miro_sync.store.audit import canonical_time
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class Killed(BaseException):  # noqa: N818 - a simulated hard kill (Lambda timeout, OOM)
+    """Not an Exception: nothing in the code under test may catch and survive it."""
+
+
+@dataclass
+class FakeClock:
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class Page:
+    data: list[Any]
+    cursor: str | None
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.cursor
+
+
+def make_event(
+    event_id: str,
+    at: datetime,
+    *,
+    event: str = "board_opened",
+    actor_id: str = "m1",
+    email: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "createdAt": canonical_time(at),
+        "event": event,
+        "category": "authentication" if event.startswith("sign_in") else "boards",
+        "context": {"ip": "10.0.0.1", "organization": {"id": "org", "name": "Acme"}},
+        "object": {"id": "b1", "name": "Roadmap"},
+        "createdBy": {
+            "type": "user",
+            "id": actor_id,
+            "name": "Ada",
+            "email": email or f"{actor_id}@acme.example",
+        },
+        "details": {},
+    }
+
+
+@dataclass
+class FakeAuditApi:
+    """`/v2/audit/logs` semantics: half-open [createdAfter, createdBefore), ASC, positional cursor,
+    400 for windows older than 90 days, wider than `max_window`, or a bad cursor."""
+
+    clock: FakeClock
+    max_window: timedelta | None = None
+    unavailable_rate: float = 0.0
+    seed: int = 0
+    _times: list[datetime] = field(default_factory=list)
+    _events: list[Any] = field(default_factory=list)
+    requests: int = 0
+    refused: int = 0
+
+    def add(self, at: datetime, raw: Any) -> None:
+        """Insert an event that becomes visible at position by time (late events land in the past)."""
+        position = bisect.bisect_right(self._times, at)
+        self._times.insert(position, at)
+        self._events.insert(position, raw)
+
+    def iter_audit_pages(
+        self,
+        created_after: datetime,
+        created_before: datetime,
+        cursor: str | None = None,
+        limit: int = 100,
+        sorting: str = "ASC",
+    ) -> Iterator[Page]:
+        assert sorting == "ASC"
+        rng = random.Random(f"{self.seed}/{self.requests}")
+        while True:
+            self.requests += 1
+            if self.unavailable_rate and rng.random() < self.unavailable_rate:
+                raise MiroUnavailable("Miro server error (retries exhausted)", status=503)
+            if created_after < self.clock.now - timedelta(days=90):
+                self.refused += 1
+                raise MiroBadRequest("createdAfter must be within the last 90 days", status=400)
+            if self.max_window is not None and created_before - created_after > self.max_window:
+                self.refused += 1
+                raise MiroBadRequest("time range too large", status=400)
+            first = bisect.bisect_left(self._times, created_after)
+            end = bisect.bisect_left(self._times, created_before)
+            position = first
+            if cursor is not None:
+                position = int(cursor)
+                if not first <= position <= end:
+                    raise MiroBadRequest("Parameter 'cursor' is not valid", status=400)
+            stop = min(end, position + limit)
+            data = list(self._events[position:stop])
+            cursor = str(stop) if stop < end else None
+            yield Page(data=data, cursor=cursor)
+            if cursor is None:
+                return
+
+
+@dataclass
+class KillSwitch:
+    """Counts operations; the `at`-th one and every one after it raise Killed (the process is gone)."""
+
+    at: int | None = None
+    count: int = 0
+    fired: bool = False
+
+    def tick(self) -> None:
+        if self.fired:
+            raise Killed
+        self.count += 1
+        if self.at is not None and self.count >= self.at:
+            self.fired = True
+            raise Killed
+
+
+class KillableStore:
+    """Wraps a store/checkpoints/members adapter: every call ticks the kill switch first."""
+
+    def __init__(self, inner: Any, switch: KillSwitch) -> None:
+        self._inner = inner
+        self._switch = switch
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._switch.tick()
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+@dataclass
+class PagesDeadline:
+    """Runs low after `pages` checks (a Lambda running out of time at a chosen page)."""
+
+    pages: int | None = None
+    checks: int = 0
+
+    def running_low(self) -> bool:
+        self.checks += 1
+        return self.pages is not None and self.checks >= self.pages
+
+
+@dataclass
+class RecordingForwarder:
+    published: list[Mapping[str, Any]] = field(default_factory=list)
+
+    def publish(self, events: Sequence[Mapping[str, Any]]) -> None:
+        self.published.extend(events)

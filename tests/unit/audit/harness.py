@@ -1,0 +1,96 @@
+"""Wires the audit sync to real repositories (moto) and the fake audit API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from miro_sync.store.audit import AuditRepository, RejectedEventsRepository
+from miro_sync.store.members import MemberRecord, MembersRepository
+from miro_sync.store.state import StateRepository
+from miro_sync.sync.audit import AuditLogSync, AuditSyncConfig, AuditSyncResult
+from tests.unit.audit.fakes import FakeAuditApi, FakeClock, KillableStore, KillSwitch, RecordingForwarder
+from tests.unit.audit.tables import Tables
+
+
+@dataclass
+class Harness:
+    tables: Tables
+    api: FakeAuditApi
+    clock: FakeClock
+    config: AuditSyncConfig
+    forwarder: RecordingForwarder = field(default_factory=RecordingForwarder)
+
+    @property
+    def audit(self) -> AuditRepository:
+        return AuditRepository(self.tables.audit, retention_days=400)
+
+    @property
+    def members(self) -> MembersRepository:
+        return MembersRepository(self.tables.members)
+
+    def sync(self, switch: KillSwitch | None = None) -> AuditLogSync:
+        def wrap(adapter: Any) -> Any:
+            return KillableStore(adapter, switch) if switch is not None else adapter
+
+        return AuditLogSync(
+            source=self.api,
+            store=wrap(self.audit),
+            rejects=wrap(RejectedEventsRepository(self.tables.state)),
+            checkpoints=wrap(StateRepository(self.tables.state)),
+            members=wrap(self.members),
+            forwarder=wrap(self.forwarder),
+            config=self.config,
+            clock=self.clock,
+        )
+
+    def stored_ids(self) -> list[str]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            response = self.tables.audit.scan(**kwargs)
+            items.extend(response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return sorted(item["eventId"] for item in items)
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def rejected(self) -> list[dict[str, Any]]:
+        return RejectedEventsRepository(self.tables.state).list(limit=1000)
+
+    def checkpoint(self) -> dict[str, Any]:
+        stored = StateRepository(self.tables.state).load_checkpoint("audit")
+        assert stored is not None
+        return stored.state
+
+    def add_member(self, member_id: str, email: str) -> None:
+        record = MemberRecord(
+            member_id=member_id,
+            email=email,
+            role="organization_internal_user",
+            license="full",
+            active=True,
+            status="active",
+        )
+        self.members.put_new([record])
+
+
+def run_to_completion(
+    harness: Harness, *, max_invocations: int = 500, owner_prefix: str = "inv"
+) -> list[AuditSyncResult]:
+    from miro_sync.continuation import NoDeadline
+
+    results = []
+    for number in range(max_invocations):
+        result = harness.sync().run(owner=f"{owner_prefix}-{number}", deadline=NoDeadline(), lease_ms=60_000)
+        results.append(result)
+        if result.status == "complete":
+            return results
+    raise AssertionError("the sync did not complete")
+
+
+def day(at: datetime) -> datetime:
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+ONE_MINUTE = timedelta(minutes=1)

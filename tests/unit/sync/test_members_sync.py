@@ -1,0 +1,382 @@
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from miro_sync.miro.errors import MiroAuthError, MiroProtocolError
+from miro_sync.miro.models import OrgMember
+from miro_sync.store.members import NEVER_SEEN
+from miro_sync.sync.members import IncompleteListingError, MembersSync, MembersSyncError, MembersSyncResult
+from tests.unit.sync.fakes import (
+    FakeDeadline,
+    FakeMembersStore,
+    FakeMiro,
+    FakeScim,
+    FakeStateStore,
+    Killed,
+    member,
+)
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def org(count: int) -> list[OrgMember]:
+    people = []
+    for index in range(count):
+        role = "organization_external_user" if index % 10 == 9 else "organization_internal_user"
+        license = "free" if index % 7 == 6 else "full"
+        last_activity = None if index % 11 == 10 else f"2026-0{1 + index % 3}-01T00:00:00Z"
+        people.append(
+            member(
+                f"{index:05d}",
+                role=role,
+                license=license,
+                active=index % 13 != 12,
+                last_activity=last_activity,
+            )
+        )
+    return people
+
+
+@dataclass
+class World:
+    miro: FakeMiro
+    scim: FakeScim
+    members: FakeMembersStore = field(default_factory=FakeMembersStore)
+    state: FakeStateStore = field(default_factory=FakeStateStore)
+    clock: datetime = T0
+    invocations: int = 0
+
+    def sync(self, page_size: int = 10) -> MembersSync:
+        return MembersSync(
+            miro=self.miro,
+            scim=self.scim,
+            members=self.members,
+            state=self.state,
+            clock=lambda: self.clock,
+            page_size=page_size,
+        )
+
+    def run(self, deadline: FakeDeadline | None = None, page_size: int = 10) -> MembersSyncResult:
+        self.invocations += 1
+        return self.sync(page_size).run(
+            invocation_id=f"inv-{self.invocations}", deadline=deadline or FakeDeadline()
+        )
+
+
+def world(count: int = 45) -> World:
+    people = org(count)
+    scim_users = {m.email: f"scim-{m.id}" for m in people if m.role == "organization_internal_user"}
+    teams = {"t1": [m.id for m in people[:5]], "t2": [m.id for m in people[3:8]]}
+    boards = [(f"b{i}", people[i % 4].id) for i in range(9)]
+    return World(miro=FakeMiro(people, teams=teams, boards=boards), scim=FakeScim(scim_users))
+
+
+def test_first_sync_stores_every_member_with_teams_boards_scim_id_and_seat() -> None:
+    w = world()
+    result = w.run()
+
+    assert result.outcome == "complete"
+    assert result.fetched == 45
+    assert result.written == 45
+    assert result.pages == 5
+    assert set(w.members.items) == {m.id for m in w.miro.members}
+    first = w.members.items["00000"]
+    assert first["teams"] == ["t1"]
+    assert w.members.items["00003"]["teams"] == ["t1", "t2"]
+    assert first["boardsOwned"] == 3  # boards b0, b4, b8
+    assert first["scimId"] == "scim-00000"
+    assert first["seat"] == "active#full"
+    assert first["lastSeenAt"] == "2026-01-01T00:00:00.000Z"
+    assert first["firstSeenAt"] == first["lastChangedAt"] == "2026-03-01T12:00:00.000Z"
+    assert "scimId" not in w.members.items["00009"]  # external users are invisible to SCIM
+    assert w.members.items["00010"]["lastSeenAt"] == NEVER_SEEN
+    assert w.members.items["00012"]["status"] == "suspended"
+    assert w.members.items["00012"]["seat"] == "suspended#full"
+    assert w.scim.listings == 1
+    assert w.scim.lookups == []
+
+
+def test_usage_snapshot_counts_licenses_roles_statuses_and_inactive_seats() -> None:
+    w = world()
+    result = w.run()
+
+    snapshot = result.snapshot
+    assert snapshot is not None
+    assert w.state.snapshots[result.run_id or ""] == snapshot
+    assert snapshot["members"] == 45
+    assert snapshot["byLicense"] == {"free": 6, "full": 39}
+    assert snapshot["byRole"] == {"organization_external_user": 4, "organization_internal_user": 41}
+    assert snapshot["byStatus"] == {"active": 42, "suspended": 3}
+    assert snapshot["fullLicensesPurchased"] == 1000
+    assert snapshot["fullLicensesAssigned"] == 39
+    assert snapshot["boards"] == 9
+    # Active paid seats seen 2026-01-01 / 02-01 / 03-01 or never, judged at 2026-03-01 12:00.
+    expected = {}
+    paid = [m for m in w.miro.members if m.active and m.license != "free"]
+    for days in (30, 60, 90):
+        limit = T0 - timedelta(days=days)
+        expected[str(days)] = sum(1 for m in paid if m.last_activity_at is None or m.last_activity_at < limit)
+    assert snapshot["inactiveSeats"] == expected
+    assert snapshot["neverSeenSeats"] == sum(1 for m in paid if m.last_activity_at is None)
+
+
+def test_resync_writes_only_changed_members() -> None:
+    w = world(200)
+    w.run()
+    w.members.items_written = 0
+    changed_ids = {"00005", "00100"}
+    w.miro.members = [
+        m.model_copy(update={"license": "basic"}) if m.id in changed_ids else m for m in w.miro.members
+    ]
+    w.clock = T0 + timedelta(days=1)
+
+    result = w.run()
+
+    assert result.outcome == "complete"
+    assert result.written == 2
+    assert result.unchanged == 198
+    assert w.members.items_written == 2
+    assert w.members.items["00005"]["seat"] == "active#basic"
+    assert w.members.items["00005"]["lastChangedAt"] == "2026-03-02T12:00:00.000Z"
+    assert w.members.items["00006"]["lastChangedAt"] == "2026-03-01T12:00:00.000Z"
+    assert w.scim.listings == 1  # SCIM is paged on the first run only
+
+
+def test_vanished_member_is_marked_deprovisioned_never_deleted_and_comes_back() -> None:
+    w = world()
+    w.run()
+    gone = w.miro.members.pop(4)
+    w.clock = T0 + timedelta(days=1)
+
+    result = w.run()
+
+    item = w.members.items[gone.id]
+    assert result.removed == 1
+    assert item["status"] == "deprovisioned"
+    assert item["seat"] == "deprovisioned#full"
+    assert item["removedAt"] == "2026-03-02T12:00:00.000Z"
+    assert item["active"] is False
+    assert result.snapshot is not None
+    assert result.snapshot["removedSinceLastRun"] == 1
+
+    w.miro.members.append(gone)
+    w.clock = T0 + timedelta(days=2)
+    w.run()
+    assert w.members.items[gone.id]["status"] == "active"
+    assert "removedAt" not in w.members.items[gone.id]
+
+
+def test_malformed_page_fails_the_run_without_marking_anyone_deprovisioned() -> None:
+    w = world()
+    w.run()
+    w.miro.members.pop(0)  # really gone, but the listing below never completes
+    w.miro.broken_member_pages = {3: MiroProtocolError("truncated body", status=200)}
+
+    with pytest.raises(MiroProtocolError):
+        w.run()
+    assert all(item["status"] != "deprovisioned" for item in w.members.items.values())
+
+    w.miro.broken_member_pages = {}
+    w.clock = T0 + timedelta(hours=1)
+    result = w.run()
+    assert result.resumed
+    assert result.outcome == "complete"
+    assert w.members.items["00000"]["status"] == "deprovisioned"
+
+
+def test_forbidden_fails_fast_naming_the_scope_and_deprovisions_nobody() -> None:
+    w = world()
+    w.run()
+    w.miro.members.pop(0)
+    w.miro.broken_member_pages = {
+        1: MiroAuthError(
+            "forbidden", status=403, required_scope="organizations:read", required_role="Company Admin"
+        )
+    }
+
+    with pytest.raises(MembersSyncError, match=r"organizations:read.*Company Admin"):
+        w.run()
+    assert all(item["status"] != "deprovisioned" for item in w.members.items.values())
+
+
+def test_an_empty_listing_after_a_full_one_is_refused() -> None:
+    w = world()
+    w.run()
+    w.miro.members = []
+
+    with pytest.raises(IncompleteListingError):
+        w.run()
+    assert all(item["status"] != "deprovisioned" for item in w.members.items.values())
+
+
+def test_signals_written_by_other_functions_survive_a_sync_rewrite() -> None:
+    w = world()
+    w.run()
+    later = datetime(2026, 2, 20, tzinfo=UTC)
+    assert w.members.record_board_activity("00001", later)
+    w.miro.members = [
+        m.model_copy(update={"role": "organization_internal_admin"}) if m.id == "00001" else m
+        for m in w.miro.members
+    ]
+
+    w.run()
+
+    item = w.members.items["00001"]
+    assert item["role"] == "organization_internal_admin"
+    assert item["lastBoardActivityAt"] == "2026-02-20T00:00:00.000Z"
+    assert item["lastSeenAt"] == "2026-02-20T00:00:00.000Z"
+
+
+def test_a_signal_racing_the_sync_write_is_kept() -> None:
+    w = world()
+    w.run()
+    w.miro.members = [
+        m.model_copy(update={"license": "basic"}) if m.id == "00002" else m for m in w.miro.members
+    ]
+    raced = []
+
+    def signal_arrives(member_id: str) -> None:
+        if member_id == "00002" and not raced:
+            raced.append(member_id)
+            w.members.record_board_activity(member_id, datetime(2026, 3, 1, 6, tzinfo=UTC))
+
+    w.members.before_replace = signal_arrives
+
+    w.run()
+
+    item = w.members.items["00002"]
+    assert raced == ["00002"]
+    assert item["license"] == "basic"
+    assert item["lastBoardActivityAt"] == item["lastSeenAt"] == "2026-03-01T06:00:00.000Z"
+
+
+def test_running_low_on_time_hands_over_and_the_next_invocation_finishes() -> None:
+    w = world()
+    # Checks pass after the teams/boards phase and after pages 1 and 2; after page 3 time runs low.
+    first = w.run(FakeDeadline(checks_before_low=3))
+    assert first.outcome == "continue"
+    assert first.pages == 3
+    w.clock = T0 + timedelta(minutes=15)
+    second = w.run()
+    assert second.outcome == "complete"
+    assert second.resumed
+    assert second.run_id == first.run_id
+    assert second.pages == 2
+
+    clean = world()
+    clean.run()
+    assert w.members.table() == clean.members.table()
+    assert w.state.snapshots[first.run_id or ""]["members"] == 45
+
+
+def test_a_second_invocation_while_the_lease_is_held_backs_off() -> None:
+    w = world()
+    assert w.state.acquire_lease("members", "other", now_ms=0, until_ms=int(T0.timestamp() * 1000) + 60_000)
+
+    result = w.run()
+
+    assert result.outcome == "busy"
+    assert w.members.items == {}
+
+
+def test_later_runs_look_up_scim_ids_only_for_new_internal_members() -> None:
+    w = world()
+    w.run()
+    newcomer = member("99999", email="new@example.com")
+    guest = member("99998", email="guest@example.com", role="organization_external_user")
+    w.miro.members += [newcomer, guest]
+    w.scim.users["new@example.com"] = "scim-new"
+
+    w.run()
+
+    assert w.scim.lookups == ["new@example.com"]
+    assert w.members.items["99999"]["scimId"] == "scim-new"
+    assert w.scim.listings == 1
+
+
+def test_an_internal_member_missing_from_scim_is_not_looked_up_every_run() -> None:
+    w = world()
+    w.run()
+    w.miro.members.append(member("99999", email="nosso@example.com"))
+    w.run()
+    w.run()
+    assert w.scim.lookups == ["nosso@example.com"]
+
+
+def _run_until_complete(w: World, limit: int = 20) -> None:
+    for _ in range(limit):
+        try:
+            result = w.run()
+        except Killed:
+            w.clock += timedelta(minutes=20)  # the killed invocation's lease runs out
+            continue
+        if result.outcome == "complete":
+            return
+    raise AssertionError("the sync did not converge")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kills=st.lists(
+        st.tuples(st.sampled_from(["miro", "members", "state"]), st.integers(min_value=1, max_value=40)),
+        min_size=1,
+        max_size=3,
+    ),
+    changes=st.integers(min_value=0, max_value=5),
+)
+def test_killed_at_random_points_a_rerun_converges_to_the_clean_table(
+    kills: list[tuple[str, int]], changes: int
+) -> None:
+    def prepare() -> World:
+        w = world(60)
+        w.run()  # a previous complete run, so removals are in play
+        w.miro.members = w.miro.members[changes:]  # `changes` members left the org
+        w.miro.members = [
+            m.model_copy(update={"license": "basic"}) if int(m.id) % 9 == 0 else m for m in w.miro.members
+        ]
+        w.clock = T0 + timedelta(days=1)
+        return w
+
+    clean = prepare()
+    assert clean.run().outcome == "complete"
+
+    crashed = prepare()
+    completed = False
+    for target, at in kills:
+        faults = {
+            "miro": crashed.miro.faults,
+            "members": crashed.members.faults,
+            "state": crashed.state.faults,
+        }[target]
+        faults.calls, faults.at, faults.error = 0, at, Killed()
+        if completed:
+            break
+        try:
+            completed = crashed.run().outcome == "complete"
+        except Killed:
+            crashed.clock += timedelta(minutes=20)
+        faults.at = None
+    if not completed:
+        _run_until_complete(crashed)
+
+    assert normalized(crashed) == normalized(clean)
+
+
+def normalized(w: World) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The table and last snapshot with the last run's start time and id replaced by placeholders.
+
+    A kill before the run's first checkpoint means that run never started: the re-run starts later,
+    so its timestamps legitimately differ by exactly that start time.
+    """
+    snapshot = list(w.state.snapshots.values())[-1]
+    text = json.dumps([w.members.table(), snapshot], sort_keys=True)
+    text = text.replace(snapshot["at"], "<run start>").replace(snapshot["runId"], "<run id>")
+    table, last_snapshot = json.loads(text)
+    return table, last_snapshot
