@@ -5,6 +5,7 @@ and unit tests can call it directly."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -155,6 +156,8 @@ class Stats:
     def reset(self) -> None:
         with self._lock:
             self.requests: Counter[str] = Counter()
+            # Fault ordinals: like `requests`, minus the requests a running 429 storm answered.
+            self.ordinals: Counter[str] = Counter()
             self.statuses: Counter[str] = Counter()
             self.by_operation_status: Counter[str] = Counter()
             self.rate_limited: Counter[str] = Counter()
@@ -162,12 +165,16 @@ class Stats:
             self.credits_spent = 0
             self.internal_errors = 0
 
+    def count_request(self, operation_id: str) -> None:
+        with self._lock:
+            self.requests[operation_id] += 1
+
     def next_ordinals(self, operation_id: str) -> tuple[int, int]:
         """(this operation's ordinal, all faultable requests' ordinal), both counted from 0."""
         with self._lock:
-            ordinal = self.requests[operation_id]
-            total = sum(self.requests.values())
-            self.requests[operation_id] += 1
+            ordinal = self.ordinals[operation_id]
+            total = sum(self.ordinals.values())
+            self.ordinals[operation_id] += 1
             return ordinal, total
 
     def record(self, operation_id: str, status: int | None, fault: FaultKind, credits: int) -> None:
@@ -203,6 +210,8 @@ class Emulator:
         *,
         sleep: Callable[[float], None] = time.sleep,
         state: OrgState | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         if config.faults not in PROFILES:
             raise ValueError(f"unknown fault profile {config.faults!r}; known: {', '.join(PROFILES)}")
@@ -211,10 +220,16 @@ class Emulator:
         self.state = state if state is not None else build_org(config, self.clock)
         self.app_id = "3458764599999999999"
         self.fault_profile: FaultProfile = PROFILES[config.faults]
-        self.credits = WindowBudget(config.credits_per_window, config.window_s)
+        self._monotonic = monotonic
+        self._wall = wall
+        self.credits = WindowBudget(config.credits_per_window, config.window_s, monotonic, wall)
         self.scim_budgets = {
-            method: WindowBudget(limit, config.scim_window_s) for method, limit in SCIM_LIMITS.items()
+            method: WindowBudget(limit, config.scim_window_s, monotonic, wall)
+            for method, limit in SCIM_LIMITS.items()
         }
+        # Running 429 storms: token -> monotonic time the storm ends.
+        self._storms: dict[str, float] = {}
+        self._storms_lock = threading.Lock()
         self.stats_counter = Stats()
         self.deliveries = DeliveryWorker(config.callback_timeout_s)
         self.scim_base_for_links = SCIM_PREFIX
@@ -236,6 +251,8 @@ class Emulator:
 
     def set_fault_profile(self, name: str) -> None:
         self.fault_profile = PROFILES[name]
+        with self._storms_lock:
+            self._storms.clear()
 
     def public_base(self, request: Request) -> str:
         host = request.headers.get("host", "127.0.0.1")
@@ -265,12 +282,21 @@ class Emulator:
         return self._handle_api(operation, request)
 
     def _handle_api(self, operation: Operation, request: Request) -> Response | object:
+        self.stats_counter.count_request(operation.operation_id)
+        is_scim = operation.api == "scim"
+        token = request.bearer_token() or ""
+        storm_left = self._storm_left(token)
+        if storm_left is not None:
+            # A running storm answers before anything else and draws no fault ordinal.
+            if self.config.latency_ms > 0:
+                self._sleep(self.config.latency_ms / 1000)
+            self.stats_counter.record(operation.operation_id, 429, FaultKind.TOO_MANY_REQUESTS, 0)
+            return self._storm_response(is_scim, request, storm_left)
         ordinal, total = self.stats_counter.next_ordinals(operation.operation_id)
         decision = decide(self.fault_profile, self.config.seed, operation.operation_id, ordinal, total)
         delay_ms = self.config.latency_ms + decision.latency_ms
         if delay_ms > 0:
             self._sleep(delay_ms / 1000)
-        is_scim = operation.api == "scim"
         if decision.kind is FaultKind.RESET:
             self.stats_counter.record(operation.operation_id, None, decision.kind, 0)
             return RESET
@@ -282,7 +308,6 @@ class Emulator:
         if denied is not None:
             self.stats_counter.record(operation.operation_id, denied.status, FaultKind.NONE, 0)
             return denied
-        token = request.bearer_token() or ""
         if is_scim:
             verdict = self.scim_budgets.get(request.method, self.scim_budgets["GET"]).charge(token, 1)
             cost = 0
@@ -344,15 +369,35 @@ class Emulator:
             page = f"<html><body><h1>{decision.status} {reason}</h1></body></html>".encode()
             return Response(decision.status, content_type="text/html", raw=page)
         if decision.kind is FaultKind.TOO_MANY_REQUESTS:
-            token = request.bearer_token() or ""
-            budget = (
-                self.scim_budgets.get(request.method, self.scim_budgets["GET"]) if is_scim else self.credits
+            duration = self.fault_profile.storm_duration_s(
+                self.config.scim_window_s if is_scim else self.config.window_s
             )
-            peek = budget.peek(token)
-            return self._too_many(is_scim, Verdict(False, peek.limit, 0, peek.reset_epoch_s))
+            with self._storms_lock:
+                self._storms[request.bearer_token() or ""] = self._monotonic() + duration
+            return self._storm_response(is_scim, request, duration)
         if decision.kind is FaultKind.EXPIRED_TOKEN:
             return self._error(is_scim, 401, "tokenExpired", "The access token has expired")
         return None
+
+    def _storm_left(self, token: str) -> float | None:
+        """Seconds left of this token's running 429 storm; None when there is none."""
+        with self._storms_lock:
+            end = self._storms.get(token)
+            if end is None:
+                return None
+            left = end - self._monotonic()
+            if left <= 0:
+                del self._storms[token]
+                return None
+            return left
+
+    def _storm_response(self, is_scim: bool, request: Request, left_s: float) -> Response:
+        budget = self.scim_budgets.get(request.method, self.scim_budgets["GET"]) if is_scim else self.credits
+        # Reset and Retry-After both round up, so a client that waits for either is past the storm.
+        reset = math.ceil(self._wall() + left_s)
+        response = self._too_many(is_scim, Verdict(False, budget.limit, 0, reset))
+        response.headers["Retry-After"] = str(max(1, math.ceil(left_s)))
+        return response
 
     def _too_many(self, is_scim: bool, verdict: Verdict) -> Response:
         response = self._error(is_scim, 429, "tooManyRequests", "Too many requests")

@@ -32,6 +32,7 @@ def build_worker(settings: OffboardingSettings) -> OffboardingWorker:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
     from miro_sync.miro.client import MiroRestClient
+    from miro_sync.miro.http import WindowPacer
     from miro_sync.miro.scim import MiroScimClient
     from miro_sync.secrets import SecretsManagerToken
     from miro_sync.store.actions import ActionsRepository
@@ -41,15 +42,21 @@ def build_worker(settings: OffboardingSettings) -> OffboardingWorker:
 
     assert settings.scim_token_secret is not None  # required_env makes it present
     dynamodb = boto3.resource("dynamodb")
+    sqs = boto3.client("sqs")
     return OffboardingWorker(
         actions=ActionsRepository(dynamodb.Table(settings.actions_table)),
         members=MembersRepository(dynamodb.Table(settings.members_table)),
         directory=MiroRestClient(
             settings.api_url, SecretsManagerToken(settings.token_secret), settings.org_id
         ),
-        scim=MiroScimClient(settings.scim_url, SecretsManagerToken(settings.scim_token_secret)),
+        scim=MiroScimClient(
+            settings.scim_url,
+            SecretsManagerToken(settings.scim_token_secret),
+            pacer=WindowPacer(window_s=settings.scim_window_s),
+        ),
         blast_radius=BlastRadiusCounter(dynamodb.Table(settings.state_table)),
-        queue=OffboardingQueue(settings.queue_url, boto3.client("sqs")),
+        queue=OffboardingQueue(settings.queue_url, sqs),
+        dead_letters=OffboardingQueue(settings.dlq_url, sqs) if settings.dlq_url else None,
         policy=GuardPolicy(
             protected_emails=frozenset(settings.protected_emails),
             allow_admin_offboarding=settings.allow_admin_offboarding,

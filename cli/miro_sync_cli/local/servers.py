@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -137,6 +138,8 @@ class MotoServer:
     def start(self) -> MotoServer:
         from moto.server import ThreadedMotoServer
 
+        # werkzeug otherwise installs its own handler and prints a line per request to moto server.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         _wait_until_listening(self.port, 30)

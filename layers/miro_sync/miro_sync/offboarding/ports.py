@@ -72,5 +72,9 @@ class MessageSender(Protocol):
     def send(self, message: OutgoingMessage) -> str: ...
 
 
+class DeadLetterSender(Protocol):
+    def dead_letter(self, body: str, *, request_id: str, reason: str) -> str: ...
+
+
 class MetricsSink(Protocol):
     def add_metric(self, name: str, unit: str, value: float) -> Any: ...

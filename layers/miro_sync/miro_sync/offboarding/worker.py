@@ -30,6 +30,7 @@ from miro_sync.offboarding.messages import InvalidRequestError, OffboardingReque
 from miro_sync.offboarding.ports import (
     ActionsStore,
     BlastRadius,
+    DeadLetterSender,
     KnownMember,
     MembersStore,
     MessageSender,
@@ -45,7 +46,7 @@ from miro_sync.store.actions import (
     Outcome,
     utc_now_iso,
 )
-from miro_sync.store.queue import MAX_DELAY_SECONDS, OutgoingMessage
+from miro_sync.store.queue import MAX_DELAY_SECONDS, OutgoingMessage, QueueSendError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
@@ -154,6 +155,7 @@ class OffboardingWorker:
         idempotency_config: IdempotencyConfig,
         metrics: MetricsSink | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        dead_letters: DeadLetterSender | None = None,
     ) -> None:
         from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
@@ -163,6 +165,7 @@ class OffboardingWorker:
         self._scim = scim
         self._blast = blast_radius
         self._queue = queue
+        self._dead_letters = dead_letters
         self._policy = policy
         self._metrics = metrics
         self._clock = clock
@@ -600,9 +603,14 @@ class OffboardingWorker:
             )
 
     def _refuse_invalid(self, invalid: InvalidRequestError) -> Result:
-        """A malformed message is refused for good: recorded with the precise reason and acknowledged,
-        so it is neither retried forever nor lost. (Powertools' BatchProcessor with a Parser model would
-        mark it failed and SQS would redeliver it until the DLQ, with no reason in the actions table.)"""
+        """A malformed message is refused for good: recorded with the precise reason, copied to the
+        dead-letter queue (body as received, reason in its attributes) and acknowledged, so it is
+        neither retried forever nor lost. (Powertools' BatchProcessor with a Parser model would mark it
+        failed and SQS would redeliver it until the DLQ, with no reason anywhere.)
+
+        Once: the actions record notes when the copy was sent, and a redelivery sends only if that is
+        missing (a crash between the send and the note is the one window that can copy it twice). A
+        failed send raises RetryableError, so the message comes back and the copy is tried again."""
         now = self._clock()
         stamp = utc_now_iso(now)
         record = ActionRecord(
@@ -618,13 +626,33 @@ class OffboardingWorker:
             completed_at=stamp,
             body=invalid.body[:4000] or "(empty body)",
         )
-        self._actions.create(record)  # False on redelivery: already recorded
-        self._metric("OffboardingInvalid", 1)
-        log.warning(
-            "invalid offboarding message refused",
-            extra={"requestId": invalid.request_id, "reason": invalid.reason},
-        )
+        first_time = self._actions.create(record)
+        if first_time:
+            self._metric("OffboardingInvalid", 1)
+            log.warning(
+                "invalid offboarding message refused",
+                extra={"requestId": invalid.request_id, "reason": invalid.reason},
+            )
+        if self._dead_letters is not None:
+            existing = None if first_time else self._actions.get(invalid.request_id)
+            if first_time or (existing is not None and existing.dead_lettered_at is None):
+                self._copy_to_dead_letters(invalid)
         return Result(invalid.request_id, "refused", invalid.reason)
+
+    def _copy_to_dead_letters(self, invalid: InvalidRequestError) -> None:
+        assert self._dead_letters is not None
+        try:
+            self._dead_letters.dead_letter(invalid.body, request_id=invalid.request_id, reason=invalid.reason)
+        except QueueSendError as error:
+            raise RetryableError(str(error)) from error
+        now = self._clock()
+        with contextlib.suppress(ActionConflictError):  # only ever "refused"; nothing to do otherwise
+            self._actions.update(
+                invalid.request_id,
+                at=now,
+                expected={"refused"},
+                fields={"dead_lettered_at": utc_now_iso(now)},
+            )
 
     def _describe_plan(self, request: OffboardingRequest, member: ResolvedMember, user: ScimUser) -> str:
         state = "active" if user.active is not False else "inactive"

@@ -25,12 +25,18 @@ class OffboardingSettings(MiroSettings):
     state_table: str = Field(alias="STATE_TABLE", min_length=3)
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=3)
     queue_url: str = Field(alias="OFFBOARDING_QUEUE_URL", min_length=1)
+    # Where a malformed message goes (with its reason) besides the actions table. Optional so a
+    # stack without it still runs; the template always sets it.
+    dlq_url: str | None = Field(default=None, alias="OFFBOARDING_DLQ_URL")
     # Comma-separated in the environment; kept as a sorted tuple of lower-case emails (hashable).
     protected_emails: tuple[str, ...] = Field(default=(), alias="PROTECTED_EMAILS")
     allow_admin_offboarding: bool = Field(default=False, alias="ALLOW_ADMIN_OFFBOARDING", strict=False)
     max_actions_per_hour: int = Field(default=50, alias="MAX_ACTIONS_PER_HOUR", ge=0)
     # How long a finished request id stays in the Powertools idempotency table. The actions table keeps
     # every request for good, so a redelivery after expiry still finds it finished and does nothing.
+    # Length of SCIM's fixed rate windows (Miro: 30 s). Not in the template: only the benchmark and tests,
+    # whose emulator compresses the windows, change it.
+    scim_window_s: float = Field(default=30.0, alias="MIRO_SCIM_WINDOW_S", gt=0)
     idempotency_ttl_s: int = Field(default=7 * 24 * 3600, alias="OFFBOARDING_IDEMPOTENCY_TTL_S", ge=60)
 
     @field_validator("protected_emails", mode="before")

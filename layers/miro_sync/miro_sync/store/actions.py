@@ -78,6 +78,8 @@ class ActionRecord(BaseModel):
     released_at: str | None = Field(default=None, alias="releasedAt")
     cancelled_by: str | None = Field(default=None, alias="cancelledBy")
     completed_at: str | None = Field(default=None, alias="completedAt")
+    # when a refused malformed message was copied to the dead-letter queue (so it is copied once)
+    dead_lettered_at: str | None = Field(default=None, alias="deadLetteredAt")
 
     @property
     def is_final(self) -> bool:

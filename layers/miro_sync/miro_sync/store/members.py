@@ -91,6 +91,8 @@ class MemberRecord(BaseModel):
             "teams": sorted(self.teams),
             "boardsOwned": self.boards_owned,
             "scimId": self.scim_id,
+            # Part of the content so that a failed SCIM lookup is remembered (not repeated per run).
+            "scimCheckedAt": _iso_or_none(self.scim_checked_at),
             "adminRoles": sorted(self.admin_roles),
             "removedAt": _iso_or_none(self.removed_at),
         }

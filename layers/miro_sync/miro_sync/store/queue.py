@@ -1,4 +1,5 @@
-"""SQS adapter for the offboarding queue: send one message, or many with SendMessageBatch."""
+"""SQS adapter for the offboarding queue (send one message, or many with SendMessageBatch) and its
+dead-letter queue (a refused malformed message is copied there with its reason)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ if TYPE_CHECKING:
 
 MAX_DELAY_SECONDS = 900  # SQS's ceiling; longer waits go through the scheduled sweep
 BATCH_LIMIT = 10  # SendMessageBatch entries per call
+REJECT_REASON_ATTRIBUTE = "miroSyncRejectReason"
+REQUEST_ID_ATTRIBUTE = "miroSyncRequestId"
+MAX_REASON_CHARS = 1000
+EMPTY_BODY = "(empty body)"  # SQS refuses an empty MessageBody
+
+
+class QueueSendError(Exception):
+    """SQS did not take the message (throttled, unreachable, refused); the caller decides to retry."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,26 @@ class OffboardingQueue:
         if message.attributes:
             kwargs["MessageAttributes"] = _attributes(message.attributes)
         return self._client.send_message(**kwargs)["MessageId"]
+
+    def dead_letter(self, body: str, *, request_id: str, reason: str) -> str:
+        """Put a refused message on this (dead-letter) queue as it arrived, its reason and request id in
+        message attributes, so an operator reading the DLQ sees why without opening the actions table."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self._client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=body or EMPTY_BODY,
+                MessageAttributes=_attributes(
+                    {
+                        REJECT_REASON_ATTRIBUTE: reason[:MAX_REASON_CHARS] or "refused",
+                        REQUEST_ID_ATTRIBUTE: request_id,
+                    }
+                ),
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise QueueSendError(f"could not send to the dead-letter queue: {error}") from error
+        return response["MessageId"]
 
     def send_batch(
         self, messages: Sequence[OutgoingMessage], *, on_sent: Callable[[int], None] | None = None
