@@ -112,7 +112,8 @@ def _invoke_until_complete(stack: LocalStack, attempts: int = 6) -> list[Any]:
 
 @pytest.fixture
 def emulator() -> Iterator[RunningEmulator]:
-    with start_emulator(EmulatorConfig(members=MEMBERS, seed=7), port=0) as running:
+    # A short rate-limit window: 429 storms wait for the window reset, which would take 60 s each.
+    with start_emulator(EmulatorConfig(members=MEMBERS, seed=7, window_s=5), port=0) as running:
         yield running
 
 
@@ -154,7 +155,14 @@ def test_continues_itself_and_marks_removed_members_deprovisioned(
     assert len(runs) >= 1 + MEMBERS // 100
     assert all(run["resumed"] for run in runs[1:])
     table = _table(local_stack)
-    assert _observed(table) == _truth(emulator)
+    # Deprovisioned members keep their last known teams, boards and SCIM id (history is kept),
+    # while Miro has already moved those away: compare them on identity and seat only.
+    kept = ("email", "role", "license", "status", "seat")
+    observed, truth = _observed(table), _truth(emulator)
+    for member in removed:
+        observed[member.id] = {key: observed[member.id][key] for key in kept}
+        truth[member.id] = {key: truth[member.id][key] for key in kept}
+    assert observed == truth
     for member in removed:
         assert table[member.id]["status"] == "deprovisioned"
         assert "removedAt" in table[member.id]
@@ -184,13 +192,22 @@ def test_a_token_that_stops_working_fails_the_run_and_deprovisions_nobody(
     emulator.state.delete_member(emulator.state.all_members[0])
     emulator.set_faults("expired-token")
 
-    with pytest.raises(FunctionError) as failure:
-        local_stack.invoke("MembersSyncFunction", SCHEDULED_EVENT)
+    # The tokens stop working after a fixed number of requests: some invocation meets it mid-run.
+    for _ in range(6):
+        deprovisioned_before = sum(1 for i in _table(local_stack).values() if i["status"] == "deprovisioned")
+        try:
+            local_stack.invoke("MembersSyncFunction", SCHEDULED_EVENT)
+        except FunctionError as failure:
+            payload = failure.payload
+            break
+    else:
+        raise AssertionError("the expired token never failed a run")
 
-    assert failure.value.payload["errorType"] == "MembersSyncError"
-    assert "Nothing was marked deprovisioned" in failure.value.payload["errorMessage"]
-    assert emulator.token not in str(failure.value.payload)
-    assert all(item["status"] != "deprovisioned" for item in _table(local_stack).values())
+    assert payload["errorType"] == "MembersSyncError"
+    assert "Nothing was marked deprovisioned" in payload["errorMessage"]
+    assert emulator.token not in str(payload)
+    after = sum(1 for i in _table(local_stack).values() if i["status"] == "deprovisioned")
+    assert after == deprovisioned_before
 
 
 def test_missing_configuration_fails_at_start_naming_the_variable(local_stack: LocalStack) -> None:

@@ -1,0 +1,287 @@
+"""AuditTable (one item per Miro audit event) and the rejected-event log (in StateTable).
+
+AuditTable item (camelCase, as stored):
+  day          "YYYY-MM-DD" of createdAt in UTC (partition key: one Query per day for a time range)
+  sk           "{createdAt}#{eventId}" with createdAt in one canonical form (UTC, milliseconds, "Z"),
+               so the same event always has the same key and string order is time order
+  actor        createdBy email (lower-cased) or, without one, createdBy id   (GSI ByActor, sparse)
+  event        Miro's event name                                            (GSI ByEventType, sparse)
+  eventId, createdAt, category, actorType, actorId, actorEmail, objectId, objectName
+  raw          the event exactly as Miro sent it, as JSON (unknown fields kept)
+  expiresAt    createdAt + retention (TTL, epoch seconds); derived from the event, not the write
+               time, so writing the same event twice writes the same item
+
+Exactly once: the key is derived from the event, so a put is idempotent. Before writing a page the
+repository asks (BatchGetItem, consistent) which keys already exist; only the missing ones are
+written (BatchWriteItem) and reported as new, which is what forwarding needs. This is 1 + 4
+requests per 100-event page instead of 100 conditional PutItems, and it is race-free because the
+sync's checkpoint lease allows one writer at a time (and a racing duplicate put would still write
+the identical item).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from miro_sync.store.dynamo import batch_get, batch_write
+
+DEFAULT_RETENTION_DAYS = 400
+# DynamoDB items are capped at 400 KB; an event this large keeps a truncated `raw` and says so.
+MAX_RAW_BYTES = 300_000
+REJECTED_PK = "audit#rejected"
+REJECTED_RETENTION_DAYS = 400
+
+
+def canonical_time(moment: datetime) -> str:
+    """UTC, milliseconds, trailing Z: the single textual form of an audit timestamp."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One valid audit event, ready to store."""
+
+    event_id: str
+    created_at: datetime
+    event: str | None
+    category: str | None
+    actor_type: str | None
+    actor_id: str | None
+    actor_email: str | None
+    object_id: str | None
+    object_name: str | None
+    raw: Mapping[str, Any] = field(compare=False, hash=False)
+
+    @property
+    def created_at_key(self) -> str:
+        return canonical_time(self.created_at)
+
+    @property
+    def day(self) -> str:
+        return self.created_at_key[:10]
+
+    @property
+    def sk(self) -> str:
+        return f"{self.created_at_key}#{self.event_id}"
+
+    @property
+    def actor(self) -> str | None:
+        return self.actor_email or self.actor_id
+
+    def key(self) -> dict[str, str]:
+        return {"day": self.day, "sk": self.sk}
+
+    def to_item(self, retention_days: int) -> dict[str, Any]:
+        raw_json = json.dumps(self.raw, separators=(",", ":"), sort_keys=True, default=str)
+        truncated = len(raw_json.encode()) > MAX_RAW_BYTES
+        if truncated:
+            raw_json = raw_json.encode()[:MAX_RAW_BYTES].decode(errors="ignore")
+        item: dict[str, Any] = {
+            "day": self.day,
+            "sk": self.sk,
+            "eventId": self.event_id,
+            "createdAt": self.created_at_key,
+            "raw": raw_json,
+            "expiresAt": int((self.created_at + timedelta(days=retention_days)).timestamp()),
+        }
+        optional = {
+            "event": self.event,
+            "category": self.category,
+            "actor": self.actor,
+            "actorType": self.actor_type,
+            "actorId": self.actor_id,
+            "actorEmail": self.actor_email,
+            "objectId": self.object_id,
+            "objectName": self.object_name,
+            "rawTruncated": True if truncated else None,
+        }
+        # DynamoDB Local rejects empty strings (and GSI keys may not be empty): leave them out.
+        item.update({name: value for name, value in optional.items() if value not in (None, "")})
+        return item
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An item read back from AuditTable."""
+
+    day: str
+    sk: str
+    event_id: str
+    created_at: str
+    event: str | None
+    actor: str | None
+    actor_type: str | None
+    actor_id: str | None
+    actor_email: str | None
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> StoredEvent:
+        return cls(
+            day=item["day"],
+            sk=item["sk"],
+            event_id=item["eventId"],
+            created_at=item["createdAt"],
+            event=item.get("event"),
+            actor=item.get("actor"),
+            actor_type=item.get("actorType"),
+            actor_id=item.get("actorId"),
+            actor_email=item.get("actorEmail"),
+            raw=json.loads(item["raw"]) if not item.get("rawTruncated") else {"truncated": item["raw"]},
+        )
+
+
+def _days(start: datetime, end: datetime) -> list[str]:
+    first = start.astimezone(UTC).date()
+    last = end.astimezone(UTC).date()
+    return [(first + timedelta(days=offset)).isoformat() for offset in range((last - first).days + 1)]
+
+
+class AuditRepository:
+    """All access to AuditTable. Thread-safe: it only uses the table's low-level client."""
+
+    def __init__(self, table: Any, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+        self._client = table.meta.client
+        self.table_name: str = table.name
+        self.retention_days = retention_days
+        self.read_requests = 0
+        self.write_requests = 0
+        self.items_written = 0
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def filter_new(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+        """The records whose key is not stored yet, each once, in their original order."""
+        unique: dict[str, AuditRecord] = {}
+        for record in records:
+            unique.setdefault(record.sk, record)
+        if not unique:
+            return []
+        keys = [record.key() for record in unique.values()]
+        found, requests = batch_get(self._client, self.table_name, keys)
+        self.read_requests += requests
+        present = {item["sk"] for item in found}
+        return [record for sk, record in unique.items() if sk not in present]
+
+    def put(self, records: Sequence[AuditRecord]) -> None:
+        """Write records (idempotent: same event, same key, same item)."""
+        if not records:
+            return
+        self.write_requests += batch_write(
+            self._client, self.table_name, [record.to_item(self.retention_days) for record in records]
+        )
+        self.items_written += len(records)
+
+    # --- queries ---------------------------------------------------------------------------------
+
+    def _query(self, **kwargs: Any) -> Iterator[StoredEvent]:
+        request: dict[str, Any] = {"TableName": self.table_name, **kwargs}
+        while True:
+            response = self._client.query(**request)
+            self.read_requests += 1
+            for item in response.get("Items", []):
+                yield StoredEvent.from_item(item)
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return
+            request["ExclusiveStartKey"] = last_key
+
+    def query_time_range(self, start: datetime, end: datetime) -> Iterator[StoredEvent]:
+        """Events with start <= createdAt < end, oldest first (one Query per UTC day)."""
+        low, high = canonical_time(start), canonical_time(end)
+        for day in _days(start, end):
+            yield from self._query(
+                KeyConditionExpression=Key("day").eq(day) & Key("sk").between(low, high),
+                ConsistentRead=True,
+            )
+
+    def query_by_actor(
+        self, actor: str, start: datetime | None = None, end: datetime | None = None
+    ) -> Iterator[StoredEvent]:
+        """Events by createdBy email (any case) or, for actors without one, createdBy id; oldest first."""
+        return self._query_index(
+            "ByActor", "actor", actor.strip().lower() if "@" in actor else actor, start, end
+        )
+
+    def query_by_event_type(
+        self, event: str, start: datetime | None = None, end: datetime | None = None
+    ) -> Iterator[StoredEvent]:
+        return self._query_index("ByEventType", "event", event, start, end)
+
+    def _query_index(
+        self, index: str, attribute: str, value: str, start: datetime | None, end: datetime | None
+    ) -> Iterator[StoredEvent]:
+        condition: Any = Key(attribute).eq(value)
+        if start is not None or end is not None:
+            low = canonical_time(start) if start else "0000"
+            high = canonical_time(end) if end else "9999"
+            condition = condition & Key("sk").between(low, high)
+        # GSIs are eventually consistent: fine for reports and investigations.
+        return self._query(IndexName=index, KeyConditionExpression=condition)
+
+
+@dataclass(frozen=True)
+class RejectedEvent:
+    """An event that cannot be stored (no id, unparseable date), with where it came from."""
+
+    reason: str
+    raw: Any
+    cursor: str | None
+    window_start: str
+    window_end: str
+
+    def key(self) -> str:
+        # Deterministic: a re-read of the same page records the same rejection once.
+        body = json.dumps(
+            [self.raw, self.cursor, self.window_start, self.window_end], sort_keys=True, default=str
+        )
+        return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+class RejectedEventsRepository:
+    """Rejected audit events in StateTable (pk "audit#rejected", sk "{recordedAt}#{hash}")."""
+
+    def __init__(self, table: Any) -> None:
+        self._client = table.meta.client
+        self.table_name: str = table.name
+
+    def record(self, rejects: Sequence[RejectedEvent], *, now: datetime) -> None:
+        if not rejects:
+            return
+        unique = {reject.key(): reject for reject in rejects}
+        items = []
+        for digest, reject in unique.items():
+            raw_json = json.dumps(reject.raw, default=str)[:MAX_RAW_BYTES]
+            item: dict[str, Any] = {
+                "pk": REJECTED_PK,
+                # The window start keeps the sk stable across re-reads of the same page.
+                "sk": f"{reject.window_start}#{digest}",
+                "reason": reject.reason,
+                "raw": raw_json,
+                "windowStart": reject.window_start,
+                "windowEnd": reject.window_end,
+                "recordedAt": canonical_time(now),
+                "expiresAt": int(now.timestamp()) + REJECTED_RETENTION_DAYS * 86_400,
+            }
+            if reject.cursor:
+                item["cursor"] = reject.cursor
+            items.append(item)
+        batch_write(self._client, self.table_name, items)
+
+    def list(self, limit: int = 100) -> list[dict[str, Any]]:
+        response = self._client.query(
+            TableName=self.table_name,
+            KeyConditionExpression=Key("pk").eq(REJECTED_PK),
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        return [dict(item) for item in response.get("Items", [])]
