@@ -1,11 +1,17 @@
-"""Builds a realistic org from (members, seed, now): same inputs, same org."""
+"""Builds a realistic org from (members, seed, now): same inputs, same org.
+
+Generation runs once per start and is sized for 100k members and a million audit events, so the loops
+below are written for speed: `random.Random` methods are inlined (`uniform(a, b)` is `a + (b - a) *
+random()`, `randrange(n)` and `choice` are `_randbelow(n)`), drawing exactly what the plain calls drew, in
+the same order, so an org for a seed does not depend on how fast the code is."""
 
 from __future__ import annotations
 
-import bisect
 import random
-from array import array
 from base64 import urlsafe_b64encode
+from collections.abc import Callable
+from itertools import accumulate
+from math import log
 
 from miro_emulator.audit import EVENT_TYPE_INDEX, NO_INDEX
 from miro_emulator.config import Clock, EmulatorConfig, to_ms
@@ -147,21 +153,93 @@ def build_org(config: EmulatorConfig, clock: Clock) -> OrgState:
     return state
 
 
-def _pick_role(rng: random.Random, index: int) -> str:
-    if index == 0:
-        return ADMIN  # the token owner: every org has at least one admin
-    roll = rng.random()
-    if roll < 0.03:
-        return ADMIN
-    if roll < 0.83:
-        return INTERNAL_USER
-    if roll < 0.93:
-        return EXTERNAL_USER
-    return TEAM_GUEST
+def _randbelow(rng: random.Random) -> Callable[[int], int]:
+    """`rng.randrange(n)` for n > 0 without its argument checks: randrange(n) returns `_randbelow(n)`."""
+    below: Callable[[int], int] = rng._randbelow  # type: ignore[attr-defined]
+    return below
 
 
-def _pick_license(rng: random.Random, role: str) -> str:
-    roll = rng.random()
+def _add_members(state: OrgState, rng: random.Random, count: int, now_ms: int) -> None:
+    random_ = rng.random
+    below = _randbelow(rng)
+    given_names = GIVEN_NAMES
+    family_names = FAMILY_NAMES
+    given_count = len(given_names)
+    family_count = len(family_names)
+    given_lower = [name.lower() for name in given_names]
+    family_lower = [name.lower() for name in family_names]
+    external_domains = EXTERNAL_DOMAINS
+    external_count = len(external_domains)
+    admin_role_count = len(ADMIN_ROLE_NAMES)
+    all_members = state.all_members
+    by_id = state.members_by_id
+    by_email = state.members_by_email
+    by_scim_id = state.members_by_scim_id
+    for index in range(count):
+        # Role: the first member is the token owner, every org has at least one admin.
+        if index == 0:
+            role = ADMIN
+        else:
+            roll = random_()
+            if roll < 0.03:
+                role = ADMIN
+            elif roll < 0.83:
+                role = INTERNAL_USER
+            elif roll < 0.93:
+                role = EXTERNAL_USER
+            else:
+                role = TEAM_GUEST
+        given_at = below(given_count)
+        family_at = below(family_count)
+        visible = role in (ADMIN, INTERNAL_USER)
+        domain = COMPANY_DOMAIN if visible else external_domains[index % external_count]
+        # == f"{given}.{family}.{index}@{domain}".lower(): names and domains are ASCII
+        email = f"{given_lower[given_at]}.{family_lower[family_at]}.{index}@{domain}"
+        created_ms = now_ms - int((5 + 1495 * random_()) * DAY_MS)  # uniform(5, 1500) days ago
+        # Last activity: a few never signed in, most are recent, a long tail is not.
+        roll = random_()
+        last_activity: int | None
+        if roll < 0.06:
+            last_activity = None  # invited, never signed in
+        else:
+            if roll < 0.70:
+                days = 0 + 30 * random_()
+            elif roll < 0.82:
+                days = 30 + 60 * random_()
+            else:
+                days = 90 + 310 * random_()  # the long tail of seats nobody uses
+            last_activity = max(created_ms, now_ms - int(days * DAY_MS))
+        active = index == 0 or random_() >= 0.05
+        admin_roles = (ADMIN_ROLE_NAMES[below(admin_role_count)],) if role == ADMIN else ()
+        member_id = str(MEMBER_ID_BASE + index * 7919 + below(7919))
+        # Spread member ids so they look like Miro's 19-digit ids but stay sortable by creation.
+        scim_id = str(SCIM_ID_BASE + index * 104_729 + 17) if visible else None
+        member = Member(
+            index,
+            member_id,
+            email,
+            given_names[given_at],
+            family_names[family_at],
+            role,
+            _pick_license(random_(), role),
+            active,
+            now_ms - 3_600_000 if index == 0 else last_activity,
+            created_ms + int(2 * random_() * DAY_MS),  # uniform(0, 2) days after creation
+            created_ms,
+            scim_id,
+            admin_roles,
+        )
+        all_members.append(member)
+        by_id[member_id] = member
+        by_email[email] = member
+        if scim_id is not None:
+            by_scim_id[scim_id] = member
+    state.member_ids = sorted(by_id)
+    # SCIM ids grow with the member index, so index order is SCIM id order.
+    state.scim_order = [member.index for member in all_members if member.scim_id is not None]
+
+
+def _pick_license(roll: float, role: str) -> str:
     if role == ADMIN:
         return "full"
     if role == INTERNAL_USER:
@@ -179,61 +257,12 @@ def _pick_license(rng: random.Random, role: str) -> str:
     return "free_restricted"
 
 
-def _pick_last_activity(rng: random.Random, now_ms: int, created_ms: int) -> int | None:
-    roll = rng.random()
-    if roll < 0.06:
-        return None  # invited, never signed in
-    if roll < 0.70:
-        days = rng.uniform(0, 30)
-    elif roll < 0.82:
-        days = rng.uniform(30, 90)
-    else:
-        days = rng.uniform(90, 400)  # the long tail of seats nobody uses
-    return max(created_ms, now_ms - int(days * DAY_MS))
-
-
-def _add_members(state: OrgState, rng: random.Random, count: int, now_ms: int) -> None:
-    # Spread member ids so they look like Miro's 19-digit ids but stay sortable by creation.
-    for index in range(count):
-        role = _pick_role(rng, index)
-        given = GIVEN_NAMES[rng.randrange(len(GIVEN_NAMES))]
-        family = FAMILY_NAMES[rng.randrange(len(FAMILY_NAMES))]
-        domain = (
-            COMPANY_DOMAIN if role in SCIM_VISIBLE_ROLES else EXTERNAL_DOMAINS[index % len(EXTERNAL_DOMAINS)]
-        )
-        email = f"{given}.{family}.{index}@{domain}".lower()
-        created_ms = now_ms - int(rng.uniform(5, 1500) * DAY_MS)
-        last_activity = _pick_last_activity(rng, now_ms, created_ms)
-        active = index == 0 or rng.random() >= 0.05
-        admin_roles = (ADMIN_ROLE_NAMES[rng.randrange(len(ADMIN_ROLE_NAMES))],) if role == ADMIN else ()
-        member = Member(
-            index=index,
-            id=str(MEMBER_ID_BASE + index * 7919 + rng.randrange(7919)),
-            email=email,
-            given_name=given,
-            family_name=family,
-            role=role,
-            license=_pick_license(rng, role),
-            active=active,
-            last_activity_ms=now_ms - 3_600_000 if index == 0 else last_activity,
-            license_assigned_ms=created_ms + int(rng.uniform(0, 2) * DAY_MS),
-            created_ms=created_ms,
-            scim_id=str(SCIM_ID_BASE + index * 104_729 + 17) if role in SCIM_VISIBLE_ROLES else None,
-            admin_roles=admin_roles,
-        )
-        state.all_members.append(member)
-        state.members_by_id[member.id] = member
-        state.members_by_email[member.email] = member
-        if member.scim_id is not None:
-            state.members_by_scim_id[member.scim_id] = member
-    state.member_ids = sorted(state.members_by_id)
-    state.scim_order = sorted(
-        (m.index for m in state.all_members if m.scim_id is not None),
-        key=lambda index: int(state.all_members[index].scim_id or 0),
-    )
+TEAMS_PER_MEMBER = (1, 1, 1, 2, 2, 3)
 
 
 def _add_teams(state: OrgState, rng: random.Random, now_ms: int) -> None:
+    random_ = rng.random
+    below = _randbelow(rng)
     members = state.all_members
     team_count = max(3, len(members) // 25)
     for index in range(team_count):
@@ -243,37 +272,47 @@ def _add_teams(state: OrgState, rng: random.Random, now_ms: int) -> None:
             index=index,
             id=str(TEAM_ID_BASE + index * 6151 + 3),
             name=name,
-            created_ms=now_ms - int(rng.uniform(400, 1600) * DAY_MS),
+            created_ms=now_ms - int((400 + 1200 * random_()) * DAY_MS),
         )
         state.teams.append(team)
         state.teams_by_id[team.id] = team
     internal = [m for m in members if m.role in SCIM_VISIBLE_ROLES]
+    inviter = members[0].id
     # Each team gets an internal admin first, so "the oldest team admin" always exists.
     for team in state.teams:
-        founder = internal[rng.randrange(len(internal))]
-        _join(team, founder, "admin", team.created_ms, members[0].id)
+        founder = internal[below(len(internal))]
+        _join(team, founder, "admin", team.created_ms, inviter)
+    teams = state.teams
+    first_team = teams[0]
+    choices = TEAMS_PER_MEMBER
+    choice_count = len(choices)
     for member in members:
-        teams_for_member = 1 if member.role == TEAM_GUEST else rng.choice((1, 1, 1, 2, 2, 3))
+        member_index = member.index
+        member_role = member.role
+        teams_for_member = 1 if member_role == TEAM_GUEST else choices[below(choice_count)]
         for _ in range(teams_for_member):
-            team = state.teams[rng.randrange(team_count)]
-            if member.index in team.memberships:
+            team = teams[below(team_count)]
+            memberships = team.memberships
+            if member_index in memberships:
                 continue
-            if member.role == EXTERNAL_USER:
+            if member_role == EXTERNAL_USER:
                 role = "non_team"
-            elif member.role == TEAM_GUEST:
+            elif member_role == TEAM_GUEST:
                 role = "member"
             else:
-                role = "admin" if rng.random() < 0.05 else "member"
-            joined = max(team.created_ms, member.created_ms) + int(rng.uniform(0, 3) * DAY_MS)
-            _join(team, member, role, joined, members[0].id)
+                role = "admin" if random_() < 0.05 else "member"
+            joined = max(team.created_ms, member.created_ms) + int(3 * random_() * DAY_MS)
+            memberships[member_index] = TeamMembership(member_index, role, joined, inviter)
+            if member.primary_team == NO_INDEX:
+                member.primary_team = team.index
         if member.primary_team == NO_INDEX:
-            member.primary_team = state.teams[0].index
+            member.primary_team = first_team.index
             _join(
-                state.teams[0],
+                first_team,
                 member,
-                "member" if member.role != EXTERNAL_USER else "non_team",
+                "member" if member_role != EXTERNAL_USER else "non_team",
                 member.created_ms,
-                members[0].id,
+                inviter,
             )
 
 
@@ -286,95 +325,145 @@ def _join(team: Team, member: Member, role: str, joined_ms: int, invited_by: str
 
 
 def _add_boards(state: OrgState, rng: random.Random, now_ms: int) -> None:
+    random_ = rng.random
+    below = _randbelow(rng)
     owners = [m for m in state.all_members if m.role in (ADMIN, INTERNAL_USER)]
+    owner_count = len(owners)
+    topic_count = len(BOARD_TOPICS)
     board_count = max(5, int(len(state.all_members) * 0.8))
+    boards = state.boards
+    boards_by_id = state.boards_by_id
     for index in range(board_count):
-        owner = owners[rng.randrange(len(owners))] if rng.random() < 0.85 else owners[index % len(owners)]
-        created_ms = max(owner.created_ms, now_ms - int(rng.uniform(1, 900) * DAY_MS))
+        owner = owners[below(owner_count)] if random_() < 0.85 else owners[index % owner_count]
+        created_ms = max(owner.created_ms, now_ms - int((1 + 899 * random_()) * DAY_MS))
         raw_id = (index + 1).to_bytes(7, "big")
+        board_id = "uXjV" + urlsafe_b64encode(raw_id + b"\x00").decode()[:-1] + "="
         board = Board(
-            index=index,
-            id="uXjV" + urlsafe_b64encode(raw_id + b"\x00").decode()[:-1] + "=",
-            name=f"{BOARD_TOPICS[rng.randrange(len(BOARD_TOPICS))]} #{index + 1}",
-            description="",
-            team_index=owner.primary_team,
-            owner_index=owner.index,
-            created_by_index=owner.index,
-            created_ms=created_ms,
-            modified_ms=min(now_ms, created_ms + int(rng.uniform(0, 60) * DAY_MS)),
+            index,
+            board_id,
+            f"{BOARD_TOPICS[below(topic_count)]} #{index + 1}",
+            "",
+            owner.primary_team,
+            owner.index,
+            owner.index,
+            created_ms,
+            min(now_ms, created_ms + int(60 * random_() * DAY_MS)),
         )
-        state.boards.append(board)
-        state.boards_by_id[board.id] = board
+        boards.append(board)
+        boards_by_id[board_id] = board
 
 
 def _add_audit_events(state: OrgState, rng: random.Random, count: int, now_ms: int) -> None:
-    """Events over the last 100 days, never after their actor's lastActivityAt."""
+    """Events over the last 100 days, never after their actor's lastActivityAt, generated in time order.
+
+    Every actor signs in at their lastActivityAt (so "last sign-in" from the audit log lines up with it);
+    the other events fall uniformly over the window, each by an actor still active at that time (one whose
+    lastActivityAt is not earlier). Actors ordered by lastActivityAt make "still active" a suffix that only
+    shrinks as time goes on, so the three time-ordered streams (sign-ins, other events, deactivations) merge
+    in one pass straight into the columns: no sort of a million events."""
     start_ms = now_ms - AUDIT_HISTORY_DAYS * DAY_MS
     members = state.all_members
     boards = state.boards
     actors = [m for m in members if m.last_activity_ms is not None and m.last_activity_ms > start_ms]
     if not actors or count == 0:
         return
-    last_seen = [m.last_activity_ms or 0 for m in actors]
-    times = array("q")
-    kinds = array("b")
-    who = array("i")
-    what = array("i")
-    sign_in = EVENT_TYPE_INDEX["sign_in_succeeded"]
-    # Every actor's latest sign-in, so "last sign-in" from the audit log lines up with lastActivityAt.
-    for member in actors:
-        times.append(member.last_activity_ms or start_ms)
-        kinds.append(sign_in)
-        who.append(member.index)
-        what.append(member.index)
-    weighted_kinds = [
-        (EVENT_TYPE_INDEX["sign_in_succeeded"], 0.30),
-        (EVENT_TYPE_INDEX["sign_in_failed"], 0.03),
-        (EVENT_TYPE_INDEX["board_opened"], 0.50),
-        (EVENT_TYPE_INDEX["board_created"], 0.07),
-        (EVENT_TYPE_INDEX["board_shared"], 0.10),
-    ]
-    kind_values = [kind for kind, _ in weighted_kinds]
+    actors.sort(key=lambda m: (m.last_activity_ms, m.index))
+    actor_count = len(actors)
+    actor_indexes = [m.index for m in actors]
+    actor_teams = [m.primary_team for m in actors]
+    sentinel = now_ms + 1  # later than every event: ends each stream without a bounds check
+    sign_in_times = [m.last_activity_ms or 0 for m in actors]
+    sign_in_times.append(sentinel)
+    # Other events: sorted uniform times up to the last actor's last activity, so someone is always active.
+    span = sign_in_times[actor_count - 1] - start_ms
+    random_ = rng.random
+    # Exponential gaps make the running sums sorted uniform positions without sorting a million values.
+    gaps = [1.0 - random_() for _ in range(max(0, count - actor_count) + 1)]  # (0, 1]: log is finite
+    positions = list(accumulate(map(log, gaps)))  # <= 0 and decreasing
+    del gaps
+    last_position = positions.pop()
+    scale = span / last_position if last_position < 0 else 0.0
+    # Deactivated members: one deactivation event by the SCIM provisioner, inside the window.
+    window = now_ms - start_ms
+    deactivations = sorted(
+        (start_ms + int(random_() * window), member.index, member.primary_team)
+        for member in members
+        if not member.active
+    )
+    deactivations.append((sentinel, NO_INDEX, NO_INDEX))
+    # Event types by weight: sign-in succeeded 30 %, failed 3 %, board opened 50 %, created 7 %,
+    # shared 10 %: a roll below the cumulative weight of a type picks it.
     cumulative = []
     running = 0.0
-    for _, weight in weighted_kinds:
+    for weight in (0.30, 0.03, 0.50, 0.07, 0.10):
         running += weight
         cumulative.append(running)
-    span = now_ms - start_ms
-    actor_count = len(actors)
-    board_count = len(boards)
-    random_ = rng.random
-    first_board_kind = EVENT_TYPE_INDEX["board_opened"]
-    # Hot loop (a million iterations at 100k members): int(random() * n) instead of randrange and a
-    # bisect over cumulative weights keep generation at a few seconds.
-    for _ in range(max(0, count - len(times))):
-        created = start_ms + int(random_() * span)
-        actor_position = int(random_() * actor_count)
-        if last_seen[actor_position] < created:
-            actor_position = int(random_() * actor_count)
-            if last_seen[actor_position] < created:
-                created = last_seen[actor_position]
-        kind = kind_values[bisect.bisect_right(cumulative, random_() * running)]
-        actor_index = actors[actor_position].index
-        times.append(created)
-        kinds.append(kind)
-        who.append(actor_index)
-        what.append(int(random_() * board_count) if kind >= first_board_kind else actor_index)
-    # Deactivated members: one deactivation event by the SCIM provisioner, inside the window.
+    below_sign_in, below_failed, below_opened, below_created, _ = cumulative
+    sign_in = EVENT_TYPE_INDEX["sign_in_succeeded"]
+    sign_in_failed = EVENT_TYPE_INDEX["sign_in_failed"]
+    board_opened = EVENT_TYPE_INDEX["board_opened"]
+    board_created = EVENT_TYPE_INDEX["board_created"]
+    board_shared = EVENT_TYPE_INDEX["board_shared"]
     deactivate = EVENT_TYPE_INDEX["user_deactivated"]
-    for member in members:
-        if not member.active:
-            times.append(start_ms + int(rng.random() * span))
-            kinds.append(deactivate)
-            who.append(NO_INDEX)
-            what.append(member.index)
-    order = sorted(range(len(times)), key=times.__getitem__)
+    board_count = len(boards)
     audit = state.audit
-    for position in order:
-        actor = who[position]
-        team = members[actor].primary_team if actor != NO_INDEX else members[what[position]].primary_team
-        audit.created_ms.append(times[position])
-        audit.event_type.append(kinds[position])
-        audit.actor.append(actor)
-        audit.target.append(what[position])
-        audit.team.append(team)
+    add_time = audit.created_ms.append
+    add_kind = audit.event_type.append
+    add_actor = audit.actor.append
+    add_target = audit.target.append
+    add_team = audit.team.append
+    next_sign_in = 0  # actors[next_sign_in:] have not signed in for the last time yet: still active
+    next_deactivation = 0
+
+    def emit_before(limit: int) -> int:
+        """Emit the sign-ins and deactivations earlier than `limit`, in time order; the next one's time."""
+        nonlocal next_sign_in, next_deactivation
+        sign_in_time = sign_in_times[next_sign_in]
+        deactivation_time, target, team = deactivations[next_deactivation]
+        while True:
+            if sign_in_time <= deactivation_time:
+                if sign_in_time >= limit:
+                    return sign_in_time
+                actor = actor_indexes[next_sign_in]
+                add_time(sign_in_time)
+                add_kind(sign_in)
+                add_actor(actor)
+                add_target(actor)
+                add_team(actor_teams[next_sign_in])
+                next_sign_in += 1
+                sign_in_time = sign_in_times[next_sign_in]
+            else:
+                if deactivation_time >= limit:
+                    return deactivation_time
+                add_time(deactivation_time)
+                add_kind(deactivate)
+                add_actor(NO_INDEX)
+                add_target(target)
+                add_team(team)
+                next_deactivation += 1
+                deactivation_time, target, team = deactivations[next_deactivation]
+
+    pending = emit_before(start_ms)
+    # Hot loop (a million iterations at 100k members): int(random() * n) instead of randrange, and
+    # comparisons against the cumulative weights instead of a bisect, keep generation fast.
+    for position_in_window in positions:
+        created = start_ms + int(position_in_window * scale)
+        if pending < created:
+            pending = emit_before(created)
+        position = next_sign_in + int(random_() * (actor_count - next_sign_in))
+        actor = actor_indexes[position]
+        add_time(created)
+        add_actor(actor)
+        add_team(actor_teams[position])
+        roll = random_() * running
+        if roll < below_failed:
+            add_kind(sign_in if roll < below_sign_in else sign_in_failed)
+            add_target(actor)
+        else:
+            add_kind(
+                board_opened
+                if roll < below_opened
+                else (board_created if roll < below_created else board_shared)
+            )
+            add_target(int(random_() * board_count))
+    emit_before(sentinel)  # what is left of both

@@ -264,9 +264,8 @@ class OffboardingWorker:
             return Result(record.request_id, "refused", refusal.reason).as_dict()
 
     def _load_or_create(self, request: OffboardingRequest, now: datetime) -> ActionRecord:
-        existing = self._actions.get(request.key)
-        if existing is not None:
-            return existing
+        # Create first and read only when it exists: a new request (the common case) costs one
+        # DynamoDB round trip instead of two.
         stamp = utc_now_iso(now)
         record = ActionRecord(
             request_id=request.key,
@@ -285,10 +284,10 @@ class OffboardingWorker:
         )
         if self._actions.create(record):
             return record
-        raced = self._actions.get(request.key)
-        if raced is None:  # created and gone again: nothing deletes action records, so this is a bug
+        existing = self._actions.get(request.key)
+        if existing is None:  # created and gone again: nothing deletes action records, so this is a bug
             raise RetryableError(f"action record {request.key} vanished")
-        return raced
+        return existing
 
     def _defer(self, request: OffboardingRequest, record: ActionRecord, phase: str, now: datetime) -> None:
         assert request.not_before is not None
