@@ -15,7 +15,7 @@ from miro_sync.store.audit import canonical_time
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-class Killed(BaseException):  # noqa: N818 - a simulated hard kill (Lambda timeout, OOM)
+class Killed(BaseException):
     """Not an Exception: nothing in the code under test may catch and survive it."""
 
 

@@ -68,8 +68,15 @@ def test_signal_classification() -> None:
     provisioner = to_record(
         make_event("4", at, event="user_deactivated") | {"createdBy": {"type": "scim_provisioner", "id": "0"}}
     )
-    assert isinstance(sign_in, AuditRecord) and is_sign_in(sign_in) and is_activity(sign_in)
-    assert isinstance(failed, AuditRecord) and not is_sign_in(failed) and not is_activity(failed)
-    assert isinstance(opened, AuditRecord) and not is_sign_in(opened) and is_activity(opened)
-    assert isinstance(provisioner, AuditRecord) and not is_activity(provisioner)
+    assert isinstance(sign_in, AuditRecord)
+    assert is_sign_in(sign_in)
+    assert is_activity(sign_in)
+    assert isinstance(failed, AuditRecord)
+    assert not is_sign_in(failed)
+    assert not is_activity(failed)
+    assert isinstance(opened, AuditRecord)
+    assert not is_sign_in(opened)
+    assert is_activity(opened)
+    assert isinstance(provisioner, AuditRecord)
+    assert not is_activity(provisioner)
     assert provisioner.actor == "0"

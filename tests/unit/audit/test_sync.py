@@ -14,7 +14,10 @@ from tests.unit.audit.tables import Tables
 def harness(tables: Tables, *, backfill_days: int = 3, **api_options: object) -> Harness:
     clock = FakeClock()
     api = FakeAuditApi(clock=clock, **api_options)  # type: ignore[arg-type]
-    config = AuditSyncConfig(backfill_days=backfill_days, window=timedelta(hours=12), page_size=10)
+    # moto's in-process DynamoDB is not thread-safe: signals are written from the calling thread.
+    config = AuditSyncConfig(
+        backfill_days=backfill_days, window=timedelta(hours=12), page_size=10, signal_workers=1
+    )
     return Harness(tables=tables, api=api, clock=clock, config=config)
 
 
@@ -152,7 +155,8 @@ def test_signals_update_members_with_the_newest_sign_in_and_activity(tables: Tab
     run_to_completion(h)
     m1 = h.members.get("m1")
     m2 = h.members.get("m2")
-    assert m1 is not None and m2 is not None
+    assert m1 is not None
+    assert m2 is not None
     assert m1.last_sign_in_at == sign_in
     assert m1.last_audit_activity_at == opened  # the failed sign-in is not activity
     assert m2.last_audit_activity_at == opened

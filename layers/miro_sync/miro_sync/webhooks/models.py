@@ -21,6 +21,10 @@ class _WireModel(BaseModel):
 
 
 class Challenge(_WireModel):
+    # Only the one-off handshake when a subscription is created validates this: its schema is built
+    # then, not on every cold start. The event models below are on every delivery's path: built eagerly.
+    model_config = ConfigDict(defer_build=True)
+
     # Strict: the echo must be exactly what Miro sent, never a number turned into text.
     challenge: StrictStr = Field(min_length=1, max_length=2048)
 

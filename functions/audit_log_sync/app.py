@@ -1,0 +1,139 @@
+"""AuditLogSyncFunction: EventBridge schedule; continues itself by async self-invoke.
+
+Logic lives in miro_sync.sync.audit; this module reads the environment, builds the adapters once per
+container (keyed by the frozen settings) and turns the run's result into metrics and logs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from miro_sync.settings.audit_log_sync import AuditLogSyncSettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from miro_sync.continuation import Continuation
+    from miro_sync.miro.client import MiroRestClient
+    from miro_sync.store.audit import AuditRepository, RejectedEventsRepository
+    from miro_sync.store.events_bus import EventBridgeForwarder
+    from miro_sync.store.members import MembersRepository
+    from miro_sync.store.state import StateRepository
+
+logger = Logger()
+metrics = Metrics()
+
+
+@dataclass(frozen=True)
+class Adapters:
+    miro: MiroRestClient
+    audit: AuditRepository
+    rejects: RejectedEventsRepository
+    state: StateRepository
+    members: MembersRepository
+    forwarder: EventBridgeForwarder | None
+    continuation: Continuation
+
+
+@lru_cache(maxsize=4)
+def build(settings: AuditLogSyncSettings) -> Adapters:
+    """Heavy imports and clients only on the first invocation of a container (cold-start budget)."""
+    import boto3
+
+    from miro_sync.continuation import Continuation
+    from miro_sync.miro.client import MiroRestClient
+    from miro_sync.miro.http import RateLimitPacer
+    from miro_sync.secrets import SecretsManagerToken
+    from miro_sync.store.audit import AuditRepository, RejectedEventsRepository
+    from miro_sync.store.events_bus import EventBridgeForwarder
+    from miro_sync.store.members import MembersRepository
+    from miro_sync.store.self_invoke import LambdaAsyncInvoker
+    from miro_sync.store.state import StateRepository
+
+    dynamodb = boto3.resource("dynamodb")
+    invoker = LambdaAsyncInvoker(boto3.client("lambda")) if settings.function_name else None
+    return Adapters(
+        miro=MiroRestClient(
+            settings.api_url,
+            SecretsManagerToken(settings.token_secret),
+            settings.org_id,
+            pacer=RateLimitPacer(reserve_fraction=settings.rate_reserve_fraction),
+        ),
+        audit=AuditRepository(dynamodb.Table(settings.audit_table), retention_days=settings.retention_days),
+        rejects=RejectedEventsRepository(dynamodb.Table(settings.state_table)),
+        state=StateRepository(dynamodb.Table(settings.state_table)),
+        members=MembersRepository(dynamodb.Table(settings.members_table)),
+        forwarder=EventBridgeForwarder(boto3.client("events"), settings.event_bus)
+        if settings.event_bus
+        else None,
+        continuation=Continuation(invoker, settings.function_name),
+    )
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from datetime import timedelta
+
+    from miro_sync.continuation import Deadline
+    from miro_sync.sync.audit import AuditLogSync, AuditSyncConfig
+
+    settings = AuditLogSyncSettings.from_env(os.environ)  # fails at start, naming what to set
+    adapters = build(settings)
+    sync = AuditLogSync(
+        source=adapters.miro,
+        store=adapters.audit,
+        rejects=adapters.rejects,
+        checkpoints=adapters.state,
+        members=adapters.members,
+        forwarder=adapters.forwarder,
+        config=AuditSyncConfig(
+            backfill_days=settings.backfill_days,
+            overlap=timedelta(minutes=settings.overlap_minutes),
+            window=timedelta(hours=settings.window_hours),
+            page_size=settings.page_size,
+        ),
+    )
+    stats = adapters.miro.stats
+    # The client's counters live as long as the container: report this invocation's share.
+    requests_before, retries_before, throttled_before = stats.requests, stats.retries, stats.http_429
+    started = time.monotonic()
+    try:
+        result = sync.run(
+            owner=context.aws_request_id,
+            deadline=Deadline(context, settings.min_remaining_ms),
+            # The lease outlives this invocation a little, so a crashed one blocks only until then.
+            lease_ms=context.get_remaining_time_in_millis() + 60_000,
+        )
+    except Exception:
+        metrics.add_metric(name="SyncFailed", unit=MetricUnit.Count, value=1)
+        logger.exception("audit log sync failed; the checkpoint is kept and the next run resumes")
+        raise
+    finally:
+        metrics.add_metric(name="MiroRequests", unit=MetricUnit.Count, value=stats.requests - requests_before)
+        metrics.add_metric(name="MiroRetries", unit=MetricUnit.Count, value=stats.retries - retries_before)
+        metrics.add_metric(
+            name="MiroRateLimited429", unit=MetricUnit.Count, value=stats.http_429 - throttled_before
+        )
+        metrics.add_metric(name="DurationSeconds", unit=MetricUnit.Seconds, value=time.monotonic() - started)
+
+    for name, value in result.metrics().items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    handed_over = False
+    if result.status == "continue":
+        handed_over = adapters.continuation.hand_over({"source": "miro-sync.continuation", "sync": "audit"})
+        metrics.add_metric(name="Continuations", unit=MetricUnit.Count, value=1)
+        if not handed_over:
+            logger.warning("cannot self-invoke (no function name); the next schedule resumes the run")
+    elif result.status == "busy":
+        logger.info("another invocation holds the audit sync lease; nothing to do")
+    summary = result.as_dict() | {"handedOver": handed_over}
+    logger.info("audit log sync invocation finished", extra=summary)
+    return summary
