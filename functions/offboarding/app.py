@@ -32,7 +32,7 @@ def build_worker(settings: OffboardingSettings) -> OffboardingWorker:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
     from miro_sync.miro.client import MiroRestClient
-    from miro_sync.miro.http import WindowPacer
+    from miro_sync.miro.http import SCIM_LIMITS, WindowPacer
     from miro_sync.miro.scim import MiroScimClient
     from miro_sync.secrets import SecretsManagerToken
     from miro_sync.store.actions import ActionsRepository
@@ -52,7 +52,16 @@ def build_worker(settings: OffboardingSettings) -> OffboardingWorker:
         scim=MiroScimClient(
             settings.scim_url,
             SecretsManagerToken(settings.scim_token_secret),
-            pacer=WindowPacer(window_s=settings.scim_window_s),
+            pacer=WindowPacer(
+                settings.scim_limits(SCIM_LIMITS),
+                window_s=settings.scim_window_s,
+                # No margin below the share: the sliding window already keeps every one of Miro's fixed
+                # windows within it (WindowPacer's default 10% would leave that much of the budget
+                # unused, and round DELETE's 10 per container down to 9, which stalls a worker whose
+                # batches happen to hold more deletes). Arrival jitter can rarely cost a 429, which is
+                # retried after the window resets, never lost.
+                headroom_fraction=0.0,
+            ),
         ),
         blast_radius=BlastRadiusCounter(dynamodb.Table(settings.state_table)),
         queue=OffboardingQueue(settings.queue_url, sqs),
@@ -64,7 +73,11 @@ def build_worker(settings: OffboardingSettings) -> OffboardingWorker:
         ),
         persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
         idempotency_config=IdempotencyConfig(
-            event_key_jmespath="requestId", expires_after_seconds=settings.idempotency_ttl_s
+            event_key_jmespath="requestId",
+            expires_after_seconds=settings.idempotency_ttl_s,
+            # a duplicate of a request this container finished is answered without DynamoDB; only
+            # completed (final) results are cached, in-progress ones always go to the table
+            use_local_cache=True,
         ),
         metrics=metrics,
     )
@@ -103,8 +116,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info("offboarding message", extra=result.as_dict())
         return result.as_dict()
 
-    return dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+    bodies = [str(record.get("body") or "") for record in event["Records"]]
+    with worker.batch(bodies):
+        return dict(
+            process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
         )
-    )

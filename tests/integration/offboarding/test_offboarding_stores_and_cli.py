@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,41 @@ def test_blast_radius_counter_is_a_rolling_hour(local_stack: LocalStack) -> None
     assert counter.used(NOW + timedelta(minutes=61)) == 3
     assert not counter.try_take(NOW + timedelta(minutes=61), limit=3)
     assert counter.try_take(NOW + timedelta(minutes=81), limit=3)
+
+
+def test_blast_radius_reads_earlier_minutes_once_per_minute(local_stack: LocalStack) -> None:
+    counter = BlastRadiusCounter(_table(local_stack, "StateTable"))
+    start = NOW + timedelta(seconds=10)  # past the settling seconds at the start of a minute
+    assert all(counter.try_take(start + timedelta(seconds=n), limit=100) for n in range(5))
+    assert counter.queries == 1
+    assert counter.try_take(start + timedelta(minutes=1), limit=100)  # a new minute: one new read
+    assert counter.queries == 2
+    assert counter.used(start + timedelta(minutes=1)) == 6
+
+
+def test_blast_radius_rereads_a_sum_taken_right_after_the_minute_began(local_stack: LocalStack) -> None:
+    counter = BlastRadiusCounter(_table(local_stack, "StateTable"))
+    late_take = BlastRadiusCounter(_table(local_stack, "StateTable"))
+    assert counter.try_take(NOW + timedelta(minutes=1, seconds=1), limit=2)
+    # another worker's take from the minute before lands after that read (it was in flight)
+    assert late_take.try_take(NOW + timedelta(seconds=59), limit=2)
+    assert not counter.try_take(NOW + timedelta(minutes=1, seconds=30), limit=2)
+    assert counter.used(NOW + timedelta(minutes=1, seconds=30)) == 2
+
+
+def test_blast_radius_is_never_exceeded_by_concurrent_workers(local_stack: LocalStack) -> None:
+    # each thread is one container: its own boto3 resource and its own cached sum
+    counters = [BlastRadiusCounter(_table(local_stack, "StateTable")) for _ in range(4)]
+    counters[0].count_unconditionally(NOW - timedelta(minutes=30))  # an earlier minute holds 1
+    at = NOW + timedelta(seconds=20)
+
+    def take_all(counter: BlastRadiusCounter) -> int:
+        return sum(counter.try_take(at, limit=7) for _ in range(5))
+
+    with ThreadPoolExecutor(max_workers=len(counters)) as pool:
+        granted = sum(pool.map(take_all, counters))
+    assert granted == 6
+    assert counters[0].used(at) == 7
 
 
 def test_queue_sends_batches_with_delay_and_attributes(local_stack: LocalStack) -> None:

@@ -73,12 +73,15 @@ class InMemoryIdempotency(BasePersistenceLayer):
 class FakeActions:
     def __init__(self) -> None:
         self.items: dict[str, ActionRecord] = {}
+        self.round_trips: list[str] = []  # one entry per call the real repository makes to DynamoDB
 
     def get(self, request_id: str) -> ActionRecord | None:
+        self.round_trips.append(f"get {request_id}")
         record = self.items.get(request_id)
         return record.model_copy(deep=True) if record else None
 
     def create(self, record: ActionRecord) -> bool:
+        self.round_trips.append(f"create {record.request_id}")
         if record.request_id in self.items:
             return False
         self.items[record.request_id] = record.model_copy(deep=True)
@@ -93,15 +96,18 @@ class FakeActions:
         outcome: Outcome | None = None,
         fields: dict[str, Any] | None = None,
         attempt: Attempt | None = None,
+        attempts: Sequence[Attempt] = (),
     ) -> ActionRecord:
+        self.round_trips.append(f"update {request_id}")
         record = self.items.get(request_id)
         if record is None or record.outcome not in set(expected):
             raise ActionConflictError(request_id)
         changes: dict[str, Any] = {"updated_at": utc_now_iso(at), **(fields or {})}
         if outcome is not None:
             changes["outcome"] = outcome
-        if attempt is not None:
-            changes["attempts"] = [*record.attempts, attempt]
+        appended = [*attempts, *([attempt] if attempt is not None else [])]
+        if appended:
+            changes["attempts"] = [*record.attempts, *appended]
         updated = record.model_copy(update=changes, deep=True)
         self.items[request_id] = updated
         return updated.model_copy(deep=True)

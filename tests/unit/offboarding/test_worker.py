@@ -198,7 +198,7 @@ def test_transient_failures_go_back_to_the_queue_and_then_succeed_once() -> None
 
 def test_last_error_is_kept_for_the_dlq() -> None:
     world = make_world()
-    world.miro.fail("get_member", MiroUnavailable("connection reset", status=None))
+    world.miro.fail("find_members_by_email", MiroUnavailable("connection reset", status=None))
     with pytest.raises(RetryableError):
         world.worker().handle_message(body(requestId="r-9"), receive_count=5)
     record = world.actions.items["r-9"]

@@ -59,6 +59,7 @@ class ActionsStore(Protocol):
         outcome: Outcome | None = None,
         fields: dict[str, Any] | None = None,
         attempt: Attempt | None = None,
+        attempts: Sequence[Attempt] = (),
     ) -> ActionRecord: ...
     def by_outcome(self, outcome: Outcome, *, limit: int | None = None) -> Iterator[ActionRecord]: ...
 

@@ -7,7 +7,11 @@ Safety layers, outermost first:
    that is merely pending (notBefore) or held (blast radius) releases the key so its later message runs.
 3. The actions table: every request is one item whose `outcome` only moves by conditional writes; a
    final outcome (done/refused/dry-run/cancelled) is never reopened, even after the idempotency key
-   expired.
+   expired. A new request's item is created by its first write (a conditional put after the guards,
+   carrying the member and the Miro calls about to be made in `inFlight`); the attempts of those calls,
+   with Miro's status codes, are stored by the next write, which sets the outcome (done, failed, held,
+   refused). Two writes per request; if the invocation dies between them, the retry finds `inFlight`
+   and records the interrupted call (without a status code, which only the dead invocation saw).
 4. Miro state is read before every write, so a retry after a crash between the write and its record
    finds the work done and makes no second call.
 Guards (unknown member, external user, team guest, protected, admin, SCIM identity mismatch) are all
@@ -19,9 +23,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from miro_sync.miro.errors import MiroBadRequest, MiroConflict, MiroError, MiroNotFound
@@ -71,6 +75,10 @@ STATUS_AFTER: Final = {
     "reactivate": ("active", True),
 }
 
+# How long a batch's member lookup stands in for a per-message one. A batch takes seconds; the cap
+# only matters when pacing waits stretch it, and then the guards fall back to a fresh lookup.
+PREFETCH_MAX_AGE = timedelta(seconds=60)
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -85,6 +93,47 @@ class _NotFinalError(Exception):
     def __init__(self, outcome: Outcome) -> None:
         super().__init__(outcome)
         self.outcome = outcome
+
+
+class _RecordExistsError(Exception):
+    """The first write of a request assumed to be new found its record: take the careful way."""
+
+
+@dataclass
+class _Trail:
+    """One invocation's work on one request: its record (None until the first write creates it) and
+    what is learnt between writes (attempts with Miro's status codes, fields), stored by the next write."""
+
+    request: OffboardingRequest
+    record: ActionRecord | None
+    receive_count: int
+    attempts: list[Attempt] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class _BatchLookups:
+    """Members of the batch being processed, looked up by email up front: Miro answers 10 emails per
+    call at the cost of one, so a batch of 10 spends one REST call instead of ten. Hand-written: it is a
+    dict with an age."""
+
+    def __init__(self) -> None:
+        self._found: dict[str, list[OrgMember]] = {}
+        self._at: datetime | None = None
+
+    def fill(self, emails: Sequence[str], found: Sequence[OrgMember], at: datetime) -> None:
+        self._found = {email: [] for email in emails}
+        for member in found:
+            self._found.setdefault(member.email.lower(), []).append(member)
+        self._at = at
+
+    def members_for(self, email: str, now: datetime) -> list[OrgMember] | None:
+        """Miro's answer for `email`, or None when it was not looked up (or too long ago)."""
+        if self._at is None or now - self._at > PREFETCH_MAX_AGE:
+            return None
+        return self._found.get(email)
+
+    def clear(self) -> None:
+        self._found, self._at = {}, None
 
 
 class _RefusalError(Exception):
@@ -169,6 +218,7 @@ class OffboardingWorker:
         self._policy = policy
         self._metrics = metrics
         self._clock = clock
+        self._prefetch = _BatchLookups()
         self._idempotency_config = idempotency_config
         self._idempotent_process = idempotent_function(
             self._process,
@@ -200,6 +250,31 @@ class OffboardingWorker:
             return Result(request.key, not_final.outcome)
         return Result(stored["requestId"], stored["outcome"], stored.get("reason"))
 
+    @contextlib.contextmanager
+    def batch(self, bodies: Sequence[str]) -> Iterator[None]:
+        """Around the processing of one SQS batch: looks up the members the batch names by email in one
+        go. Best effort: if the lookup fails, each message looks its member up itself (and fails or
+        retries on its own)."""
+        now = self._clock()
+        emails: list[str] = []
+        for body in bodies:
+            try:
+                request = parse_request(body)
+            except InvalidRequestError:
+                continue
+            deferring = request.not_before is not None and request.not_before > now and not request.dry_run
+            if request.email is not None and not deferring and request.email not in emails:
+                emails.append(request.email)
+        if emails:
+            try:
+                self._prefetch.fill(emails, self._directory.find_members_by_email(emails), now)
+            except MiroError as error:
+                log.warning("batch member lookup failed; looking up one by one", extra={"error": str(error)})
+        try:
+            yield
+        finally:
+            self._prefetch.clear()
+
     def sweep_due(self) -> int:
         """Scheduled: enqueue pending actions whose notBefore falls within SQS's delay range. Returns how
         many messages were sent. A pending action already handed to SQS is skipped."""
@@ -230,9 +305,32 @@ class OffboardingWorker:
     def _process(self, payload: dict[str, Any]) -> dict[str, Any]:
         request = parse_request(payload["message"])
         phase: str = payload["phase"]
-        receive_count = int(payload.get("receiveCount", 1))
+        trail = _Trail(request=request, record=None, receive_count=int(payload.get("receiveCount", 1)))
         now = self._clock()
-        record = self._load_or_create(request, now)
+        deferring = request.not_before is not None and request.not_before > now and not request.dry_run
+        if phase == PHASE_REQUEST and not deferring:
+            # The common case, a request seen for the first time: everything before the first write to
+            # Miro only reads, so its actions record is created by the first write with what was learnt
+            # (no separate "received" write). If a record exists after all (a retry after a transient
+            # failure, a duplicate of a held request, an idempotency key that expired), that create
+            # loses and the request goes the careful way below, from the stored record.
+            try:
+                return self._carry_out(trail)
+            except _RecordExistsError:
+                pass
+            existing = self._actions.get(request.key)
+            if existing is None:  # nothing deletes action records, so this is a bug
+                raise RetryableError(f"action record {request.key} vanished") from None
+            trail.record = existing
+        else:
+            trail.record = self._load_or_create(request, now, look_first=phase != PHASE_REQUEST)
+        return self._continue(trail, phase, now)
+
+    def _continue(self, trail: _Trail, phase: str, now: datetime) -> dict[str, Any]:
+        """A request whose record exists: its stored state decides what may happen."""
+        record = trail.record
+        assert record is not None
+        request = trail.request
         if record.is_final:
             self._metric("OffboardingDuplicates", 1)
             return Result(record.request_id, record.outcome, record.outcome_reason).as_dict()
@@ -241,31 +339,54 @@ class OffboardingWorker:
         if request.not_before is not None and request.not_before > now and not request.dry_run:
             self._defer(request, record, phase, now)
             raise _NotFinalError("pending")
+        if record.in_flight:
+            # an earlier invocation ended between its write before Miro and the one after: the call may
+            # or may not have reached Miro; the read-back of this run shows which
+            trail.attempts.append(
+                Attempt(
+                    at=utc_now_iso(now),
+                    operation=record.in_flight,
+                    detail="interrupted: the invocation ended before Miro's answer was recorded",
+                )
+            )
         if record.outcome in {"pending", "held"}:
             # claim it, so an operator's cancel cannot land while we are inside Miro
             try:
-                record = self._actions.update(
-                    record.request_id, at=now, expected={record.outcome}, outcome="received"
-                )
+                self._write(trail, outcome="received", expected={record.outcome})
             except ActionConflictError:
                 current = self._actions.get(record.request_id)
                 outcome = current.outcome if current is not None else "cancelled"
                 return Result(
                     record.request_id, outcome, current.outcome_reason if current else None
                 ).as_dict()
-        try:
-            return self._carry_out(request, record, receive_count)
-        except _RefusalError as refusal:
-            self._finish(record, "refused", refusal.reason, fields=refusal.fields)
-            self._metric("OffboardingRefused", 1)
-            log.warning(
-                "offboarding refused", extra={"requestId": record.request_id, "reason": refusal.reason}
-            )
-            return Result(record.request_id, "refused", refusal.reason).as_dict()
+        return self._carry_out(trail)
 
-    def _load_or_create(self, request: OffboardingRequest, now: datetime) -> ActionRecord:
-        # Create first and read only when it exists: a new request (the common case) costs one
-        # DynamoDB round trip instead of two.
+    def _load_or_create(
+        self, request: OffboardingRequest, now: datetime, *, look_first: bool
+    ) -> ActionRecord:
+        # A new request costs one round trip when created first; a due or released one (whose record
+        # exists) costs one when read first.
+        if look_first:
+            existing = self._actions.get(request.key)
+            if existing is not None:
+                return existing
+        record = self._new_record(request, now)
+        if self._actions.create(record):
+            return record
+        existing = self._actions.get(request.key)
+        if existing is None:  # created and gone again: nothing deletes action records, so this is a bug
+            raise RetryableError(f"action record {request.key} vanished")
+        return existing
+
+    @staticmethod
+    def _new_record(
+        request: OffboardingRequest,
+        now: datetime,
+        *,
+        outcome: Outcome = "received",
+        fields: dict[str, Any] | None = None,
+        attempts: list[Attempt] | None = None,
+    ) -> ActionRecord:
         stamp = utc_now_iso(now)
         record = ActionRecord(
             request_id=request.key,
@@ -273,7 +394,7 @@ class OffboardingWorker:
             member_key=request.member_key,
             requested_by=request.requested_by,
             reason=request.reason,
-            outcome="received",
+            outcome=outcome,
             created_at=stamp,
             updated_at=stamp,
             body=request.to_body(),
@@ -281,13 +402,9 @@ class OffboardingWorker:
             not_before=utc_now_iso(request.not_before) if request.not_before else None,
             email=request.email,
             member_id=request.member_id,
+            attempts=list(attempts or []),
         )
-        if self._actions.create(record):
-            return record
-        existing = self._actions.get(request.key)
-        if existing is None:  # created and gone again: nothing deletes action records, so this is a bug
-            raise RetryableError(f"action record {request.key} vanished")
-        return existing
+        return record.model_copy(update={k: v for k, v in (fields or {}).items() if v is not None})
 
     def _defer(self, request: OffboardingRequest, record: ActionRecord, phase: str, now: datetime) -> None:
         assert request.not_before is not None
@@ -321,50 +438,76 @@ class OffboardingWorker:
         seconds = min(MAX_DELAY_SECONDS, max(0, int(delay) + 1))
         return OutgoingMessage(body=body, delay_seconds=seconds, attributes={PHASE_ATTRIBUTE: PHASE_DUE})
 
-    def _carry_out(
-        self, request: OffboardingRequest, record: ActionRecord, receive_count: int
-    ) -> dict[str, Any]:
+    def _carry_out(self, trail: _Trail) -> dict[str, Any]:
+        """Resolve, guard, then act. Raises _RecordExistsError when it would create a record that exists."""
+        request = trail.request
+        request_id = request.key
         try:
-            member = self._resolve(request)
             try:
-                self._check_guards(member)
-                user = self._scim_user(record, member)
-            except _RefusalError as refusal:
-                raise _RefusalError(refusal.reason, member.record_fields()) from refusal
-        except RetryableError as failure:
-            self._record_failure(record, receive_count, str(failure))
-            raise
-        member = dataclasses.replace(member, scim_id=user.id)
-        now = self._clock()
-        if request.dry_run:
-            plan = self._describe_plan(request, member, user)
-            self._finish(record, "dry-run", plan, fields=member.record_fields())
-            self._metric("OffboardingDryRuns", 1)
-            return Result(record.request_id, "dry-run", plan).as_dict()
-        fields = member.record_fields()
-        if request.is_destructive and record.budget_counted_at is None:
-            self._take_budget(record, now, fields)
-            fields["budget_counted_at"] = utc_now_iso(now)
-        record = self._actions.update(record.request_id, at=now, expected=OPEN_OUTCOMES, fields=fields)
-        try:
-            effects = self._apply(request.action, record, member, user)
-        except RetryableError as failure:
-            self._record_failure(record, receive_count, str(failure))
-            raise
+                member = self._resolve(request)
+                try:
+                    self._check_guards(member)
+                    user = self._scim_user(trail, member)
+                except _RefusalError as refusal:
+                    raise _RefusalError(refusal.reason, member.record_fields()) from refusal
+            except RetryableError as failure:
+                self._record_failure(trail, str(failure))
+                raise
+            member = dataclasses.replace(member, scim_id=user.id)
+            if request.dry_run:
+                plan = self._describe_plan(request, member, user)
+                self._finish(trail, "dry-run", plan, fields=member.record_fields())
+                self._metric("OffboardingDryRuns", 1)
+                return Result(request_id, "dry-run", plan).as_dict()
+            # The write before Miro's: creates the record (or updates it), with the member and the
+            # calls about to be made, so an invocation that dies inside Miro leaves a trace.
+            self._write(
+                trail,
+                fields={**member.record_fields(), "in_flight": self._planned_calls(request.action, user)},
+            )
+            record = trail.record
+            assert record is not None
+            now = self._clock()
+            if request.is_destructive and record.budget_counted_at is None:
+                self._take_budget(trail, now)
+                # recorded with the outcome: an invocation that dies before that counts again on
+                # retry, which can only make the limit hold earlier, never later
+                trail.fields["budget_counted_at"] = utc_now_iso(now)
+            try:
+                effects = self._apply(request.action, trail, user)
+            except RetryableError as failure:
+                self._record_failure(trail, str(failure))
+                raise
+        except _RefusalError as refusal:
+            self._finish(trail, "refused", refusal.reason, fields=refusal.fields)
+            self._metric("OffboardingRefused", 1)
+            log.warning("offboarding refused", extra={"requestId": request_id, "reason": refusal.reason})
+            return Result(request_id, "refused", refusal.reason).as_dict()
         status, active = STATUS_AFTER[request.action]
         self._members.set_status(member.member_id, status=status, active=active, at=self._clock())
         warning = None
         if request.action == "delete" and member.boards_owned:
             warning = f"{member.boards_owned} boards change owner (Miro hands them to a team admin)"
         summary = f"{request.action} confirmed" if effects else f"already {status}: nothing to change"
-        self._finish(record, "done", summary, warning=warning)
+        self._finish(trail, "done", summary, warning=warning)
         self._metric("OffboardingDone", 1)
         self._metric("OffboardingEffects", effects)
         log.info(
             "offboarding done",
-            extra={"requestId": record.request_id, "action": request.action, "effects": effects},
+            extra={"requestId": request_id, "action": request.action, "effects": effects},
         )
-        return Result(record.request_id, "done", summary).as_dict()
+        return Result(request_id, "done", summary).as_dict()
+
+    @staticmethod
+    def _planned_calls(action: str, user: ScimUser) -> str:
+        calls = []
+        if action in {"suspend", "delete"} and user.active is not False:
+            calls.append(f"PATCH /Users/{user.id} active=false")
+        if action == "reactivate" and user.active is not True:
+            calls.append(f"PATCH /Users/{user.id} active=true")
+        if action == "delete":
+            calls.append(f"DELETE /Users/{user.id}")
+        return "; ".join(calls)
 
     # ---------------------------------------------------------------- resolution and guards
 
@@ -398,31 +541,28 @@ class OffboardingWorker:
         )
 
     def _live_member(self, request: OffboardingRequest, known: KnownMember | None) -> OrgMember | None:
-        member_id = known.member_id if known is not None else request.member_id
         try:
-            if member_id is not None:
-                member: OrgMember | None = self._directory.get_member(member_id)
-            else:
-                assert request.email is not None
-                matches = [
-                    m
-                    for m in self._directory.find_members_by_email([request.email])
-                    if m.email.lower() == request.email
-                ]
+            if request.email is not None:
+                # by email even when the table knows the id: the batch's lookup answers it with no call
+                prefetched = self._prefetch.members_for(request.email, self._clock())
+                found = (
+                    prefetched
+                    if prefetched is not None
+                    else self._directory.find_members_by_email([request.email])
+                )
+                matches = [m for m in found if m.email.lower() == request.email]
                 if len(matches) > 1:
                     raise _RefusalError(
                         f"{request.email} matches {len(matches)} Miro members; refusing to guess"
                     )
-                member = matches[0] if matches else None
+                return matches[0] if matches else None
+            assert request.member_id is not None
+            member_id = known.member_id if known is not None else request.member_id
+            return self._directory.get_member(member_id)
         except MiroNotFound:
             return None
         except MiroError as error:
             raise RetryableError(f"looking up the member failed: {error}") from error
-        if member is not None and request.email is not None and member.email.lower() != request.email:
-            raise _RefusalError(
-                f"members table maps {request.email} to {member.id}, whose email in Miro is {member.email}"
-            )
-        return member
 
     def _count_boards(self, member_id: str) -> int | None:
         try:
@@ -432,18 +572,18 @@ class OffboardingWorker:
             log.warning("could not count boards owned", extra={"memberId": member_id, "error": str(error)})
             return None
 
-    def _scim_user(self, record: ActionRecord, member: ResolvedMember) -> ScimUser:
+    def _scim_user(self, trail: _Trail, member: ResolvedMember) -> ScimUser:
         """The member's SCIM user, read fresh (its state decides what to call) and checked to be the same
         person: a SCIM id from the table is trusted only if the user it names has the member's email."""
         scim_id = member.scim_id
         user: ScimUser | None
         if scim_id is not None:
             user = self._scim_call(
-                record, f"GET /Users/{scim_id}", lambda: self._scim.get_user(scim_id), gone_ok=True
+                trail, f"GET /Users/{scim_id}", lambda: self._scim.get_user(scim_id), gone_ok=True
             )
         else:
             user = self._scim_call(
-                record, "GET /Users?filter=userName", lambda: self._scim.find_user_by_username(member.email)
+                trail, "GET /Users?filter=userName", lambda: self._scim.find_user_by_username(member.email)
             )
         if user is None:
             raise _RefusalError(
@@ -470,21 +610,21 @@ class OffboardingWorker:
 
     # ---------------------------------------------------------------- effects
 
-    def _apply(self, action: str, record: ActionRecord, member: ResolvedMember, user: ScimUser) -> int:
+    def _apply(self, action: str, trail: _Trail, user: ScimUser) -> int:
         """Returns how many state changes were made in Miro (0 when the state was already right)."""
         scim_id = user.id
         effects = 0
         if action in {"suspend", "delete"} and user.active is not False:
-            self._set_active(record, scim_id, active=False)
+            self._set_active(trail, scim_id, active=False)
             effects += 1
         if action == "reactivate" and user.active is not True:
-            self._set_active(record, scim_id, active=True)
+            self._set_active(trail, scim_id, active=True)
             effects += 1
         if action == "delete":
             # gone_ok: a 404 right after the confirmed suspend means the user was deleted meanwhile
             # (e.g. a retry after a crash between the call and its record): the goal state holds.
             self._scim_call(
-                record,
+                trail,
                 f"DELETE /Users/{scim_id}",
                 lambda: self._scim.delete_user(scim_id),
                 write=True,
@@ -493,56 +633,88 @@ class OffboardingWorker:
             effects += 1
         return effects
 
-    def _set_active(self, record: ActionRecord, scim_id: str, *, active: bool) -> None:
+    def _set_active(self, trail: _Trail, scim_id: str, *, active: bool) -> None:
         operation = f"PATCH /Users/{scim_id} active={str(active).lower()}"
-        self._scim_call(record, operation, lambda: self._scim.set_active(scim_id, active), write=True)
+        self._scim_call(trail, operation, lambda: self._scim.set_active(scim_id, active), write=True)
         # Read back: some IdP-driven setups have been seen to downgrade a licence instead of deactivating.
-        after = self._scim_call(record, f"GET /Users/{scim_id}", lambda: self._scim.get_user(scim_id))
+        after = self._scim_call(trail, f"GET /Users/{scim_id}", lambda: self._scim.get_user(scim_id))
         if after is None or after.active is not active:
             shown = "no user" if after is None else f"active={after.active}"
             raise RetryableError(f"{operation} returned but the read-back shows {shown}")
 
     def _scim_call(
         self,
-        record: ActionRecord,
+        trail: _Trail,
         operation: str,
         call: Callable[[], T],
         *,
         write: bool = False,
         gone_ok: bool = False,
     ) -> T | None:
-        """Run one SCIM call. Writes and every failure are appended to the record's attempts with Miro's
-        status code. Permanent errors become refusals, transient ones RetryableError."""
+        """Run one SCIM call. Writes and every failure join the request's attempts with Miro's status
+        code (stored by the next write of the record). Permanent errors become refusals, transient ones
+        RetryableError."""
         try:
             result = call()
         except MiroNotFound as gone:
-            self._attempt(record, operation, gone.status, str(gone))
+            self._attempt(trail, operation, gone.status, str(gone))
             if gone_ok:
                 return None
             raise _RefusalError(f"{operation}: {gone}") from gone
         except (MiroConflict, MiroBadRequest) as permanent:
-            self._attempt(record, operation, permanent.status, str(permanent))
+            self._attempt(trail, operation, permanent.status, str(permanent))
             raise _RefusalError(f"{operation}: {permanent}") from permanent
         except MiroError as transient:
-            self._attempt(record, operation, transient.status, str(transient))
+            self._attempt(trail, operation, transient.status, str(transient))
             raise RetryableError(f"{operation}: {transient}") from transient
         if write:
-            self._attempt(record, operation, 204 if operation.startswith("DELETE") else 200, None)
+            self._attempt(trail, operation, 204 if operation.startswith("DELETE") else 200, None)
         return result
 
     # ---------------------------------------------------------------- records
 
-    def _attempt(self, record: ActionRecord, operation: str, status: int | None, detail: str | None) -> None:
+    def _attempt(self, trail: _Trail, operation: str, status: int | None, detail: str | None) -> None:
+        # Kept until the next write of the record (the outcome, a failure or a hold), which every path
+        # out of a Miro call makes: one write per request instead of one per call. What an invocation
+        # that dies before it would lose is covered by `in_flight` (see ActionRecord).
         now = self._clock()
-        attempt = Attempt(at=utc_now_iso(now), operation=operation, status=status, detail=detail)
-        try:
-            self._actions.update(record.request_id, at=now, expected=OPEN_OUTCOMES, attempt=attempt)
-        except ActionConflictError:
-            log.warning(
-                "attempt not recorded: request closed meanwhile", extra={"requestId": record.request_id}
-            )
+        trail.attempts.append(Attempt(at=utc_now_iso(now), operation=operation, status=status, detail=detail))
 
-    def _take_budget(self, record: ActionRecord, now: datetime, fields: dict[str, Any]) -> None:
+    def _write(
+        self,
+        trail: _Trail,
+        *,
+        outcome: Outcome | None = None,
+        fields: dict[str, Any] | None = None,
+        expected: Iterable[str] = OPEN_OUTCOMES,
+    ) -> None:
+        """The one way the worker writes a request's record: creates it on the first write (raising
+        _RecordExistsError if it exists after all), else a conditional update on its outcome (raising
+        ActionConflictError). Carries the attempts and fields gathered since the last write."""
+        now = self._clock()
+        changes = {**trail.fields, **(fields or {})}
+        if trail.record is None:
+            record = self._new_record(
+                trail.request, now, outcome=outcome or "received", fields=changes, attempts=trail.attempts
+            )
+            if not self._actions.create(record):
+                raise _RecordExistsError(trail.request.key)
+            trail.record = record
+        else:
+            trail.record = self._actions.update(
+                trail.record.request_id,
+                at=now,
+                expected=expected,
+                outcome=outcome,
+                fields=changes,
+                attempts=trail.attempts,
+            )
+        trail.attempts = []
+        trail.fields = {}
+
+    def _take_budget(self, trail: _Trail, now: datetime) -> None:
+        record = trail.record
+        assert record is not None
         if record.released_at is not None:
             self._blast.count_unconditionally(now)
         elif not self._blast.try_take(now, self._policy.max_actions_per_hour):
@@ -551,20 +723,14 @@ class OffboardingWorker:
                 "run `miro-sync offboard release` to continue"
             )
             with contextlib.suppress(ActionConflictError):  # cancelled meanwhile: stays cancelled
-                self._actions.update(
-                    record.request_id,
-                    at=now,
-                    expected=OPEN_OUTCOMES,
-                    outcome="held",
-                    fields={**fields, "outcome_reason": reason},
-                )
+                self._write(trail, outcome="held", fields={"outcome_reason": reason, "in_flight": None})
             self._metric("OffboardingHeld", 1)
             log.warning("offboarding held by the blast-radius limit", extra={"requestId": record.request_id})
             raise _NotFinalError("held")
 
     def _finish(
         self,
-        record: ActionRecord,
+        trail: _Trail,
         outcome: Outcome,
         reason: str | None,
         *,
@@ -577,28 +743,26 @@ class OffboardingWorker:
             "outcome_reason": reason,
             "completed_at": utc_now_iso(now),
             "last_error": None,
+            "in_flight": None,
         }
         if warning:
             changes["warning"] = warning
         try:
-            self._actions.update(
-                record.request_id, at=now, expected=OPEN_OUTCOMES, outcome=outcome, fields=changes
-            )
+            self._write(trail, outcome=outcome, fields=changes)
         except ActionConflictError:
             # cancelled by an operator while we worked: their record stands, ours is logged
             log.warning(
-                "request closed meanwhile", extra={"requestId": record.request_id, "outcome": outcome}
+                "request closed meanwhile",
+                extra={"requestId": trail.request.key, "outcome": outcome, "attempts": len(trail.attempts)},
             )
 
-    def _record_failure(self, record: ActionRecord, receive_count: int, error: str) -> None:
+    def _record_failure(self, trail: _Trail, error: str) -> None:
         self._metric("OffboardingTransientFailures", 1)
         with contextlib.suppress(ActionConflictError):  # cancelled meanwhile: stays cancelled
-            self._actions.update(
-                record.request_id,
-                at=self._clock(),
-                expected=OPEN_OUTCOMES,
+            self._write(
+                trail,
                 outcome="failed",
-                fields={"last_error": error[:1000], "receive_count": receive_count},
+                fields={"last_error": error[:1000], "receive_count": trail.receive_count, "in_flight": None},
             )
 
     def _refuse_invalid(self, invalid: InvalidRequestError) -> Result:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import Field, field_validator
@@ -32,12 +33,28 @@ class OffboardingSettings(MiroSettings):
     protected_emails: tuple[str, ...] = Field(default=(), alias="PROTECTED_EMAILS")
     allow_admin_offboarding: bool = Field(default=False, alias="ALLOW_ADMIN_OFFBOARDING", strict=False)
     max_actions_per_hour: int = Field(default=50, alias="MAX_ACTIONS_PER_HOUR", ge=0)
-    # How long a finished request id stays in the Powertools idempotency table. The actions table keeps
-    # every request for good, so a redelivery after expiry still finds it finished and does nothing.
     # Length of SCIM's fixed rate windows (Miro: 30 s). Not in the template: only the benchmark and tests,
     # whose emulator compresses the windows, change it.
     scim_window_s: float = Field(default=30.0, alias="MIRO_SCIM_WINDOW_S", gt=0)
+    # SCIM's limits hold for the token, not per container: each of the event source mapping's concurrent
+    # containers paces to its share. The template sets OFFBOARDING_MAX_CONCURRENCY to the mapping's
+    # MaximumConcurrency; SCIM_BUDGET_SHARE overrides the resulting 1/N (e.g. to leave room for the CLI).
+    max_concurrency: int = Field(default=1, alias="OFFBOARDING_MAX_CONCURRENCY", ge=1)
+    scim_budget_share_override: float | None = Field(default=None, alias="SCIM_BUDGET_SHARE", gt=0, le=1)
+    # How long a finished request id stays in the Powertools idempotency table. The actions table keeps
+    # every request for good, so a redelivery after expiry still finds it finished and does nothing.
     idempotency_ttl_s: int = Field(default=7 * 24 * 3600, alias="OFFBOARDING_IDEMPOTENCY_TTL_S", ge=60)
+
+    @property
+    def scim_budget_share(self) -> float:
+        """The fraction of each SCIM limit this container may spend."""
+        if self.scim_budget_share_override is not None:
+            return self.scim_budget_share_override
+        return 1.0 / self.max_concurrency
+
+    def scim_limits(self, limits: Mapping[str, int]) -> dict[str, int]:
+        """Miro's SCIM limits (requests per window) scaled to this container's share, at least 1 each."""
+        return {method: max(1, int(limit * self.scim_budget_share)) for method, limit in limits.items()}
 
     @field_validator("protected_emails", mode="before")
     @classmethod

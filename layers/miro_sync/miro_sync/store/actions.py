@@ -8,7 +8,7 @@ Access patterns: by request id (GetItem), by member (`ByMember`: memberKey, crea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -78,6 +78,10 @@ class ActionRecord(BaseModel):
     released_at: str | None = Field(default=None, alias="releasedAt")
     cancelled_by: str | None = Field(default=None, alias="cancelledBy")
     completed_at: str | None = Field(default=None, alias="completedAt")
+    # The Miro writes an invocation is about to make, set by the write before them and cleared by the one
+    # after. Attempts are recorded with the outcome they lead to (one write instead of one per call); if
+    # the invocation dies in between, the next one finds this and records the interrupted attempt.
+    in_flight: str | None = Field(default=None, alias="inFlight")
     # when a refused malformed message was copied to the dead-letter queue (so it is copied once)
     dead_lettered_at: str | None = Field(default=None, alias="deadLetteredAt")
 
@@ -136,9 +140,10 @@ class ActionsRepository:
         outcome: Outcome | None = None,
         fields: dict[str, Any] | None = None,
         attempt: Attempt | None = None,
+        attempts: Sequence[Attempt] = (),
     ) -> ActionRecord:
-        """Set `outcome`/`fields` (model field names; None removes) and append `attempt`, only while the
-        record's outcome is one of `expected`. Raises ActionConflictError otherwise."""
+        """Set `outcome`/`fields` (model field names; None removes) and append `attempt` and `attempts`,
+        only while the record's outcome is one of `expected`. Raises ActionConflictError otherwise."""
         from botocore.exceptions import ClientError
 
         names: dict[str, str] = {"#outcome": "outcome", "#updatedAt": "updatedAt"}
@@ -156,9 +161,10 @@ class ActionsRepository:
             else:
                 values[f":f{index}"] = value
                 sets.append(f"#f{index} = :f{index}")
-        if attempt is not None:
+        appended = [*attempts, *([attempt] if attempt is not None else [])]
+        if appended:
             names["#attempts"] = "attempts"
-            values[":attempt"] = [attempt.model_dump(exclude_none=True)]
+            values[":attempt"] = [a.model_dump(exclude_none=True) for a in appended]
             values[":empty"] = []
             sets.append("#attempts = list_append(if_not_exists(#attempts, :empty), :attempt)")
         expected_list = sorted(set(expected))

@@ -1,0 +1,177 @@
+"""What a request costs in DynamoDB writes and Miro lookups, and what survives an invocation that dies
+between its write before Miro and the one after (attempts are stored with the outcome)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from miro_sync.miro.errors import MiroUnavailable
+from miro_sync.miro.http import SCIM_LIMITS
+from miro_sync.offboarding.worker import RetryableError
+from miro_sync.settings.offboarding import OffboardingSettings
+from tests.unit.offboarding.fakes import make_world
+
+
+def body(action: str = "suspend", **fields: Any) -> str:
+    message: dict[str, Any] = {"action": action, "requestedBy": "it-ops@example.com", "reason": "left"}
+    if "email" not in fields and "memberId" not in fields:
+        message["email"] = "ann@example.com"
+    message.update(fields)
+    return json.dumps(message)
+
+
+class _CrashError(Exception):
+    """The invocation dies (timeout, out of memory) at this point; nothing in the worker handles it."""
+
+
+def test_a_new_request_is_recorded_by_two_writes_and_no_read() -> None:
+    world = make_world()
+    assert world.worker().handle_message(body(requestId="r-1")).outcome == "done"
+    # the write before the PATCH creates the record; the one after stores the outcome with the attempt
+    assert world.actions.round_trips == ["create r-1", "update r-1"]
+    record = world.actions.items["r-1"]
+    assert [(a.operation, a.status) for a in record.attempts] == [("PATCH /Users/s-ann active=false", 200)]
+    assert record.budget_counted_at is not None
+    assert record.in_flight is None
+    assert (record.member_id, record.scim_id) == ("m1", "s-ann")
+
+
+def test_a_delete_is_recorded_by_two_writes_with_both_attempts() -> None:
+    world = make_world()
+    assert world.worker().handle_message(body("delete", requestId="d-1")).outcome == "done"
+    assert world.actions.round_trips == ["create d-1", "update d-1"]
+    statuses = [(a.operation, a.status) for a in world.actions.items["d-1"].attempts]
+    assert statuses == [("PATCH /Users/s-ann active=false", 200), ("DELETE /Users/s-ann", 204)]
+
+
+def test_a_refusal_is_one_write() -> None:
+    world = make_world()
+    result = world.worker().handle_message(body(email="guest@partner.com", requestId="g-1"))
+    assert result.outcome == "refused"
+    assert world.actions.round_trips == ["create g-1"]
+    assert world.miro.writes == []
+
+
+def test_a_retry_after_a_transient_failure_reads_its_record_and_keeps_every_attempt() -> None:
+    world = make_world()
+    world.miro.fail("set_active", MiroUnavailable("bad gateway", status=502))
+    worker = world.worker()
+    with pytest.raises(RetryableError):
+        worker.handle_message(body(requestId="r-1"))
+    assert world.actions.items["r-1"].outcome == "failed"
+    assert world.actions.items["r-1"].budget_counted_at is not None  # stored with the failure
+    assert worker.handle_message(body(requestId="r-1"), receive_count=2).outcome == "done"
+    assert [a.status for a in world.actions.items["r-1"].attempts] == [502, 200]
+    assert len(world.blast.taken) == 1
+
+
+def test_an_invocation_that_dies_inside_miro_leaves_a_trace_and_the_retry_completes_once() -> None:
+    world = make_world()
+    worker = world.worker()
+
+    original = world.miro._call
+
+    def calls_with_crash(operation: str) -> None:
+        original(operation)
+        if operation == "get_user" and world.miro.writes:  # the read-back after the PATCH
+            raise _CrashError
+
+    world.miro._call = calls_with_crash  # type: ignore[method-assign]
+    with pytest.raises(_CrashError):
+        worker.handle_message(body(requestId="r-1"))
+    crashed = world.actions.items["r-1"]
+    assert crashed.outcome == "received"
+    assert crashed.in_flight == "PATCH /Users/s-ann active=false"
+    assert world.miro.writes == ["active=False:s-ann"]  # the PATCH did reach Miro
+
+    world.miro._call = original  # type: ignore[method-assign]
+    result = worker.handle_message(body(requestId="r-1"), receive_count=2)
+    assert result.outcome == "done"
+    assert result.reason == "already suspended: nothing to change"
+    record = world.actions.items["r-1"]
+    assert [(a.operation, a.status) for a in record.attempts] == [("PATCH /Users/s-ann active=false", None)]
+    assert "interrupted" in str(record.attempts[0].detail)
+    assert record.in_flight is None
+    assert world.miro.writes == ["active=False:s-ann"]  # no second effect
+    # the first budget count was never recorded, so the retry counted again: the limit can only hold
+    # earlier because of a crash, never later
+    assert len(world.blast.taken) == 2
+
+
+def test_a_batch_looks_its_members_up_in_one_call() -> None:
+    world = make_world()
+    worker = world.worker()
+    bodies = [
+        body(email="ann@example.com", requestId="a"),
+        body(email="bob@example.com", requestId="b"),
+        body(email="ceo@example.com", requestId="c"),
+        body(email="nobody@example.com", requestId="n"),
+        body(memberId="m7", requestId="i"),
+        "{not json",
+    ]
+    with worker.batch(bodies):
+        world.miro.calls.clear()
+        outcomes = [worker.handle_message(b).outcome for b in bodies[:5]]
+    assert outcomes == ["done", "done", "done", "refused", "done"]
+    assert world.miro.calls.count("find_members_by_email") == 0  # answered by the batch's lookup
+    assert world.miro.calls.count("get_member") == 1  # by member id: no batch form in Miro's API
+    assert world.actions.items["n"].outcome_reason is not None
+    assert "unknown member" in world.actions.items["n"].outcome_reason
+
+
+def test_the_batch_lookup_ends_with_the_batch_and_a_failed_one_falls_back() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.fail("find_members_by_email", MiroUnavailable("bad gateway", status=502))
+    with worker.batch([body(requestId="a")]):
+        assert world.miro.calls == ["find_members_by_email"]
+        assert worker.handle_message(body(requestId="a")).outcome == "done"
+    assert world.miro.calls.count("find_members_by_email") == 2  # the message looked up on its own
+    world.miro.calls.clear()
+    assert worker.handle_message(body(email="bob@example.com", requestId="b")).outcome == "done"
+    assert world.miro.calls.count("find_members_by_email") == 1  # no stale batch answer after the batch
+
+
+def test_the_batch_lookup_is_not_trusted_for_long() -> None:
+    world = make_world()
+    worker = world.worker()
+    with worker.batch([body(requestId="a")]):
+        world.miro.people["m1"].role = "organization_internal_admin"  # promoted meanwhile
+        world.clock.advance(minutes=2)
+        result = worker.handle_message(body(requestId="a"))
+    assert result.outcome == "refused"
+    assert world.miro.writes == []
+
+
+def _settings(**env: str) -> OffboardingSettings:
+    base = {
+        "MIRO_API_URL": "http://127.0.0.1:1",
+        "MIRO_SCIM_URL": "http://127.0.0.1:1/scim",
+        "MIRO_ORG_ID": "org",
+        "MIRO_TOKEN_SECRET": "token",
+        "MIRO_SCIM_TOKEN_SECRET": "scim-token",
+        "MEMBERS_TABLE": "members",
+        "ACTIONS_TABLE": "actions",
+        "STATE_TABLE": "state",
+        "IDEMPOTENCY_TABLE": "idempotency",
+        "OFFBOARDING_QUEUE_URL": "http://127.0.0.1:1/queue",
+    }
+    return OffboardingSettings.from_env({**base, **env})
+
+
+def test_each_container_paces_to_its_share_of_the_scim_budget() -> None:
+    assert _settings().scim_limits(SCIM_LIMITS)["PATCH"] == 100  # one container: the whole budget
+    two = _settings(OFFBOARDING_MAX_CONCURRENCY="2").scim_limits(SCIM_LIMITS)
+    assert (two["GET"], two["PATCH"], two["DELETE"]) == (100, 50, 10)
+    overridden = _settings(OFFBOARDING_MAX_CONCURRENCY="2", SCIM_BUDGET_SHARE="0.25")
+    assert overridden.scim_limits(SCIM_LIMITS)["DELETE"] == 5
+    assert _settings(OFFBOARDING_MAX_CONCURRENCY="1000").scim_limits(SCIM_LIMITS)["DELETE"] == 1
+
+
+@pytest.mark.parametrize("share", ["0", "1.5", "half"])
+def test_a_share_outside_0_to_1_is_rejected(share: str) -> None:
+    with pytest.raises(Exception, match="SCIM_BUDGET_SHARE"):
+        _settings(SCIM_BUDGET_SHARE=share)
