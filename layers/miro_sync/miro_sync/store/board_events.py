@@ -1,4 +1,7 @@
-"""Board events (BoardEventsTable: ``boardId`` + ``sk="{eventTime}#{itemId}#{type}"``, TTL ``expiresAt``)."""
+"""Board events (BoardEventsTable: ``boardId`` + ``sk="{eventTime}#{itemId}#{type}"``, TTL ``expiresAt``).
+
+Written by the board webhook, so boto3-free: the table is a `LowLevelTable` there (a boto3 `Table`
+works too), and conditions are expression strings."""
 
 from __future__ import annotations
 
@@ -6,12 +9,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.conditions import ConditionBase, Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import Table
+    from miro_sync.store.lowlevel import AnyTable
 
 
 def iso_millis(moment: datetime) -> str:
@@ -35,7 +37,7 @@ class BoardEventRecord(BaseModel):
 
 
 class BoardEventsRepository:
-    def __init__(self, table: Table, *, retention_days: int) -> None:
+    def __init__(self, table: AnyTable, *, retention_days: int) -> None:
         self._table = table
         self._retention = timedelta(days=retention_days)
 
@@ -61,10 +63,15 @@ class BoardEventsRepository:
         return True
 
     def query_board(self, board_id: str, *, since: datetime | None = None) -> Iterator[BoardEventRecord]:
-        condition: ConditionBase = Key("boardId").eq(board_id)
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "#board = :board",
+            "ExpressionAttributeNames": {"#board": "boardId"},
+            "ExpressionAttributeValues": {":board": board_id},
+        }
         if since is not None:
-            condition = condition & Key("sk").gte(iso_millis(since))
-        query: dict[str, Any] = {"KeyConditionExpression": condition}
+            query["KeyConditionExpression"] += " AND #sk >= :since"
+            query["ExpressionAttributeNames"]["#sk"] = "sk"
+            query["ExpressionAttributeValues"][":since"] = iso_millis(since)
         while True:
             response = self._table.query(**query)
             for item in response.get("Items", []):

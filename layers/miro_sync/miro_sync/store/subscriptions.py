@@ -6,6 +6,9 @@ Two items per subscription, both written by `miro-sync subscribe`:
   webhook reads (one GetItem per cold lookup). It holds the hash, never the secret.
 * a directory entry, ``pk="subscriptions"``, ``sk="{secretHash}"``: lets the CLI list every
   subscription with one Query instead of a Scan.
+
+Read by the board webhook, so boto3-free: the table is a `LowLevelTable` there, a boto3 `Table` in
+the CLI (both take plain values), and the key condition is an expression string.
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
-from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import Table
+    from miro_sync.store.lowlevel import AnyTable
 
 SubscriptionStatus = Literal["pending", "enabled", "disabled", "lost_access", "failed"]
 
@@ -66,7 +68,7 @@ class SubscriptionRecord(BaseModel):
 
 
 class SubscriptionsRepository:
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: AnyTable) -> None:
         self._table = table
 
     def get(self, secret_hash: str) -> SubscriptionRecord | None:
@@ -89,7 +91,11 @@ class SubscriptionsRepository:
         self._table.delete_item(Key={"pk": DIRECTORY_PK, "sk": secret_hash})
 
     def list_all(self) -> Iterator[SubscriptionRecord]:
-        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(DIRECTORY_PK)}
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": "pk"},
+            "ExpressionAttributeValues": {":pk": DIRECTORY_PK},
+        }
         while True:
             response = self._table.query(**query)
             for item in response.get("Items", []):
