@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
+import sys
 import time
 from contextlib import ExitStack
-from typing import Any
 
-from bench._common import peak_rss_mb_self, run_child, write_result
+from bench._common import free_port, http_json, peak_rss_mb_self, run_child, server_process, write_result
 
 EVENTS = 200_000
 NEW_EVENTS = 1_000
@@ -31,10 +30,9 @@ PAGE_SIZE = 100
 EVENT = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}, "id": "bench"}
 
 
-def floor_seconds(pages: int) -> float:
-    per_window = CREDITS_PER_WINDOW // PAGE_COST
-    full_windows = (pages - 1) // per_window
-    return full_windows * WINDOW_S + (pages - full_windows * per_window) * LATENCY_MS / 1000
+def floor_seconds(pages: int, credits_spent: int) -> float:
+    """The fastest any client could go: one page per round trip, and no more credits than the budget."""
+    return max(pages * LATENCY_MS / 1000, credits_spent / CREDITS_PER_WINDOW * WINDOW_S)
 
 
 def _child() -> None:
@@ -71,75 +69,99 @@ def main() -> None:
     if args.child:
         _child()
         return
-    from miro_emulator import EmulatorConfig, start_emulator
+    from miro_emulator import EmulatorConfig
     from miro_sync_cli.local.servers import local_servers
     from miro_sync_cli.local.stack import LocalStack, MiroConnection
 
+    # `miro-sync emulator` has no option for the number of audit events: it generates members * 10
+    # (over 100 days, ~90 % of them inside Miro's 90 days).
+    members = max(200, args.events // 10)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    emulator_command = [
+        sys.executable, "-m", "miro_sync_cli.main", "emulator", "--port", str(port), "--members",
+        str(members), "--seed", "5", "--latency-ms", str(LATENCY_MS), "--window-s", str(WINDOW_S),
+    ]  # fmt: skip
+    defaults = EmulatorConfig()
     with ExitStack() as stack:
         servers = stack.enter_context(local_servers())
         local = LocalStack(servers).provision()
         stack.callback(local.teardown)
-        emulator = stack.enter_context(
-            start_emulator(
-                EmulatorConfig(
-                    members=max(200, args.events // 100),
-                    seed=5,
-                    audit_events=args.events,
-                    latency_ms=LATENCY_MS,
-                    window_s=WINDOW_S,
-                    credits_per_window=CREDITS_PER_WINDOW,
-                )
-            )
-        )
+        stack.enter_context(server_process(emulator_command, f"{base_url}/_emulator/stats", timeout_s=900))
+        org = http_json("GET", f"{base_url}/_emulator/state/org")
         local.connect_miro(
             MiroConnection(
-                emulator.base_url, emulator.scim_url, emulator.org_id, emulator.token, emulator.scim_token
+                base_url, f"{base_url}/api/v1/scim", org["orgId"], defaults.token, defaults.scim_token
             )
         )
         env = local.function_env("AuditLogSyncFunction") | {"AUDIT_BACKFILL_DAYS": "90"}
         env.pop("AWS_LAMBDA_FUNCTION_NAME", None)  # the child loop continues itself
         child_env = {"BENCH_AUDIT_CHILD": json.dumps({"env": env})}
+
+        http_json("POST", f"{base_url}/_emulator/reset-stats")
         first = run_child("bench.audit_sync", ["--child"], child_env)
+        first_stats = http_json("GET", f"{base_url}/_emulator/stats")
         servers.lambda_api.pending.clear()
 
-        state = emulator.state
-        log = state.audit
-        now_ms = int(state.clock.now().timestamp() * 1000)
-        for number in range(NEW_EVENTS):
-            # New sign-ins by existing members, spread over the last minute.
-            log.append(
-                now_ms + number, 0, number % len(state.all_members), number % len(state.all_members), -1
-            )
-        stats_before = _emulator_requests(emulator.base_url)
-        second = run_child("bench.audit_sync", ["--child"], child_env)
-        second_requests = _emulator_requests(emulator.base_url) - stats_before
+        events_before = int(http_json("GET", f"{base_url}/_emulator/state/org")["auditEvents"])
+        _add_new_events(base_url, defaults.scim_token, NEW_EVENTS)
+        events_after = int(http_json("GET", f"{base_url}/_emulator/state/org")["auditEvents"])
 
-    visible = first["stored"]
-    floor = floor_seconds(max(1, math.ceil(visible / PAGE_SIZE)))
+        http_json("POST", f"{base_url}/_emulator/reset-stats")
+        second = run_child("bench.audit_sync", ["--child"], child_env)
+        second_stats = http_json("GET", f"{base_url}/_emulator/stats")
+
+    pages = int(first_stats["requests"].get("enterprise-get-audit-logs", first["pages"]))
+    credits = int(first_stats["creditsSpent"])
+    floor = floor_seconds(pages, credits)
     write_result(
         "audit_sync",
         {
-            "events": visible,
-            "events_generated": args.events,
-            "pages": first["pages"],
+            "events": first["stored"],
+            "events_generated": org["auditEvents"],
+            "members": members,
+            "latency_ms": LATENCY_MS,
+            "window_s": WINDOW_S,
+            "pages": pages,
+            "miro_requests": first_stats["totalRequests"],
+            "credits_spent": credits,
+            "http_429": first_stats["totalRateLimited"],
             "invocations": first["invocations"],
             "wall_s": first["wall_s"],
             "floor_s": round(floor, 2),
             "efficiency": round(floor / first["wall_s"], 3) if first["wall_s"] else None,
             "peak_rss_mb": first["peak_rss_mb"],
             "items_written": first["stored"],
+            "second_run_new_events": events_after - events_before,
             "second_run_items_written": second["stored"],
-            "second_run_requests": second_requests,
+            "second_run_requests": second_stats["totalRequests"],
             "second_run_wall_s": second["wall_s"],
         },
     )
 
 
-def _emulator_requests(base_url: str) -> int:
-    import httpx
+def _add_new_events(base_url: str, scim_token: str, count: int) -> None:
+    """New audit events through Miro's own API: each SCIM deactivation or reactivation is one event.
 
-    stats: Any = httpx.get(f"{base_url}/_emulator/stats", timeout=10).json()
-    return int(stats["totalRequests"])
+    (The emulator has no introspection call that appends audit events; this path is slow because SCIM
+    allows 100 PATCHes per 30 s, but it is what a real org would show.)"""
+    from miro_sync.miro.errors import MiroConflict
+    from miro_sync.miro.scim import MiroScimClient
+
+    scim = MiroScimClient(f"{base_url}/api/v1/scim", scim_token)
+    added = 0
+    for user in scim.iter_users(count=100):
+        if added >= count:
+            return
+        if not user.active:
+            continue
+        try:
+            scim.set_active(user.id, False)
+        except MiroConflict:  # the last active admin stays
+            continue
+        scim.set_active(user.id, True)
+        added += 2
+    raise RuntimeError(f"only {added} of {count} new audit events could be made")
 
 
 if __name__ == "__main__":

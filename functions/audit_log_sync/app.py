@@ -13,7 +13,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 
 from miro_sync.settings.audit_log_sync import AuditLogSyncSettings
 
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
 
     from miro_sync.continuation import Continuation
     from miro_sync.miro.client import MiroRestClient
+    from miro_sync.observability import MetricsSink
     from miro_sync.store.audit import AuditRepository, RejectedEventsRepository
     from miro_sync.store.events_bus import EventBridgeForwarder
     from miro_sync.store.members import MembersRepository
@@ -66,7 +66,11 @@ def build(settings: AuditLogSyncSettings) -> Adapters:
             settings.org_id,
             pacer=RateLimitPacer(reserve_fraction=settings.rate_reserve_fraction),
         ),
-        audit=AuditRepository(dynamodb.Table(settings.audit_table), retention_days=settings.retention_days),
+        audit=AuditRepository(
+            dynamodb.Table(settings.audit_table),
+            retention_days=settings.retention_days,
+            write_workers=settings.write_workers,
+        ),
         rejects=RejectedEventsRepository(dynamodb.Table(settings.state_table)),
         state=StateRepository(dynamodb.Table(settings.state_table)),
         members=MembersRepository(dynamodb.Table(settings.members_table)),
@@ -80,13 +84,20 @@ def build(settings: AuditLogSyncSettings) -> Adapters:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = AuditLogSyncSettings.from_env(os.environ)  # fails at start, naming what to set
+    return run_invocation(settings, build(settings), context, metrics)
+
+
+def run_invocation(
+    settings: AuditLogSyncSettings, adapters: Adapters, context: LambdaContext, sink: MetricsSink
+) -> dict[str, Any]:
+    """One invocation: sync until done or out of time, then metrics, hand-over and a summary."""
     from datetime import timedelta
 
     from miro_sync.continuation import Deadline
+    from miro_sync.observability import add_sync_failed, add_sync_metrics, add_sync_succeeded, usage_since
     from miro_sync.sync.audit import AuditLogSync, AuditSyncConfig
 
-    settings = AuditLogSyncSettings.from_env(os.environ)  # fails at start, naming what to set
-    adapters = build(settings)
     sync = AuditLogSync(
         source=adapters.miro,
         store=adapters.audit,
@@ -101,9 +112,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             page_size=settings.page_size,
         ),
     )
-    stats = adapters.miro.stats
-    # The client's counters live as long as the container: report this invocation's share.
-    requests_before, retries_before, throttled_before = stats.requests, stats.retries, stats.http_429
+    miro_before = adapters.miro.stats.as_metrics()
     started = time.monotonic()
     try:
         result = sync.run(
@@ -113,23 +122,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             lease_ms=context.get_remaining_time_in_millis() + 60_000,
         )
     except Exception:
-        metrics.add_metric(name="SyncFailed", unit=MetricUnit.Count, value=1)
+        add_sync_failed(sink)
         logger.exception("audit log sync failed; the checkpoint is kept and the next run resumes")
         raise
     finally:
-        metrics.add_metric(name="MiroRequests", unit=MetricUnit.Count, value=stats.requests - requests_before)
-        metrics.add_metric(name="MiroRetries", unit=MetricUnit.Count, value=stats.retries - retries_before)
-        metrics.add_metric(
-            name="MiroRateLimited429", unit=MetricUnit.Count, value=stats.http_429 - throttled_before
-        )
-        metrics.add_metric(name="DurationSeconds", unit=MetricUnit.Seconds, value=time.monotonic() - started)
+        usage = usage_since(miro_before, adapters.miro.stats.as_metrics())
+        add_sync_metrics(sink, {"DurationSeconds": round(time.monotonic() - started, 3)}, usage)
 
-    for name, value in result.metrics().items():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    add_sync_metrics(sink, result.metrics())
     handed_over = False
-    if result.status == "continue":
+    if result.status == "complete":
+        add_sync_succeeded(sink)
+    elif result.status == "continue":
         handed_over = adapters.continuation.hand_over({"source": "miro-sync.continuation", "sync": "audit"})
-        metrics.add_metric(name="Continuations", unit=MetricUnit.Count, value=1)
+        add_sync_metrics(sink, {"Continuations": 1})
         if not handed_over:
             logger.warning("cannot self-invoke (no function name); the next schedule resumes the run")
     elif result.status == "busy":

@@ -156,9 +156,9 @@ def test_audit_pages_send_millisecond_utc_times() -> None:
     assert params["createdAfter"] == "2024-05-01T10:00:00.123Z"
     assert params["createdBefore"] == "2024-05-02T00:00:00.000Z"
     assert params["sorting"] == "DESC"
-    event = pages[0].data[0]
-    assert event.details == {"authenticationType": "SSO"}
-    assert event.model_extra == {"brandNewField": 1}
+    event = pages[0].data[0]  # events come as received (validated per event by the audit sync)
+    assert event["details"] == {"authenticationType": "SSO"}
+    assert event["brandNewField"] == 1
 
 
 def test_naive_datetimes_are_refused() -> None:

@@ -89,6 +89,35 @@ def test_iter_users_pages_by_start_index_until_total() -> None:
     assert {r.url.params["count"] for r in miro.requests} == {"2"}
 
 
+def test_user_pages_can_start_at_a_later_index_for_concurrent_paging() -> None:
+    miro = ScriptedMiro([listing(range(2, 4), 5, 3), listing(range(4, 5), 5, 5)])
+    pages = list(make_client(miro, FakeTime()).iter_user_pages(count=2, start_index=3))
+    assert [u.id for page in pages for u in page.resources] == ["scim-2", "scim-3", "scim-4"]
+    assert [r.url.params["startIndex"] for r in miro.requests] == ["3", "5"]
+
+
+def test_window_pacer_counts_every_request_sent_from_several_threads() -> None:
+    import threading
+
+    pacer = WindowPacer({"GET": 1000}, window_s=30.0, headroom_fraction=0.0)
+
+    def send() -> None:
+        for _ in range(200):
+            pacer.wait_before("GET", 0, 1.0)
+            pacer.record_sent("GET", 1.0)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 800 of 1000 allowed sent: the 201st free slot is still open, the window is not over-counted.
+    assert pacer.wait_before("GET", 0, 1.0) == 0.0
+    for _ in range(200):
+        pacer.record_sent("GET", 1.0)
+    assert pacer.wait_before("GET", 0, 1.0) == pytest.approx(30.0)
+
+
 def test_listing_that_stops_short_of_total_results_raises() -> None:
     miro = ScriptedMiro([listing(range(0, 2), 5, 1), listing(range(0, 0), 5, 3)])
     with pytest.raises(MiroProtocolError, match="totalResults=5"):

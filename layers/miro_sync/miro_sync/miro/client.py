@@ -241,6 +241,12 @@ class MiroRestClient:
         limit: int = 100,
         sorting: str = "ASC",
     ) -> Iterator[AuditPage]:
+        """Pages of audit events in [created_after, created_before).
+
+        The page envelope (type, cursor, limit, size, data) is validated strictly: a garbled one is
+        retried and then raises `MiroProtocolError`. The events are handed over as received (dicts):
+        one malformed event must not cost the page, so the caller validates them one by one.
+        """
         if sorting not in ("ASC", "DESC"):
             raise ValueError("sorting must be 'ASC' or 'DESC'")
         params: dict[str, str | int] = {

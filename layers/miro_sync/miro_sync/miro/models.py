@@ -166,8 +166,16 @@ class AuditEvent(MiroModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class AuditPage(CursorPage[AuditEvent]):
+class AuditPage(CursorPage[Any]):
+    """A page of audit events as received: the envelope is validated strictly, the events are not.
+
+    One malformed event (no id, a date that does not parse) must not fail the page and stop the
+    run: the audit sync validates each event itself and records the bad ones as rejected, with the
+    page cursor. `AuditEvent.model_validate` gives the typed view of a good one.
+    """
+
     type: StrictStr = "cursor-list"
+    data: list[Any]
 
 
 # --- SCIM -----------------------------------------------------------------------------------------

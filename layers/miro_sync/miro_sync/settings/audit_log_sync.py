@@ -34,6 +34,8 @@ class AuditLogSyncSettings(MiroSettings):
     # Windows the run range is split into; a refused window is halved from here.
     window_hours: int = Field(default=24, alias="AUDIT_WINDOW_HOURS", ge=1, le=24 * 90)
     page_size: int = Field(default=100, alias="AUDIT_PAGE_SIZE", ge=1, le=100)
+    # Parallel BatchWriteItem calls per page (a page of 100 events is 4 of them).
+    write_workers: int = Field(default=4, alias="AUDIT_WRITE_WORKERS", ge=1, le=16)
     # Stop fetching and hand over to a new invocation when less than this remains.
     min_remaining_ms: int = Field(default=60_000, alias="SYNC_MIN_REMAINING_MS", ge=1_000)
     # Share of the per-minute credit budget left for other users of the token (webhook, CLI).

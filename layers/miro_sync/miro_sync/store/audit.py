@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from miro_sync.store.dynamo import batch_get, batch_write
+from miro_sync.store.dynamo import MAX_BATCH_WRITE_ITEMS, batch_get, batch_write, chunked
 
 DEFAULT_RETENTION_DAYS = 400
 # DynamoDB items are capped at 400 KB; an event this large keeps a truncated `raw` and says so.
@@ -148,10 +149,14 @@ def _days(start: datetime, end: datetime) -> list[str]:
 class AuditRepository:
     """All access to AuditTable. Thread-safe: it only uses the table's low-level client."""
 
-    def __init__(self, table: Any, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+    def __init__(
+        self, table: Any, *, retention_days: int = DEFAULT_RETENTION_DAYS, write_workers: int = 1
+    ) -> None:
         self._client = table.meta.client
         self.table_name: str = table.name
         self.retention_days = retention_days
+        # BatchWriteItem calls of one page in parallel (each is a latency-bound round trip).
+        self.write_workers = max(1, write_workers)
         self.read_requests = 0
         self.write_requests = 0
         self.items_written = 0
@@ -175,9 +180,14 @@ class AuditRepository:
         """Write records (idempotent: same event, same key, same item)."""
         if not records:
             return
-        self.write_requests += batch_write(
-            self._client, self.table_name, [record.to_item(self.retention_days) for record in records]
-        )
+        items = [record.to_item(self.retention_days) for record in records]
+        batches = list(chunked(items, MAX_BATCH_WRITE_ITEMS))
+        if self.write_workers == 1 or len(batches) == 1:
+            self.write_requests += sum(batch_write(self._client, self.table_name, batch) for batch in batches)
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.write_workers, len(batches))) as pool:
+                requests = pool.map(lambda batch: batch_write(self._client, self.table_name, batch), batches)
+                self.write_requests += sum(requests)
         self.items_written += len(records)
 
     # --- queries ---------------------------------------------------------------------------------

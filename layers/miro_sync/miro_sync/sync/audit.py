@@ -16,6 +16,7 @@ checkpoint where it was. The watermark only moves to events that are stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 from miro_sync.miro.errors import MiroBadRequest
 from miro_sync.store.audit import AuditRecord, RejectedEvent, StoredEvent, canonical_time
 from miro_sync.sync.audit_events import as_raw, parse_timestamp, to_record
+from miro_sync.sync.audit_prefetch import prefetched
 from miro_sync.sync.audit_signals import MemberSignals, SignalAggregator
 
 CHECKPOINT_NAME = "audit"
@@ -110,6 +112,8 @@ class AuditSyncConfig:
     max_pending_signals: int = 20_000
     # Threads writing member signals (1 = in the calling thread).
     signal_workers: int = 4
+    # Pages fetched ahead by a background thread while the current one is written (0 = none).
+    prefetch_pages: int = 2
 
 
 @dataclass
@@ -278,23 +282,29 @@ class AuditLogSync:
                 return
             self._clamp_to_retention(run, result)
             window_start, window_end = _time(run.window_start), _time(run.window_end)
+            listing = self._source.iter_audit_pages(
+                window_start - BOUNDARY_SLACK,
+                window_end,
+                cursor=run.cursor,
+                limit=self._config.page_size,
+                sorting="ASC",
+            )
             try:
-                pages = self._source.iter_audit_pages(
-                    window_start - BOUNDARY_SLACK,
-                    window_end,
-                    cursor=run.cursor,
-                    limit=self._config.page_size,
-                    sorting="ASC",
-                )
-                for page in pages:
-                    self._process_page(page, run, session, result)
-                    if deadline.running_low() and run.window_start < run.end:
-                        result.status = "continue"
-                        return
-                    if run.cursor is None:
-                        break  # window done: the next one starts with a new listing
+                with self._ahead(listing) as pages:
+                    for page in pages:
+                        self._process_page(page, run, session, result)
+                        if deadline.running_low() and run.window_start < run.end:
+                            result.status = "continue"
+                            return
+                        if run.cursor is None:
+                            break  # window done: the next one starts with a new listing
             except MiroBadRequest:
                 self._narrow(run, session, result)
+
+    def _ahead(self, listing: Iterator[AuditPageLike]) -> AbstractContextManager[Iterator[AuditPageLike]]:
+        if self._config.prefetch_pages > 0:
+            return prefetched(listing, depth=self._config.prefetch_pages)
+        return nullcontext(listing)
 
     def _clamp_to_retention(self, run: _Run, result: AuditSyncResult) -> None:
         """Events older than Miro's 90 days are gone there; asking for them is a 400, not a gap to fill."""

@@ -8,7 +8,7 @@ checkpoint (`signalsThrough`); after a crash the sync replays the stored events 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Protocol
@@ -22,10 +22,20 @@ class MemberRef(Protocol):
     def member_id(self) -> str: ...
 
 
+class MemberSignalState(Protocol):
+    @property
+    def last_sign_in_at(self) -> datetime | None: ...
+
+    @property
+    def last_audit_activity_at(self) -> datetime | None: ...
+
+
 class MemberSignals(Protocol):
     """The part of `MembersRepository` the audit sync uses."""
 
     def find_by_email(self, email: str) -> MemberRef | None: ...
+
+    def get_many(self, member_ids: Iterable[str]) -> tuple[Mapping[str, MemberSignalState], int]: ...
 
     def record_sign_in(self, member_id: str, at: datetime) -> bool: ...
 
@@ -74,6 +84,7 @@ class SignalAggregator:
                 work.setdefault(member_id, []).append((kind, moment))
         self._sign_in.clear()
         self._activity.clear()
+        work = self._only_needed(work)
         if not work:
             return 0
         if self._workers <= 1:
@@ -85,6 +96,27 @@ class SignalAggregator:
         written = sum(outcomes)
         self.written += written
         return written
+
+    def _only_needed(
+        self, work: dict[str, list[tuple[str, datetime]]]
+    ) -> dict[str, list[tuple[str, datetime]]]:
+        """Drop updates that cannot change anything, read in batches of 100 (BatchGetItem) instead of
+        finding out with one or two conditional UpdateItems each: members the table does not know
+        (the members sync creates them) and signals already as new. The conditional update stays the
+        guard against a concurrent writer; this read only saves round trips."""
+        if not work:
+            return work
+        known, _ = self._members.get_many(work)
+        needed: dict[str, list[tuple[str, datetime]]] = {}
+        for member_id, jobs in work.items():
+            state = known.get(member_id)
+            if state is None:
+                self.unknown_actors += 1
+                continue
+            newer = [(kind, moment) for kind, moment in jobs if _is_newer(state, kind, moment)]
+            if newer:
+                needed[member_id] = newer
+        return needed
 
     def _write_member(self, member_id: str, jobs: list[tuple[str, datetime]]) -> int:
         return sum(self._write(kind, member_id, moment) for kind, moment in jobs)
@@ -109,3 +141,8 @@ def _keep_newest(pending: dict[ActorKey, datetime], key: ActorKey, moment: datet
     current = pending.get(key)
     if current is None or moment > current:
         pending[key] = moment
+
+
+def _is_newer(state: MemberSignalState, kind: str, moment: datetime) -> bool:
+    current = state.last_sign_in_at if kind == "sign_in" else state.last_audit_activity_at
+    return current is None or moment > current
