@@ -8,8 +8,11 @@
     miro-sync offboard cancel REQ ...
 
 Every request is validated with the worker's own message model before anything is sent (a CSV is all
-or nothing). The CLI talks to AWS only through miro_sync.store adapters; heavy imports stay inside the
-commands so `miro-sync --help` stays fast.
+or nothing). Each request gets an explicit requestId unique to this run of the command (a CSV row may
+give its own): running a command again later is a new request (suspend -> reactivate -> suspend acts
+three times), while SQS redeliveries and the retried sends of one run stay one request. The CLI talks to
+AWS only through miro_sync.store adapters; heavy imports stay inside the commands so `miro-sync --help`
+stays fast.
 """
 
 from __future__ import annotations
@@ -73,15 +76,20 @@ def build_requests(
     requested_by: str,
     not_before: str | None,
     dry_run: bool,
+    submission: str | None = None,
 ) -> list[PlannedRequest]:
-    """Validate everything first; raise InputError listing every bad row, so a CSV is all or nothing."""
+    """Validate everything first; raise InputError listing every bad row, so a CSV is all or nothing.
+    Rows without a requestId get one from `submission` (default: this run, see `new_submission`)."""
     from pydantic import ValidationError
 
     from miro_sync.offboarding.messages import (
         InvalidRequestError,
         OffboardingRequest,
+        cli_request_id,
         describe_validation_error,
     )
+
+    submission = submission or new_submission()
 
     rows: list[tuple[str, dict[str, Any]]] = []
     for position, email in enumerate(emails, 1):
@@ -126,7 +134,20 @@ def build_requests(
         if dry_run:
             message["dryRun"] = True
         try:
-            planned.append(PlannedRequest(OffboardingRequest.model_validate(message), source))
+            request = OffboardingRequest.model_validate(message)
+            if "requestId" not in row:
+                request = request.model_copy(
+                    update={
+                        "request_id": cli_request_id(
+                            request.action,
+                            request.member_key,
+                            request.not_before,
+                            dry_run=request.dry_run,
+                            submission=submission,
+                        )
+                    }
+                )
+            planned.append(PlannedRequest(request, source))
         except ValidationError as invalid:
             problems.append(f"{source}: {describe_validation_error(invalid)}")
         except InvalidRequestError as invalid:  # pragma: no cover - model_validate raises ValidationError
@@ -138,6 +159,15 @@ def build_requests(
     if problems:
         raise InputError("nothing was enqueued:\n  " + "\n  ".join(problems))
     return planned
+
+
+def new_submission(now: datetime | None = None) -> str:
+    """One run of the command: its UTC time (readable in the ids) and a random part (two runs in the
+    same second are still two submissions)."""
+    import secrets
+
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
 def render_plan(planned: Sequence[PlannedRequest], members: Any) -> Table:

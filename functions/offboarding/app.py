@@ -17,7 +17,13 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from miro_sync.offboarding.worker import PHASE_ATTRIBUTE, PHASE_REQUEST, GuardPolicy, OffboardingWorker
+from miro_sync.offboarding.worker import (
+    PHASE_ATTRIBUTE,
+    PHASE_REQUEST,
+    GuardPolicy,
+    OffboardingWorker,
+    request_id_of,
+)
 from miro_sync.settings.offboarding import OffboardingSettings
 
 logger = Logger()
@@ -80,6 +86,8 @@ def build_worker(settings: OffboardingSettings) -> OffboardingWorker:
             use_local_cache=True,
         ),
         metrics=metrics,
+        # the worker logs through the handler's Logger: JSON lines with the invocation's keys
+        logger=logger,
     )
 
 
@@ -111,7 +119,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             )
         except Exception:
             # the record goes back to the queue (partial batch failure); say why in the log
-            logger.exception("offboarding message failed; it will be retried")
+            logger.exception(
+                "offboarding message failed; it will be retried",
+                extra={"requestId": request_id_of(record.body or ""), "outcome": "retry"},
+            )
             raise
         logger.info("offboarding message", extra=result.as_dict())
         return result.as_dict()

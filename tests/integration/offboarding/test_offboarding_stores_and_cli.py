@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from miro_sync.store.actions import ActionConflictError, ActionRecord, ActionsRepository, Attempt, utc_now_iso
 from miro_sync.store.blast_radius import BlastRadiusCounter
-from miro_sync.store.queue import OffboardingQueue, OutgoingMessage
+from miro_sync.store.queue import OffboardingQueue, OutgoingMessage, QueueSendError
 from miro_sync_cli.local.stack import LocalStack
 from miro_sync_cli.offboard_cmd import app
 from tests.integration.offboarding.sqs import QueueReader
@@ -172,6 +172,13 @@ def test_queue_sends_batches_with_delay_and_attributes(local_stack: LocalStack) 
     assert phases.count("due") == 1
 
 
+def test_a_send_sqs_refuses_is_reported_as_a_queue_send_error(local_stack: LocalStack) -> None:
+    # the worker turns QueueSendError into a retry and records the request as unscheduled
+    missing = local_stack.queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+    with pytest.raises(QueueSendError, match="could not send to the offboarding queue"):
+        OffboardingQueue(missing, _sqs(local_stack)).send(OutgoingMessage(body="{}"))
+
+
 def _cli(stack: LocalStack, *args: str) -> Any:
     env = {
         **_aws_env(stack),
@@ -196,7 +203,8 @@ def test_cli_shows_the_plan_and_enqueues_only_with_yes(local_stack: LocalStack) 
     bodies = [json.loads(m["Body"]) for m in poller.receive()]
     assert sorted(b["email"] for b in bodies) == ["ann@example.com", "bob@example.com"]
     assert {b["requestedBy"] for b in bodies} == {"op@example.com"}
-    assert all(b["requestId"].startswith("req-") for b in bodies)
+    assert all(b["requestId"].startswith("cli-") for b in bodies)
+    assert len({b["requestId"] for b in bodies}) == 2
 
 
 def test_cli_csv_is_all_or_nothing(local_stack: LocalStack, tmp_path: Path) -> None:

@@ -18,11 +18,20 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 
 from miro_sync.miro.errors import MiroConflict, MiroError, MiroNotFound
 from miro_sync.miro.models import BoardsPage, OrgMember, ScimUser
+from miro_sync.offboarding.ports import LogSink
 from miro_sync.offboarding.worker import GuardPolicy, OffboardingWorker
 from miro_sync.store.actions import ActionConflictError, ActionRecord, Attempt, Outcome, utc_now_iso
 from miro_sync.store.queue import OutgoingMessage, QueueSendError
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+
+class InvocationCrashError(Exception):
+    """The invocation dies at this point (timeout, out of memory): nothing in the worker handles it."""
+
+
+class TableWriteError(Exception):
+    """What a DynamoDB write can raise (throttling, network): the worker does not know its type."""
 
 
 class Clock:
@@ -133,6 +142,7 @@ class FakeMembers:
     def __init__(self, records: Iterable[FakeMemberRecord] = ()) -> None:
         self.records = {r.member_id: r for r in records}
         self.status_changes: list[tuple[str, str, bool]] = []
+        self.set_status_failures = 0  # the next this many set_status calls raise, changing nothing
 
     def get(self, member_id: str) -> FakeMemberRecord | None:
         return self.records.get(member_id)
@@ -141,6 +151,9 @@ class FakeMembers:
         return next((r for r in self.records.values() if r.email == email), None)
 
     def set_status(self, member_id: str, *, status: str, active: bool, at: datetime) -> bool:
+        if self.set_status_failures:
+            self.set_status_failures -= 1
+            raise TableWriteError("ProvisionedThroughputExceededException")
         self.status_changes.append((member_id, status, active))
         record = self.records.get(member_id)
         if record is not None:
@@ -170,6 +183,21 @@ class FakeMiro:
         self.ignore_deactivation = False  # an IdP that downgrades instead of deactivating
         self.last_admin_ids: set[str] = set()
         self.on_call: Callable[[str], None] | None = None  # e.g. a duplicate delivered mid-call
+        self._crash_after: dict[str, int] = {}
+
+    def crash_after(self, operation: str, nth: int = 1) -> None:
+        """The invocation dies right after the nth successful `operation` (e.g. "delete_user") took
+        effect in Miro, before the worker sees the answer."""
+        self._crash_after[operation] = nth
+
+    def _succeeded(self, operation: str) -> None:
+        remaining = self._crash_after.get(operation)
+        if remaining is None:
+            return
+        if remaining <= 1:
+            del self._crash_after[operation]
+            raise InvocationCrashError(f"died after {operation}")
+        self._crash_after[operation] = remaining - 1
 
     def fail(self, operation: str, *errors: MiroError) -> None:
         self.failures.setdefault(operation, []).extend(errors)
@@ -234,7 +262,9 @@ class FakeMiro:
 
     def get_user(self, user_id: str) -> ScimUser:
         self._call("get_user")
-        return self._user(self._by_scim(user_id))
+        user = self._user(self._by_scim(user_id))
+        self._succeeded("get_user")
+        return user
 
     def set_active(self, user_id: str, active: bool) -> ScimUser:
         self._call("set_active")
@@ -244,6 +274,7 @@ class FakeMiro:
         if not (self.ignore_deactivation and not active):
             person.active = active
         self.writes.append(f"active={active}:{user_id}")
+        self._succeeded("set_active")
         return self._user(person)
 
     def delete_user(self, user_id: str) -> None:
@@ -251,6 +282,7 @@ class FakeMiro:
         person = self._by_scim(user_id)
         del self.people[person.member_id]
         self.writes.append(f"delete:{user_id}")
+        self._succeeded("delete_user")
 
 
 class FakeBlast:
@@ -275,8 +307,12 @@ class FakeQueue:
     def __init__(self) -> None:
         self.sent: list[OutgoingMessage] = []
         self._ids = itertools.count(1)
+        self.failures = 0  # the next this many sends fail the way the SQS adapter reports it
 
     def send(self, message: OutgoingMessage) -> str:
+        if self.failures:
+            self.failures -= 1
+            raise QueueSendError("could not send to the offboarding queue: throttled")
         self.sent.append(message)
         return f"m-{next(self._ids)}"
 
@@ -329,6 +365,8 @@ class World:
         protected: Iterable[str] = (),
         allow_admins: bool = False,
         max_per_hour: int = 100,
+        dedupe_window_s: int = 3600,
+        logger: LogSink | None = None,
     ) -> OffboardingWorker:
         worker = OffboardingWorker(
             actions=self.actions,
@@ -343,10 +381,13 @@ class World:
                 max_actions_per_hour=max_per_hour,
             ),
             persistence_store=self.idempotency,
-            idempotency_config=IdempotencyConfig(event_key_jmespath="requestId"),
+            idempotency_config=IdempotencyConfig(
+                event_key_jmespath="requestId", expires_after_seconds=dedupe_window_s
+            ),
             metrics=self.metrics,
             clock=self.clock,
             dead_letters=self.dead_letters,
+            logger=logger,
         )
         worker.register_lambda_context(FakeLambdaContext())  # type: ignore[arg-type]
         return worker

@@ -12,7 +12,7 @@ from miro_sync.miro.errors import MiroUnavailable
 from miro_sync.miro.http import SCIM_LIMITS
 from miro_sync.offboarding.worker import RetryableError
 from miro_sync.settings.offboarding import OffboardingSettings
-from tests.unit.offboarding.fakes import make_world
+from tests.unit.offboarding.fakes import InvocationCrashError, make_world
 
 
 def body(action: str = "suspend", **fields: Any) -> str:
@@ -21,10 +21,6 @@ def body(action: str = "suspend", **fields: Any) -> str:
         message["email"] = "ann@example.com"
     message.update(fields)
     return json.dumps(message)
-
-
-class _CrashError(Exception):
-    """The invocation dies (timeout, out of memory) at this point; nothing in the worker handles it."""
 
 
 def test_a_new_request_is_recorded_by_two_writes_and_no_read() -> None:
@@ -71,34 +67,26 @@ def test_a_retry_after_a_transient_failure_reads_its_record_and_keeps_every_atte
 def test_an_invocation_that_dies_inside_miro_leaves_a_trace_and_the_retry_completes_once() -> None:
     world = make_world()
     worker = world.worker()
-
-    original = world.miro._call
-
-    def calls_with_crash(operation: str) -> None:
-        original(operation)
-        if operation == "get_user" and world.miro.writes:  # the read-back after the PATCH
-            raise _CrashError
-
-    world.miro._call = calls_with_crash  # type: ignore[method-assign]
-    with pytest.raises(_CrashError):
+    world.miro.crash_after("set_active")
+    with pytest.raises(InvocationCrashError):
         worker.handle_message(body(requestId="r-1"))
     crashed = world.actions.items["r-1"]
     assert crashed.outcome == "received"
     assert crashed.in_flight == "PATCH /Users/s-ann active=false"
     assert world.miro.writes == ["active=False:s-ann"]  # the PATCH did reach Miro
 
-    world.miro._call = original  # type: ignore[method-assign]
     result = worker.handle_message(body(requestId="r-1"), receive_count=2)
     assert result.outcome == "done"
-    assert result.reason == "already suspended: nothing to change"
+    # the retry confirms the interrupted PATCH took effect instead of calling it a no-op
+    assert result.reason is not None
+    assert result.reason.startswith("suspend confirmed: SCIM user s-ann reads active=false")
     record = world.actions.items["r-1"]
     assert [(a.operation, a.status) for a in record.attempts] == [("PATCH /Users/s-ann active=false", None)]
     assert "interrupted" in str(record.attempts[0].detail)
     assert record.in_flight is None
     assert world.miro.writes == ["active=False:s-ann"]  # no second effect
-    # the first budget count was never recorded, so the retry counted again: the limit can only hold
-    # earlier because of a crash, never later
-    assert len(world.blast.taken) == 2
+    assert world.members.status_changes == [("m1", "suspended", False)]
+    assert len(world.blast.taken) == 1  # counted by the invocation that acted, not again by the retry
 
 
 def test_a_batch_looks_its_members_up_in_one_call() -> None:

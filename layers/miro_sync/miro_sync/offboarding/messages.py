@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
@@ -37,7 +37,10 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 class OffboardingRequest(BaseModel):
     """One queued action. `requestId` is the idempotency key: derived from the action and the member
-    (and notBefore) when the sender gave none, so a double submission of the same intent is one effect."""
+    (and notBefore, dryRun) when the sender gave none, so a double submission of the same intent is one
+    effect. `miro-sync offboard` always sends an explicit, per-submission id (see `cli_request_id`);
+    derived ids are for hand-written messages, which the worker deduplicates by that intent for the
+    idempotency window (OFFBOARDING_IDEMPOTENCY_TTL_S) and treats as a new request after it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -54,14 +57,20 @@ class OffboardingRequest(BaseModel):
     def _one_member_key_and_aware_time(self) -> OffboardingRequest:
         if (self.email is None) == (self.member_id is None):
             raise ValueError("exactly one of 'email' or 'memberId' is required")
-        if self.not_before is not None and self.not_before.utcoffset() is None:
-            raise ValueError("'notBefore' needs a timezone (e.g. 2025-01-31T18:00:00Z)")
+        if self.not_before is not None:
+            if self.not_before.utcoffset() is None:
+                raise ValueError("'notBefore' needs a timezone (e.g. 2025-01-31T18:00:00Z)")
+            # one instant, one form: `Z` and `+01:00` spellings of it are the same request
+            object.__setattr__(self, "not_before", self.not_before.astimezone(UTC))
         if self.request_id is None:
             # frozen model: set the derived key once, at validation, so every reader sees the same id
-            object.__setattr__(
-                self, "request_id", derive_request_id(self.action, self.member_key, self.not_before)
-            )
+            object.__setattr__(self, "request_id", self.derived_request_id)
         return self
+
+    @property
+    def derived_request_id(self) -> str:
+        """The id this request's intent gets when the sender names none."""
+        return derive_request_id(self.action, self.member_key, self.not_before, dry_run=self.dry_run)
 
     @property
     def member_key(self) -> str:
@@ -77,14 +86,71 @@ class OffboardingRequest(BaseModel):
     def is_destructive(self) -> bool:
         return self.action in DESTRUCTIVE_ACTIONS
 
+    @property
+    def has_derived_id(self) -> bool:
+        """True when the id is the intent's derived one (or a later generation of it, see
+        `next_generation`), whoever wrote it into the message (re-sent bodies carry it explicitly)."""
+        base = self.derived_request_id
+        key = self.key
+        return key == base or (key.startswith(base + ".") and key[len(base) + 1 :].isdigit())
+
+    @property
+    def fingerprint(self) -> str:
+        """What a request id stands for, to tell a duplicate from a reused id. An explicit id stands for
+        the whole normalised request; a derived id for the intent it was derived from, so hand-written
+        duplicates with another `reason` or `requestedBy` stay duplicates. The id itself is left out:
+        fingerprints are only compared under one id (or generations of one derived id)."""
+        content: dict[str, Any] = {
+            "action": self.action,
+            "email": self.email,
+            "memberId": self.member_id,
+            "notBefore": self.not_before.isoformat() if self.not_before else None,
+            "dryRun": self.dry_run,
+        }
+        if not self.has_derived_id:
+            content |= {"requestedBy": self.requested_by, "reason": self.reason}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+    def describe(self) -> str:
+        """e.g. "delete bob@example.com (notBefore 2025-03-04T10:00:00+00:00)", for refusal reasons."""
+        text = f"{self.action} {self.member_key}"
+        if self.not_before is not None:
+            text += f" (notBefore {self.not_before.isoformat()})"
+        return text + (" (dry run)" if self.dry_run else "")
+
+    def next_generation(self) -> OffboardingRequest:
+        """The same hand-written intent sent again after its dedupe window: a new request, keyed
+        `<derived id>.<n>` so it gets its own record next to the earlier ones."""
+        base = self.derived_request_id
+        generation = 1 if self.key == base else int(self.key.rsplit(".", 1)[1])
+        return self.model_copy(update={"request_id": f"{base}.{generation + 1}"})
+
     def to_body(self) -> str:
         """The wire form (camelCase, requestId always present) for enqueueing and re-enqueueing."""
         return self.model_dump_json(by_alias=True, exclude_none=True, exclude_defaults=False)
 
 
-def derive_request_id(action: str, member_key: str, not_before: datetime | None) -> str:
-    material = f"{action}|{member_key}|{not_before.isoformat() if not_before else ''}"
+def derive_request_id(
+    action: str, member_key: str, not_before: datetime | None, *, dry_run: bool = False
+) -> str:
+    """Stable id of an intent. notBefore counts as an instant (any offset, same id); a dry run is its
+    own intent, so a dry run never answers for the real request that follows it."""
+    when = not_before.astimezone(UTC).isoformat() if not_before else ""
+    material = f"{action}|{member_key}|{when}" + ("|dry-run" if dry_run else "")
     return "req-" + hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def cli_request_id(
+    action: str, member_key: str, not_before: datetime | None, *, dry_run: bool, submission: str
+) -> str:
+    """The explicit id `miro-sync offboard` gives each request: unique per submission (one command run
+    = one `submission`), stable within it, so a retried send of the same run is one request while
+    running the command again later (suspend -> reactivate -> suspend) is a new one.
+    `submission` is e.g. "20250303T090000Z-1a2b3c4d" (UTC time of the run + a random part)."""
+    intent = derive_request_id(action, member_key, not_before, dry_run=dry_run)
+    digest = hashlib.sha256(f"{submission}|{intent}".encode()).hexdigest()[:16]
+    return f"cli-{submission.split('-', 1)[0]}-{digest}"
 
 
 class InvalidRequestError(ValueError):

@@ -6,7 +6,7 @@ inheriting from them; unit tests hand in small fakes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -79,3 +79,12 @@ class DeadLetterSender(Protocol):
 
 class MetricsSink(Protocol):
     def add_metric(self, name: str, unit: str, value: float) -> Any: ...
+
+
+class LogSink(Protocol):
+    """The logging calls the worker makes: the handler's Powertools Logger (structured JSON with the
+    invocation's keys) in Lambda; any stdlib logger elsewhere."""
+
+    def info(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...
+    def warning(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...
+    def error(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...

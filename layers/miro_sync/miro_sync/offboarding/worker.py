@@ -13,7 +13,12 @@ Safety layers, outermost first:
    refused). Two writes per request; if the invocation dies between them, the retry finds `inFlight`
    and records the interrupted call (without a status code, which only the dead invocation saw).
 4. Miro state is read before every write, so a retry after a crash between the write and its record
-   finds the work done and makes no second call.
+   finds the work done and makes no second call. A retry whose record shows this request's final write
+   to Miro (made, or interrupted per `inFlight`) first asks Miro whether it took effect (a deleted user
+   is a 404): if so it finishes as done, without resolving the member again (who may no longer exist).
+5. A request id stands for one request: a message that reuses an id with different content (compared
+   normalised, see `OffboardingRequest.fingerprint`) is refused for good under its own record
+   (`reused-...`), and the original request's record is left as it is.
 Guards (unknown member, external user, team guest, protected, admin, SCIM identity mismatch) are all
 checked before the first write call; a refusal is final.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +42,7 @@ from miro_sync.offboarding.ports import (
     BlastRadius,
     DeadLetterSender,
     KnownMember,
+    LogSink,
     MembersStore,
     MessageSender,
     MetricsSink,
@@ -43,6 +50,7 @@ from miro_sync.offboarding.ports import (
     ScimUsers,
 )
 from miro_sync.store.actions import (
+    MAX_STORED_BODY,
     OPEN_OUTCOMES,
     ActionConflictError,
     ActionRecord,
@@ -79,7 +87,6 @@ STATUS_AFTER: Final = {
 # only matters when pacing waits stretch it, and then the guards fall back to a fresh lookup.
 PREFETCH_MAX_AGE = timedelta(seconds=60)
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -97,6 +104,15 @@ class _NotFinalError(Exception):
 
 class _RecordExistsError(Exception):
     """The first write of a request assumed to be new found its record: take the careful way."""
+
+
+class _ReusedIdError(Exception):
+    """The request id is taken by a different request. Raised through the idempotent function, so
+    Powertools drops the key this invocation took and stores no result under the original's id."""
+
+    def __init__(self, original: ActionRecord) -> None:
+        super().__init__(original.request_id)
+        self.original = original
 
 
 @dataclass
@@ -205,6 +221,7 @@ class OffboardingWorker:
         metrics: MetricsSink | None = None,
         clock: Callable[[], datetime] = _utc_now,
         dead_letters: DeadLetterSender | None = None,
+        logger: LogSink | None = None,
     ) -> None:
         from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
@@ -218,8 +235,12 @@ class OffboardingWorker:
         self._policy = policy
         self._metrics = metrics
         self._clock = clock
+        self._log: LogSink = logger if logger is not None else logging.getLogger(__name__)
         self._prefetch = _BatchLookups()
         self._idempotency_config = idempotency_config
+        # A hand-written request (derived id) that finished longer ago than this is not a duplicate of a
+        # new message with the same intent, but a new request (see OffboardingRequest.next_generation).
+        self._dedupe_window = timedelta(seconds=idempotency_config.expires_after_seconds)
         self._idempotent_process = idempotent_function(
             self._process,
             data_keyword_argument="payload",
@@ -248,6 +269,12 @@ class OffboardingWorker:
             stored = self._idempotent_process(payload=payload)
         except _NotFinalError as not_final:
             return Result(request.key, not_final.outcome)
+        except _ReusedIdError as reused:
+            return self._refuse_reused_id(request, body, reused.original)
+        fingerprint = stored.get("fingerprint")
+        if fingerprint is not None and fingerprint != request.fingerprint:
+            # Powertools answered from the result stored under this id, which is another request's
+            return self._refuse_reused_id(request, body, self._actions.get(request.key))
         return Result(stored["requestId"], stored["outcome"], stored.get("reason"))
 
     @contextlib.contextmanager
@@ -269,7 +296,9 @@ class OffboardingWorker:
             try:
                 self._prefetch.fill(emails, self._directory.find_members_by_email(emails), now)
             except MiroError as error:
-                log.warning("batch member lookup failed; looking up one by one", extra={"error": str(error)})
+                self._log.warning(
+                    "batch member lookup failed; looking up one by one", extra={"error": str(error)}
+                )
         try:
             yield
         finally:
@@ -277,9 +306,14 @@ class OffboardingWorker:
 
     def sweep_due(self) -> int:
         """Scheduled: enqueue pending actions whose notBefore falls within SQS's delay range. Returns how
-        many messages were sent. A pending action already handed to SQS is skipped."""
+        many messages were sent. A pending action already handed to SQS is skipped.
+
+        Sent first, `scheduledFor` recorded after: a record only says scheduled once SQS holds its
+        message. A failed send leaves it unscheduled for the next sweep; a send whose record write fails
+        may be sent twice, which is harmless (the due message is idempotent like any other)."""
         now = self._clock()
         sent = 0
+        unsent = 0
         for record in self._actions.by_outcome("pending"):
             due = _parse_time(record.not_before)
             if due is None or record.scheduled_for == record.not_before:
@@ -288,16 +322,25 @@ class OffboardingWorker:
             if delay > MAX_DELAY_SECONDS:
                 continue
             try:
+                self._queue.send(self._due_message(record.body, delay))
+            except QueueSendError as error:
+                unsent += 1
+                self._log.error(
+                    "could not enqueue a due action; the next sweep tries again",
+                    extra={"requestId": record.request_id, "outcome": "pending", "error": str(error)},
+                )
+                continue
+            sent += 1
+            # cancelled or carried out since the index was read: the message finds that and does nothing
+            with contextlib.suppress(ActionConflictError):
                 self._actions.update(
                     record.request_id,
                     at=now,
                     expected={"pending"},
                     fields={"scheduled_for": record.not_before},
                 )
-            except ActionConflictError:
-                continue  # cancelled or already handled since the index was read
-            self._queue.send(self._due_message(record.body, delay))
-            sent += 1
+        if unsent:
+            self._metric("OffboardingSweepSendFailures", unsent)
         return sent
 
     # ---------------------------------------------------------------- the idempotent part
@@ -305,26 +348,61 @@ class OffboardingWorker:
     def _process(self, payload: dict[str, Any]) -> dict[str, Any]:
         request = parse_request(payload["message"])
         phase: str = payload["phase"]
-        trail = _Trail(request=request, record=None, receive_count=int(payload.get("receiveCount", 1)))
+        receive_count = int(payload.get("receiveCount", 1))
         now = self._clock()
-        deferring = request.not_before is not None and request.not_before > now and not request.dry_run
-        if phase == PHASE_REQUEST and not deferring:
-            # The common case, a request seen for the first time: everything before the first write to
-            # Miro only reads, so its actions record is created by the first write with what was learnt
-            # (no separate "received" write). If a record exists after all (a retry after a transient
-            # failure, a duplicate of a held request, an idempotency key that expired), that create
-            # loses and the request goes the careful way below, from the stored record.
-            try:
-                return self._carry_out(trail)
-            except _RecordExistsError:
-                pass
-            existing = self._actions.get(request.key)
-            if existing is None:  # nothing deletes action records, so this is a bug
-                raise RetryableError(f"action record {request.key} vanished") from None
-            trail.record = existing
-        else:
-            trail.record = self._load_or_create(request, now, look_first=phase != PHASE_REQUEST)
-        return self._continue(trail, phase, now)
+        while True:
+            trail = _Trail(request=request, record=None, receive_count=receive_count)
+            deferring = request.not_before is not None and request.not_before > now and not request.dry_run
+            if phase == PHASE_REQUEST and not deferring:
+                # The common case, a request seen for the first time: everything before the first write
+                # to Miro only reads, so its actions record is created by the first write with what was
+                # learnt (no separate "received" write). If a record exists after all (a retry after a
+                # transient failure, a duplicate of a held request, an idempotency key that expired, a
+                # reused id), that create loses and the request goes the careful way below.
+                try:
+                    return self._stamped(self._carry_out(trail), request)
+                except _RecordExistsError:
+                    pass
+                existing = self._actions.get(request.key)
+                if existing is None:  # nothing deletes action records, so this is a bug
+                    raise RetryableError(f"action record {request.key} vanished") from None
+            else:
+                existing = self._load_or_create(request, now, look_first=phase != PHASE_REQUEST)
+            self._ensure_same_request(existing, request)
+            successor = self._next_generation(request, existing, phase, now)
+            if successor is None:
+                trail.record = existing
+                return self._stamped(self._continue(trail, phase, now), request)
+            request = successor
+
+    @staticmethod
+    def _stamped(result: dict[str, Any], request: OffboardingRequest) -> dict[str, Any]:
+        # Stored by Powertools with the result, so a cached answer is only given to the same request.
+        return {**result, "fingerprint": request.fingerprint}
+
+    @staticmethod
+    def _ensure_same_request(existing: ActionRecord, request: OffboardingRequest) -> None:
+        """The record under this id must be this request (normalised: key order, spacing, email case and
+        notBefore's offset do not matter). Raises _ReusedIdError otherwise, before anything is done."""
+        try:
+            stored = parse_request(existing.body)
+        except InvalidRequestError:  # e.g. someone chose the id of a refused malformed message
+            raise _ReusedIdError(existing) from None
+        if stored.fingerprint != request.fingerprint:
+            raise _ReusedIdError(existing)
+
+    def _next_generation(
+        self, request: OffboardingRequest, existing: ActionRecord, phase: str, now: datetime
+    ) -> OffboardingRequest | None:
+        """A hand-written request (derived id) whose intent finished longer ago than the dedupe window
+        is sent again on purpose (e.g. suspend -> reactivate -> suspend): it becomes a new request, the
+        next generation of the id. Within the window it is a duplicate (SQS redeliveries, double sends)."""
+        if phase != PHASE_REQUEST or not request.has_derived_id or not existing.is_final:
+            return None
+        finished = _parse_time(existing.completed_at or existing.updated_at)
+        if finished is None or now - finished < self._dedupe_window:
+            return None
+        return request.next_generation()
 
     def _continue(self, trail: _Trail, phase: str, now: datetime) -> dict[str, Any]:
         """A request whose record exists: its stored state decides what may happen."""
@@ -359,6 +437,9 @@ class OffboardingWorker:
                 return Result(
                     record.request_id, outcome, current.outcome_reason if current else None
                 ).as_dict()
+        applied = self._finish_if_applied(trail)
+        if applied is not None:
+            return applied
         return self._carry_out(trail)
 
     def _load_or_create(
@@ -416,21 +497,34 @@ class OffboardingWorker:
         if already_scheduled:
             return
         schedule_now = delay <= MAX_DELAY_SECONDS
+        fields: dict[str, Any] = {"outcome_reason": f"waiting until {not_before}", "scheduled_for": None}
+        if schedule_now:
+            # Sent before `scheduledFor` is recorded, so a record that says scheduled always has its
+            # message in SQS. A failed send leaves the request pending and unscheduled: this message
+            # comes back, and the sweep sends it too if it does not. Sending twice is harmless.
+            try:
+                self._queue.send(self._due_message(record.body, delay))
+            except QueueSendError as error:
+                with contextlib.suppress(ActionConflictError):
+                    self._actions.update(
+                        record.request_id,
+                        at=now,
+                        expected=OPEN_OUTCOMES,
+                        outcome="pending",
+                        fields={**fields, "last_error": str(error)[:1000]},
+                    )
+                raise RetryableError(f"could not schedule the due message: {error}") from error
+            fields["scheduled_for"] = not_before
         try:
             self._actions.update(
                 record.request_id,
                 at=now,
                 expected=OPEN_OUTCOMES,
                 outcome="pending",
-                fields={
-                    "outcome_reason": f"waiting until {not_before}",
-                    "scheduled_for": not_before if schedule_now else None,
-                },
+                fields={**fields, "last_error": None},
             )
         except ActionConflictError:
             return
-        if schedule_now:
-            self._queue.send(self._due_message(record.body, delay))
         self._metric("OffboardingPending", 1)
 
     @staticmethod
@@ -481,22 +575,87 @@ class OffboardingWorker:
         except _RefusalError as refusal:
             self._finish(trail, "refused", refusal.reason, fields=refusal.fields)
             self._metric("OffboardingRefused", 1)
-            log.warning("offboarding refused", extra={"requestId": request_id, "reason": refusal.reason})
+            self._log.warning(
+                "offboarding refused",
+                extra={"requestId": request_id, "outcome": "refused", "reason": refusal.reason},
+            )
             return Result(request_id, "refused", refusal.reason).as_dict()
-        status, active = STATUS_AFTER[request.action]
-        self._members.set_status(member.member_id, status=status, active=active, at=self._clock())
-        warning = None
-        if request.action == "delete" and member.boards_owned:
-            warning = f"{member.boards_owned} boards change owner (Miro hands them to a team admin)"
+        status, _ = STATUS_AFTER[request.action]
         summary = f"{request.action} confirmed" if effects else f"already {status}: nothing to change"
+        return self._done(trail, member.member_id, member.boards_owned, summary, effects)
+
+    def _done(
+        self, trail: _Trail, member_id: str, boards_owned: int | None, summary: str, effects: int
+    ) -> dict[str, Any]:
+        """Miro is in the requested state: reflect it in the Members table, then record the outcome."""
+        request = trail.request
+        status, active = STATUS_AFTER[request.action]
+        try:
+            self._members.set_status(member_id, status=status, active=active, at=self._clock())
+        except Exception as error:  # whatever the table raised: Miro has acted, the record must say so
+            message = f"Miro carried out the {request.action}, but updating the Members table failed: {error}"
+            self._record_failure(trail, message)
+            raise RetryableError(message) from error
+        warning = None
+        if request.action == "delete" and boards_owned:
+            warning = f"{boards_owned} boards change owner (Miro hands them to a team admin)"
         self._finish(trail, "done", summary, warning=warning)
         self._metric("OffboardingDone", 1)
         self._metric("OffboardingEffects", effects)
-        log.info(
+        self._log.info(
             "offboarding done",
-            extra={"requestId": request_id, "action": request.action, "effects": effects},
+            extra={
+                "requestId": request.key,
+                "outcome": "done",
+                "action": request.action,
+                "effects": effects,
+            },
         )
-        return Result(request_id, "done", summary).as_dict()
+        return Result(request.key, "done", summary).as_dict()
+
+    def _finish_if_applied(self, trail: _Trail) -> dict[str, Any] | None:
+        """A retry of a request whose final write to Miro was made (or interrupted, per `inFlight`) by an
+        earlier invocation that then failed to record it (e.g. the Members table write failed): if Miro
+        shows it took effect, finish as done. Resolving the member again instead would find a deleted
+        user gone and refuse the request as unknown. Only reads Miro, so no guard is needed again."""
+        record = trail.record
+        assert record is not None
+        request = trail.request
+        scim_id, member_id = record.scim_id, record.member_id
+        if request.dry_run or scim_id is None or member_id is None:
+            return None
+        final_write = (
+            f"DELETE /Users/{scim_id}"
+            if request.action == "delete"
+            else f"PATCH /Users/{scim_id} active={'true' if request.action == 'reactivate' else 'false'}"
+        )
+        writes = _writes_that_may_have_reached_miro(record)
+        if final_write not in writes:
+            return None
+        user = self._with_failure_recorded(
+            trail,
+            lambda: self._scim_call(
+                trail, f"GET /Users/{scim_id}", lambda: self._scim.get_user(scim_id), gone_ok=True
+            ),
+        )
+        if request.action == "delete":
+            if user is not None:
+                return None  # not deleted yet: the normal way deletes it
+            outcome = f"SCIM user {scim_id} is gone"
+        else:
+            wanted = request.action == "reactivate"
+            if user is None or user.active is not wanted or user.user_name.lower() != record.email:
+                return None  # not in the goal state (or not the same person): the normal way decides
+            outcome = f"SCIM user {scim_id} reads active={str(wanted).lower()}"
+        summary = f"{request.action} confirmed: {outcome} after an earlier attempt's {final_write}"
+        return self._done(trail, member_id, record.boards_owned, summary, len(writes))
+
+    def _with_failure_recorded(self, trail: _Trail, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except RetryableError as failure:
+            self._record_failure(trail, str(failure))
+            raise
 
     @staticmethod
     def _planned_calls(action: str, user: ScimUser) -> str:
@@ -569,7 +728,9 @@ class OffboardingWorker:
             return sum(len(page.data) for page in self._directory.iter_board_pages(owner=member_id))
         except MiroError as error:
             # only a warning in the record depends on it: never block an offboarding on it
-            log.warning("could not count boards owned", extra={"memberId": member_id, "error": str(error)})
+            self._log.warning(
+                "could not count boards owned", extra={"memberId": member_id, "error": str(error)}
+            )
             return None
 
     def _scim_user(self, trail: _Trail, member: ResolvedMember) -> ScimUser:
@@ -725,7 +886,10 @@ class OffboardingWorker:
             with contextlib.suppress(ActionConflictError):  # cancelled meanwhile: stays cancelled
                 self._write(trail, outcome="held", fields={"outcome_reason": reason, "in_flight": None})
             self._metric("OffboardingHeld", 1)
-            log.warning("offboarding held by the blast-radius limit", extra={"requestId": record.request_id})
+            self._log.warning(
+                "offboarding held by the blast-radius limit",
+                extra={"requestId": record.request_id, "outcome": "held"},
+            )
             raise _NotFinalError("held")
 
     def _finish(
@@ -751,7 +915,7 @@ class OffboardingWorker:
             self._write(trail, outcome=outcome, fields=changes)
         except ActionConflictError:
             # cancelled by an operator while we worked: their record stands, ours is logged
-            log.warning(
+            self._log.warning(
                 "request closed meanwhile",
                 extra={"requestId": trail.request.key, "outcome": outcome, "attempts": len(trail.attempts)},
             )
@@ -769,49 +933,96 @@ class OffboardingWorker:
         """A malformed message is refused for good: recorded with the precise reason, copied to the
         dead-letter queue (body as received, reason in its attributes) and acknowledged, so it is
         neither retried forever nor lost. (Powertools' BatchProcessor with a Parser model would mark it
-        failed and SQS would redeliver it until the DLQ, with no reason anywhere.)
+        failed and SQS would redeliver it until the DLQ, with no reason anywhere.)"""
+        return self._refuse_for_good(
+            invalid.request_id,
+            invalid.reason,
+            invalid.body,
+            request=None,
+            metric="OffboardingInvalid",
+            event="invalid offboarding message refused",
+        )
 
-        Once: the actions record notes when the copy was sent, and a redelivery sends only if that is
-        missing (a crash between the send and the note is the one window that can copy it twice). A
-        failed send raises RetryableError, so the message comes back and the copy is tried again."""
+    def _refuse_reused_id(
+        self, request: OffboardingRequest, body: str, original: ActionRecord | None
+    ) -> Result:
+        """A message whose requestId already names another request. Refused for good like a malformed
+        one, under its own record: `reused-<hash of id and body>` (a redelivery lands on the same one),
+        with the new message's member, so `status --member` finds it. The original's record is not
+        touched: its trail stays about its own calls to Miro and its updatedAt (which orders the
+        held/pending lists) does not move."""
+        if original is None:
+            named = "another request"
+        else:
+            try:
+                named = f"{parse_request(original.body).describe()} ({original.outcome})"
+            except InvalidRequestError:
+                named = f"a refused invalid message ({original.outcome})"
+        reason = (
+            f"requestId reused with different content: {request.key} already names {named}; "
+            f"this message ({request.describe()}) was not carried out"
+        )
+        digest = hashlib.sha256(f"{request.key}\n{body}".encode()).hexdigest()[:32]
+        return self._refuse_for_good(
+            f"reused-{digest}",
+            reason,
+            body,
+            request=request,
+            metric="OffboardingReusedIds",
+            event="offboarding message refused: requestId reused with different content",
+        )
+
+    def _refuse_for_good(
+        self,
+        record_id: str,
+        reason: str,
+        body: str,
+        *,
+        request: OffboardingRequest | None,
+        metric: str,
+        event: str,
+    ) -> Result:
+        """Record a final refusal of a message that is not a request of its own and copy the message to
+        the dead-letter queue. Once: the record notes when the copy was sent, and a redelivery sends
+        only if that is missing (a crash between the send and the note is the one window that can copy
+        it twice). A failed send raises RetryableError, so the message comes back and is copied then."""
         now = self._clock()
         stamp = utc_now_iso(now)
         record = ActionRecord(
-            request_id=invalid.request_id,
-            action="invalid",
-            member_key="invalid",
-            requested_by="unknown",
-            reason="invalid message",
+            request_id=record_id,
+            action=request.action if request is not None else "invalid",
+            member_key=request.member_key if request is not None else "invalid",
+            requested_by=request.requested_by if request is not None else "unknown",
+            reason=request.reason if request is not None else "invalid message",
             outcome="refused",
-            outcome_reason=invalid.reason[:1000],
+            outcome_reason=reason[:1000],
             created_at=stamp,
             updated_at=stamp,
             completed_at=stamp,
-            body=invalid.body[:4000] or "(empty body)",
+            body=body[:MAX_STORED_BODY] or "(empty body)",
+            email=request.email if request is not None else None,
+            member_id=request.member_id if request is not None else None,
         )
         first_time = self._actions.create(record)
         if first_time:
-            self._metric("OffboardingInvalid", 1)
-            log.warning(
-                "invalid offboarding message refused",
-                extra={"requestId": invalid.request_id, "reason": invalid.reason},
-            )
+            self._metric(metric, 1)
+            self._log.warning(event, extra={"requestId": record_id, "outcome": "refused", "reason": reason})
         if self._dead_letters is not None:
-            existing = None if first_time else self._actions.get(invalid.request_id)
+            existing = None if first_time else self._actions.get(record_id)
             if first_time or (existing is not None and existing.dead_lettered_at is None):
-                self._copy_to_dead_letters(invalid)
-        return Result(invalid.request_id, "refused", invalid.reason)
+                self._copy_to_dead_letters(record_id, body, reason)
+        return Result(record_id, "refused", reason)
 
-    def _copy_to_dead_letters(self, invalid: InvalidRequestError) -> None:
+    def _copy_to_dead_letters(self, record_id: str, body: str, reason: str) -> None:
         assert self._dead_letters is not None
         try:
-            self._dead_letters.dead_letter(invalid.body, request_id=invalid.request_id, reason=invalid.reason)
+            self._dead_letters.dead_letter(body, request_id=record_id, reason=reason)
         except QueueSendError as error:
             raise RetryableError(str(error)) from error
         now = self._clock()
         with contextlib.suppress(ActionConflictError):  # only ever "refused"; nothing to do otherwise
             self._actions.update(
-                invalid.request_id,
+                record_id,
                 at=now,
                 expected={"refused"},
                 fields={"dead_lettered_at": utc_now_iso(now)},
@@ -828,3 +1039,27 @@ class OffboardingWorker:
     def _metric(self, name: str, value: float) -> None:
         if self._metrics is not None:
             self._metrics.add_metric(name=name, unit="Count", value=value)
+
+
+def request_id_of(body: str) -> str | None:
+    """The request id a body carries or derives, for log lines about it; None for a malformed body."""
+    try:
+        return parse_request(body).key
+    except InvalidRequestError:
+        return None
+
+
+def _may_have_reached_miro(status: int | None) -> bool:
+    # no answer (timeout, reset), success, gone, or a server error: the call may have taken effect.
+    # Any other 4xx is Miro refusing it.
+    return status is None or status == 404 or not 400 <= status < 500
+
+
+def _writes_that_may_have_reached_miro(record: ActionRecord) -> set[str]:
+    """The PATCH/DELETE operations this request sent (or was about to send when it died). An
+    interrupted attempt names every call that was in flight, separated by "; "."""
+    operations = [record.in_flight or ""] + [
+        attempt.operation for attempt in record.attempts if _may_have_reached_miro(attempt.status)
+    ]
+    calls = {call.strip() for operation in operations for call in operation.split(";")}
+    return {call for call in calls if call.startswith(("PATCH ", "DELETE "))}

@@ -32,17 +32,22 @@ class OffboardingSettings(MiroSettings):
     # Comma-separated in the environment; kept as a sorted tuple of lower-case emails (hashable).
     protected_emails: tuple[str, ...] = Field(default=(), alias="PROTECTED_EMAILS")
     allow_admin_offboarding: bool = Field(default=False, alias="ALLOW_ADMIN_OFFBOARDING", strict=False)
-    max_actions_per_hour: int = Field(default=50, alias="MAX_ACTIONS_PER_HOUR", ge=0)
+    # Blast radius: destructive actions (suspend, delete) per rolling hour before further ones are held.
+    # Same default as the template's MaxActionsPerHour parameter and the README.
+    max_actions_per_hour: int = Field(default=25, alias="MAX_ACTIONS_PER_HOUR", ge=0)
     # Length of SCIM's fixed rate windows (Miro: 30 s). Not in the template: only the benchmark and tests,
     # whose emulator compresses the windows, change it.
     scim_window_s: float = Field(default=30.0, alias="MIRO_SCIM_WINDOW_S", gt=0)
     # SCIM's limits hold for the token, not per container: each of the event source mapping's concurrent
     # containers paces to its share. The template sets OFFBOARDING_MAX_CONCURRENCY to the mapping's
-    # MaximumConcurrency; SCIM_BUDGET_SHARE overrides the resulting 1/N (e.g. to leave room for the CLI).
+    # MaximumConcurrency.
     max_concurrency: int = Field(default=1, alias="OFFBOARDING_MAX_CONCURRENCY", ge=1)
+    # Overrides the resulting 1/OFFBOARDING_MAX_CONCURRENCY share (e.g. to leave room for the CLI).
     scim_budget_share_override: float | None = Field(default=None, alias="SCIM_BUDGET_SHARE", gt=0, le=1)
-    # How long a finished request id stays in the Powertools idempotency table. The actions table keeps
-    # every request for good, so a redelivery after expiry still finds it finished and does nothing.
+    # How long a finished request id stays in the Powertools idempotency table; also the dedupe window of
+    # hand-written messages without a requestId. A request with an explicit id stays finished for good
+    # (the actions table keeps it): a redelivery after expiry finds it finished and does nothing. A
+    # hand-written message whose derived id finished longer ago than this is a new request.
     idempotency_ttl_s: int = Field(default=7 * 24 * 3600, alias="OFFBOARDING_IDEMPOTENCY_TTL_S", ge=60)
 
     @property

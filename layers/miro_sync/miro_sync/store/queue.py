@@ -52,6 +52,7 @@ class OffboardingQueue:
         return cls(queue_url, boto3.client("sqs"))
 
     def send(self, message: OutgoingMessage) -> str:
+        """Raises QueueSendError when SQS does not take the message (the caller decides to retry)."""
         if not 0 <= message.delay_seconds <= MAX_DELAY_SECONDS:
             raise ValueError(f"delay_seconds must be within 0..{MAX_DELAY_SECONDS}")
         kwargs: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": message.body}
@@ -59,7 +60,12 @@ class OffboardingQueue:
             kwargs["DelaySeconds"] = message.delay_seconds
         if message.attributes:
             kwargs["MessageAttributes"] = _attributes(message.attributes)
-        return self._client.send_message(**kwargs)["MessageId"]
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self._client.send_message(**kwargs)["MessageId"]
+        except (BotoCoreError, ClientError) as error:
+            raise QueueSendError(f"could not send to the offboarding queue: {error}") from error
 
     def dead_letter(self, body: str, *, request_id: str, reason: str) -> str:
         """Put a refused message on this (dead-letter) queue as it arrived, its reason and request id in
