@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +21,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from miro_sync_cli.local.invoke import LocalLambdaContext
+from miro_sync_cli.local.invoke import LocalLambdaContext, process_environment
 
 # Function URL's own request payload limit (6 MB); above it Lambda is never called.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -137,19 +136,6 @@ class FunctionUrlServer:
 
 
 @contextlib.contextmanager
-def _process_environment(env: Mapping[str, str]) -> Iterator[None]:
-    # Lambda hands each container its own environment; in-process the server's lifetime is the
-    # container's, so the variables are set once for it rather than per (concurrent) request.
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-@contextlib.contextmanager
 def serve_function_url(
     handler: Handler,
     env: Mapping[str, str],
@@ -200,7 +186,9 @@ def serve_function_url(
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="function-url"
     )
-    with _process_environment(env):
+    # Lambda hands each container its own environment; in-process the server's lifetime is the
+    # container's, so the variables are set once for it rather than per (concurrent) request.
+    with process_environment(dict(env)):
         thread.start()
         try:
             yield server_info
