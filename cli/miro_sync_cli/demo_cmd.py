@@ -176,16 +176,28 @@ def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: 
             :7
         ]
         guest = next(m for m in state.all_members if m.role == "organization_team_guest_user" and m.active)
+        from_hr_system = leavers.pop()
         batch = [*leavers, guest.email, protected_admin.email]
         _cli(console, env, "offboard", "suspend", *batch, "--reason", REASON, "--by", OPERATOR, "--yes")
-        # The same request again, as a second operator or a retried script would send it.
-        _cli(console, env, "offboard", "suspend", leavers[0], "--reason", REASON, "--by", OPERATOR, "--yes")
+        # An HR system posting straight to the queue (the documented message format) sends the same
+        # message twice, as a retrying integration does: one request, one effect.
+        hr_message = {
+            "action": "suspend",
+            "email": from_hr_system,
+            "requestedBy": "hr-system@example.com",
+            "reason": REASON,
+        }
+        sqs = stack.client("sqs")
+        for _ in range(2):
+            sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(hr_message))
+        console.print(f"HR system: the same suspend message for {from_hr_system} sent twice to the queue")
+        leavers.append(from_hr_system)
         drained = drain_queue(stack, "OffboardingFunction", stack.queue_url, timeout_s=300)
         console.print(
             f"queue drained: {drained.received} messages in {drained.batches} batch(es), "
             f"{drained.failed} retried"
         )
-        for email in batch:
+        for email in [*batch, from_hr_system]:
             console.print(_cli(console, env, "offboard", "status", "--member", email))
         suspended = [email for email in leavers if not state.member_by_email(email).active]  # type: ignore[union-attr]
         checks.check(
@@ -194,11 +206,24 @@ def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: 
         checks.check("guest untouched (refused)", guest.email, guest.active)
         checks.check("protected admin untouched (refused)", protected_admin.email, protected_admin.active)
         patches = _scim_patches(emulator.stats())
+        hr_requests = _requests_for(stack, from_hr_system)
         checks.check(
-            "duplicate request: one effect",
-            f"{patches} SCIM PATCH for {len(leavers)} leavers",
-            patches == len(leavers),
+            "duplicate message: one request, one effect",
+            f"{hr_requests} request(s); {patches} SCIM PATCH for {len(leavers)} leavers",
+            hr_requests == 1 and patches == len(leavers),
         )
+
+
+def _requests_for(stack: Any, email: str) -> int:
+    """Offboarding requests recorded for a member (ActionsTable's ByMember index)."""
+    response = stack.client("dynamodb").query(
+        TableName=stack.tables["ActionsTable"],
+        IndexName="ByMember",
+        KeyConditionExpression="memberKey = :member",
+        ExpressionAttributeValues={":member": {"S": email}},
+        Select="COUNT",
+    )
+    return int(response["Count"])
 
 
 def _count_items(stack: Any, table_logical_id: str) -> int:
