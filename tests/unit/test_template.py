@@ -78,6 +78,7 @@ FUNCTION_ENVIRONMENT = {
         "PROTECTED_EMAILS",
         "ALLOW_ADMIN_OFFBOARDING",
         "MAX_ACTIONS_PER_HOUR",
+        "OFFBOARDING_MAX_CONCURRENCY",
     },
 }
 
@@ -428,6 +429,13 @@ def test_offboarding_consumes_its_queue_with_partial_batch_failures(cfn: Templat
     ]
 
 
+def test_offboarding_paces_scim_to_its_share_of_the_concurrent_containers(cfn: Template) -> None:
+    (mapping,) = resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    variables = cfn["Resources"]["OffboardingFunction"]["Properties"]["Environment"]["Variables"]
+    concurrency = mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+    assert int(variables["OFFBOARDING_MAX_CONCURRENCY"]) == concurrency
+
+
 def test_offboarding_queue_visibility_and_dead_letter_queue(cfn: Template) -> None:
     queue = cfn["Resources"]["OffboardingQueue"]["Properties"]
     timeout = cfn["Resources"]["OffboardingFunction"]["Properties"]["Timeout"]
@@ -536,20 +544,26 @@ def test_every_environment_name_in_the_conventions_is_set_somewhere(cfn: Templat
     section = conventions.split("## Environment", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", section))
     assert "OFFBOARDING_QUEUE_URL" in documented
+    # the paragraph starting "Not set by the template" lists settings with defaults that only tests,
+    # benchmarks or operators override
+    optional_part = section.split("Not set by the template", 1)[1].split("\n\n", 1)[0]
+    optional = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", optional_part))
     provided = set().union(*(environment(cfn, function_id) for function_id in FUNCTION_FOLDERS))
-    assert documented - provided == set()
+    assert documented - optional - provided == set()
+    assert optional & provided == set()
 
 
 # --------------------------------------------------------------------------- least privilege
 
 EXPECTED_TABLE_ACCESS = {
     "MembersSyncFunction": {"MembersTable", "StateTable"},
-    "AuditLogSyncFunction": {"AuditTable", "StateTable"},
+    "AuditLogSyncFunction": {"AuditTable", "StateTable", "MembersTable"},
     "BoardWebhookFunction": {"StateTable", "BoardEventsTable", "MembersTable"},
     "OffboardingFunction": {"ActionsTable", "MembersTable", "StateTable", "IdempotencyTable"},
 }
 EXPECTED_SECRETS = {
-    "MembersSyncFunction": {"MiroTokenSecret"},
+    # The SCIM token resolves SCIM ids (one /Users listing joined on email).
+    "MembersSyncFunction": {"MiroTokenSecret", "MiroScimTokenSecret"},
     "AuditLogSyncFunction": {"MiroTokenSecret"},
     "BoardWebhookFunction": set(),
     "OffboardingFunction": {"MiroTokenSecret", "MiroScimTokenSecret"},
@@ -600,6 +614,22 @@ def test_webhook_can_only_read_subscriptions_append_events_and_touch_members(cfn
     }
 
 
+def test_members_sync_table_actions_are_gets_queries_and_writes(cfn: Template) -> None:
+    allowed = grants(cfn, "MembersSyncFunction")
+    per_table = {
+        table: {
+            action
+            for action, targets in allowed.items()
+            if action.startswith("dynamodb:") and table in targets
+        }
+        for table in EXPECTED_TABLE_ACCESS["MembersSyncFunction"]
+    }
+    common = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    # StateTable gets BatchWriteItem for the run's chunked blobs; MembersTable also BatchGetItem.
+    assert common | {"dynamodb:BatchWriteItem"} <= per_table["StateTable"]
+    assert common | {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"} <= per_table["MembersTable"]
+
+
 @pytest.mark.parametrize("function_id", FUNCTION_FOLDERS)
 def test_function_reads_only_its_secrets(cfn: Template, function_id: str) -> None:
     allowed = grants(cfn, function_id)
@@ -647,6 +677,39 @@ def test_audit_forwarding_permission_exists_only_when_enabled(cfn: Template) -> 
     assert referenced_names(conditional[0][1]["Resource"]) == {"AuditEventBusName"}
     for function_id in FUNCTION_FOLDERS:
         assert "events:PutEvents" not in grants(cfn, function_id, include_conditional=False)
+
+
+def _dynamodb_grants(cfn: Template, function_id: str) -> set[tuple[str, str, str]]:
+    """(action, table, "" for the table itself or the "/index/..." part) of every DynamoDB grant."""
+    found: set[tuple[str, str, str]] = set()
+    for _, document in policy_documents(cfn, function_id):
+        for statement in document["Statement"]:
+            for action in _as_list(statement["Action"]):
+                if not action.startswith("dynamodb:"):
+                    continue
+                for resource in _as_list(statement["Resource"]):
+                    (table,) = referenced_names(resource)
+                    text = resource["Fn::Sub"] if isinstance(resource, dict) and "Fn::Sub" in resource else ""
+                    suffix = text.split("}", 1)[1] if isinstance(text, str) and "}" in text else ""
+                    found.add((action.removeprefix("dynamodb:"), table, suffix))
+    return found
+
+
+def test_audit_sync_gets_exactly_the_dynamodb_calls_on_its_path(cfn: Template) -> None:
+    # store/audit.py (filter_new, put, query_time_range), store/state.py (checkpoint and lease),
+    # RejectedEventsRepository.record, MembersRepository.get_many, record_sign_in/record_audit_activity
+    # and find_by_email (ByEmail index): nothing else, in particular no Scan, DeleteItem or PutItem.
+    assert _dynamodb_grants(cfn, "AuditLogSyncFunction") == {
+        ("BatchGetItem", "AuditTable", ""),
+        ("BatchWriteItem", "AuditTable", ""),
+        ("Query", "AuditTable", ""),
+        ("GetItem", "StateTable", ""),
+        ("UpdateItem", "StateTable", ""),
+        ("BatchWriteItem", "StateTable", ""),
+        ("BatchGetItem", "MembersTable", ""),
+        ("UpdateItem", "MembersTable", ""),
+        ("Query", "MembersTable", "/index/ByEmail"),
+    }
 
 
 def test_only_offboarding_uses_the_idempotency_table(cfn: Template) -> None:
@@ -716,11 +779,31 @@ def test_table_keys_are_literal_for_the_local_stack(cfn: Template, table_id: str
     assert not _contains_intrinsic(key_parts)
     indexes = properties.get("GlobalSecondaryIndexes", [])
     assert {index["IndexName"] for index in indexes} == TABLE_INDEXES.get(table_id, set())
-    assert all(index["Projection"] == {"ProjectionType": "ALL"} for index in indexes)
+    if table_id != "AuditTable":  # see test_audit_indexes_project_the_listing_attributes_only
+        assert all(index["Projection"] == {"ProjectionType": "ALL"} for index in indexes)
     key_attributes = {k["AttributeName"] for k in properties["KeySchema"]} | {
         k["AttributeName"] for index in indexes for k in index["KeySchema"]
     }
     assert {a["AttributeName"] for a in properties["AttributeDefinitions"]} == key_attributes
+
+
+AUDIT_LISTING_ATTRIBUTES = {
+    "eventId", "createdAt", "event", "category", "actor", "actorType", "actorId", "actorEmail",
+    "objectId", "objectName",
+}  # fmt: skip
+
+
+def test_audit_indexes_project_the_listing_attributes_only(cfn: Template) -> None:
+    # store/audit.py's AuditSummary is read from these indexes; `raw` stays in the table only
+    # (AuditRepository.full_events), so an event's raw JSON is written once, not three times.
+    for index in cfn["Resources"]["AuditTable"]["Properties"]["GlobalSecondaryIndexes"]:
+        projection = index["Projection"]
+        assert projection["ProjectionType"] == "INCLUDE"
+        index_keys = {key["AttributeName"] for key in index["KeySchema"]}
+        projected = set(projection["NonKeyAttributes"]) | index_keys | {"day", "sk"}
+        assert projected >= AUDIT_LISTING_ATTRIBUTES
+        assert "raw" not in projected
+        assert not index_keys & set(projection["NonKeyAttributes"])
 
 
 # --------------------------------------------------------------------------- alarms and outputs

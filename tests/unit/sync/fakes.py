@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ from miro_sync.miro.models import (
     MembersPage,
     Organization,
     OrgMember,
+    ScimListResponse,
     ScimUser,
     Team,
     TeamMember,
@@ -47,10 +49,14 @@ class Faults:
     at: int | None = None
     error: BaseException | None = None
     calls: int = 0
+    # The sync calls from several threads: count each call exactly once.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def tick(self) -> None:
-        self.calls += 1
-        if self.at is not None and self.calls == self.at and self.error is not None:
+        with self._lock:
+            self.calls += 1
+            hit = self.at is not None and self.calls == self.at
+        if hit and self.error is not None:
             raise self.error
 
 
@@ -87,6 +93,7 @@ class FakeMiro:
     broken_member_pages: dict[int, MiroError] = field(default_factory=dict)
     requests: int = 0
     member_pages_served: int = 0
+    board_pages_served: int = 0
 
     def _call(self) -> None:
         self.requests += 1
@@ -130,8 +137,9 @@ class FakeMiro:
     def iter_board_pages(
         self, owner: str | None = None, team_id: str | None = None, offset: int = 0, limit: int = 50
     ) -> Iterator[BoardsPage]:
-        for start in range(0, max(len(self.boards), 1), limit):
+        for start in range(offset, max(len(self.boards), 1), limit):
             self._call()
+            self.board_pages_served += 1
             chunk = self.boards[start : start + limit]
             yield BoardsPage(
                 data=[Board.model_validate({"id": b, "name": b, "owner": {"id": o}}) for b, o in chunk],
@@ -143,14 +151,29 @@ class FakeMiro:
 class FakeScim:
     users: dict[str, str]  # email -> SCIM id
     listings: int = 0
+    pages_served: int = 0
     lookups: list[str] = field(default_factory=list)
 
-    def iter_users(self, filter: str | None = None, count: int = 100) -> Iterator[ScimUser]:
-        self.listings += 1
+    def iter_user_pages(
+        self, filter: str | None = None, count: int = 100, start_index: int = 1
+    ) -> Iterator[ScimListResponse]:
+        if start_index == 1:
+            self.listings += 1
         emails = sorted(self.users)
-        for start in range(0, len(emails), count):
-            for email in emails[start : start + count]:
-                yield ScimUser.model_validate({"id": self.users[email], "userName": email})
+        for start in range(start_index - 1, max(len(emails), 1), count):
+            self.pages_served += 1
+            users = [
+                ScimUser.model_validate({"id": self.users[email], "userName": email})
+                for email in emails[start : start + count]
+            ]
+            yield ScimListResponse.model_validate(
+                {
+                    "Resources": [user.model_dump(by_alias=True) for user in users],
+                    "totalResults": len(emails),
+                    "startIndex": start + 1,
+                    "itemsPerPage": len(users),
+                }
+            )
 
     def find_user_by_username(self, email: str) -> ScimUser | None:
         self.lookups.append(email)
@@ -230,6 +253,7 @@ class FakeStateStore:
     checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     pages: dict[str, dict[int, tuple[list[str], str]]] = field(default_factory=dict)
     blobs: dict[tuple[str, str], str] = field(default_factory=dict)
+    byte_blobs: dict[tuple[str, str], bytes] = field(default_factory=dict)
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
 
@@ -293,6 +317,14 @@ class FakeStateStore:
     def load_blob(self, name: str, run_id: str, kind: str) -> Any:
         raw = self.blobs.get((run_id, kind))
         return json.loads(raw) if raw is not None else None
+
+    def put_bytes(self, name: str, run_id: str, kind: str, payload: bytes, *, now: datetime) -> int:
+        self.faults.tick()
+        self.byte_blobs[(run_id, kind)] = bytes(payload)
+        return 1
+
+    def load_bytes(self, name: str, run_id: str, kind: str) -> bytes | None:
+        return self.byte_blobs.get((run_id, kind))
 
     def put_usage_snapshot(self, at: datetime, run_id: str, snapshot: Mapping[str, Any]) -> None:
         self.faults.tick()

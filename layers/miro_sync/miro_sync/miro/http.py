@@ -245,6 +245,8 @@ class WindowPacer:
         self.headroom_fraction = headroom_fraction
         self.max_wait = max_wait
         self._sent: dict[str, deque[float]] = {}
+        # Callers may page concurrently (the members sync does): the windows are shared state.
+        self._lock = threading.Lock()
 
     def _allowed(self, method: str) -> int | None:
         limit = self.limits.get(method.upper())
@@ -262,15 +264,17 @@ class WindowPacer:
         allowed = self._allowed(method)
         if allowed is None:
             return 0.0
-        sent = self._window(method, now)
-        if len(sent) < allowed:
-            return 0.0
-        # Wait until enough old requests leave the window to make room for this one.
-        return min(max(0.0, sent[len(sent) - allowed] + self.window_s - now), self.max_wait)
+        with self._lock:
+            sent = self._window(method, now)
+            if len(sent) < allowed:
+                return 0.0
+            # Wait until enough old requests leave the window to make room for this one.
+            return min(max(0.0, sent[len(sent) - allowed] + self.window_s - now), self.max_wait)
 
     def record_sent(self, method: str, now: float) -> None:
         if self._allowed(method) is not None:
-            self._window(method, now).append(now)
+            with self._lock:
+                self._window(method, now).append(now)
 
     def observe(self, headers: Mapping[str, str], now: float) -> None:
         return None
@@ -278,8 +282,9 @@ class WindowPacer:
     def wait_after_429(self, method: str, headers: Mapping[str, str], now: float) -> float | None:
         wait = retry_after_seconds(headers, now)
         if wait is None:
-            sent = self._window(method, now)
-            wait = (sent[0] + self.window_s - now) if sent else None
+            with self._lock:
+                sent = self._window(method, now)
+                wait = (sent[0] + self.window_s - now) if sent else None
         return None if wait is None else min(max(0.0, wait), self.max_wait)
 
 

@@ -82,11 +82,12 @@ class MiroScimClient:
         return matches[0] if matches else None
 
     def iter_user_pages(
-        self, filter: str | None = None, count: int = MAX_SCIM_COUNT
+        self, filter: str | None = None, count: int = MAX_SCIM_COUNT, start_index: int = 1
     ) -> Iterator[ScimListResponse]:
-        """SCIM list pages (``startIndex`` is 1-based); raises if Miro stops before ``totalResults``."""
+        """SCIM list pages from ``start_index`` (1-based; a caller that knows ``totalResults`` can
+        fetch pages concurrently); raises if Miro stops before ``totalResults``."""
         count = max(1, min(count, MAX_SCIM_COUNT))
-        start_index = 1
+        start_index = max(1, start_index)
         while True:
             page = self._list(filter=filter, start_index=start_index, count=count)
             yield page

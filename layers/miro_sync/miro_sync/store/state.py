@@ -203,10 +203,22 @@ class StateRepository:
 
     def put_blob(self, name: str, run_id: str, kind: str, payload: Any, *, now: datetime) -> int:
         """Store JSON-able `payload` compressed in chunks; returns the number of chunks."""
-        data = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
+        return self.put_bytes(
+            name, run_id, kind, json.dumps(payload, separators=(",", ":")).encode(), now=now
+        )
+
+    def load_blob(self, name: str, run_id: str, kind: str) -> Any:
+        """The payload stored by put_blob, or None if absent or incomplete."""
+        data = self.load_bytes(name, run_id, kind)
+        return None if data is None else json.loads(data)
+
+    def put_bytes(self, name: str, run_id: str, kind: str, payload: bytes, *, now: datetime) -> int:
+        """Store `payload` zlib-compressed in chunks under 350 KB; returns the number of chunks."""
+        data = zlib.compress(payload, 6)
         chunks = [
             data[start : start + _BLOB_CHUNK_BYTES] for start in range(0, len(data), _BLOB_CHUNK_BYTES)
         ] or [b""]
+        del data
         expires_at = int(now.timestamp()) + RUN_RECORD_TTL_DAYS * 86_400
         items = [
             {
@@ -221,8 +233,8 @@ class StateRepository:
         batch_write(self._client, self.table_name, items)
         return len(chunks)
 
-    def load_blob(self, name: str, run_id: str, kind: str) -> Any:
-        """The payload stored by put_blob, or None if absent or incomplete."""
+    def load_bytes(self, name: str, run_id: str, kind: str) -> bytes | None:
+        """The payload stored by put_bytes, or None if absent or incomplete."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": Key("pk").eq(self._run_pk(name, run_id))
@@ -243,7 +255,7 @@ class StateRepository:
             kwargs["ExclusiveStartKey"] = last_key
         if not parts or len(parts) != expected:
             return None
-        return json.loads(zlib.decompress(b"".join(parts)))
+        return zlib.decompress(b"".join(parts))
 
     # --- usage snapshots -------------------------------------------------------------------------
 

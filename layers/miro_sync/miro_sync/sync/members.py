@@ -22,12 +22,15 @@ run interrupted any number of times writes exactly what an uninterrupted run wou
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections import Counter
+from array import array
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from miro_sync.miro.errors import MiroAuthError, MiroNotFound
@@ -36,6 +39,7 @@ from miro_sync.miro.models import (
     MembersPage,
     Organization,
     OrgMember,
+    ScimListResponse,
     ScimUser,
     TeamMembersPage,
     TeamsPage,
@@ -48,12 +52,23 @@ from miro_sync.store.members import (
     build_member_record,
 )
 from miro_sync.store.state import RunPage, StoredCheckpoint
+from miro_sync.sync.member_index import (
+    CountIndex,
+    HashSet,
+    StringIndex,
+    TeamIndex,
+    key_hash,
+    pack_sections,
+    unpack_sections,
+)
 
 SYNC_NAME = "members"
 INTERNAL_ROLES = frozenset({"organization_internal_admin", "organization_internal_user"})
 UNPAID_LICENSES = frozenset({"free", "free_restricted"})
 SCIM_RECHECK = timedelta(days=7)
 _MAX_WRITE_ATTEMPTS = 5
+_BOARD_PAGE = 50  # the most /v2/boards returns per page
+_SCIM_PAGE = 100  # the most SCIM /Users returns per page
 
 
 # --- adapters (real ones: MiroRestClient, MiroScimClient, MembersRepository, StateRepository) -----
@@ -76,7 +91,9 @@ class MembersSource(Protocol):
 
 
 class ScimDirectory(Protocol):
-    def iter_users(self, filter: str | None = None, count: int = 100) -> Iterator[ScimUser]: ...
+    def iter_user_pages(
+        self, filter: str | None = None, count: int = 100, start_index: int = 1
+    ) -> Iterator[ScimListResponse]: ...
 
     def find_user_by_username(self, email: str) -> ScimUser | None: ...
 
@@ -117,9 +134,9 @@ class StateStore(Protocol):
 
     def iter_run_pages(self, name: str, run_id: str) -> Iterator[RunPage]: ...
 
-    def put_blob(self, name: str, run_id: str, kind: str, payload: Any, *, now: datetime) -> int: ...
+    def put_bytes(self, name: str, run_id: str, kind: str, payload: bytes, *, now: datetime) -> int: ...
 
-    def load_blob(self, name: str, run_id: str, kind: str) -> Any: ...
+    def load_bytes(self, name: str, run_id: str, kind: str) -> bytes | None: ...
 
     def put_usage_snapshot(self, at: datetime, run_id: str, snapshot: Mapping[str, Any]) -> None: ...
 
@@ -182,6 +199,14 @@ class _Totals:
             if seen is None or seen < run_started - timedelta(days=days):
                 self.inactive_seats[str(days)] += 1
 
+    def merge(self, other: _Totals) -> None:
+        self.members += other.members
+        self.by_license.update(other.by_license)
+        self.by_role.update(other.by_role)
+        self.by_status.update(other.by_status)
+        self.inactive_seats.update(other.inactive_seats)
+        self.never_seen_seats += other.never_seen_seats
+
     def to_json(self) -> dict[str, Any]:
         return {
             "members": self.members,
@@ -206,30 +231,44 @@ class _Totals:
 
 @dataclass
 class _Aux:
-    teams: dict[str, list[str]]
-    boards_owned: dict[str, int]
+    """What the member records need besides the member listing, in compact form (member_index)."""
+
+    teams: TeamIndex
+    boards_owned: CountIndex
     boards_total: int
     full_licenses_purchased: int | None
-    scim_ids: dict[str, str] | None  # email -> SCIM id; None when not paged this run
+    scim_ids: StringIndex | None  # lower-cased email -> SCIM id; None when not paged this run
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "teams": self.teams,
-            "boardsOwned": self.boards_owned,
-            "boardsTotal": self.boards_total,
-            "fullLicensesPurchased": self.full_licenses_purchased,
-            "scimIds": self.scim_ids,
-        }
+    def to_bytes(self) -> bytes:
+        sections = [self.teams.to_bytes(), self.boards_owned.to_bytes()]
+        if self.scim_ids is not None:
+            sections.append(self.scim_ids.to_bytes())
+        header = {"boardsTotal": self.boards_total, "fullLicensesPurchased": self.full_licenses_purchased}
+        return pack_sections(sections, header)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> _Aux:
+    def from_bytes(cls, data: bytes) -> _Aux:
+        header, sections = unpack_sections(data)
         return cls(
-            teams=data["teams"],
-            boards_owned=data["boardsOwned"],
-            boards_total=int(data["boardsTotal"]),
-            full_licenses_purchased=data.get("fullLicensesPurchased"),
-            scim_ids=data.get("scimIds"),
+            teams=TeamIndex.from_bytes(sections[0]),
+            boards_owned=CountIndex.from_bytes(sections[1]),
+            boards_total=int(header["boardsTotal"]),
+            full_licenses_purchased=header.get("fullLicensesPurchased"),
+            scim_ids=StringIndex.from_bytes(sections[2]) if len(sections) > 2 else None,
         )
+
+
+@dataclass
+class _PageOutcome:
+    """What storing one page did; merged into the run's totals in page order."""
+
+    member_ids: list[str]
+    totals: _Totals
+    written: int = 0
+    unchanged: int = 0
+    write_requests: int = 0
+    read_requests: int = 0
+    scim_lookups: int = 0
 
 
 def _auth_failure(error: MiroAuthError, what: str) -> MembersSyncError:
@@ -251,6 +290,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _close(pages: Iterator[Any]) -> None:
+    close = getattr(pages, "close", None)
+    if close is not None:
+        close()
+
+
 class MembersSync:
     def __init__(
         self,
@@ -263,6 +308,8 @@ class MembersSync:
         page_size: int = 100,
         inactive_thresholds_days: Sequence[int] = (30, 60, 90),
         log: Callable[[str, Mapping[str, Any]], None] | None = None,
+        fetch_workers: int = 8,
+        write_workers: int = 4,
     ) -> None:
         self._miro = miro
         self._scim = scim
@@ -272,6 +319,10 @@ class MembersSync:
         self._page_size = page_size
         self._thresholds = tuple(inactive_thresholds_days)
         self._log = log or (lambda _message, _fields: None)
+        # Independent listings (team members, board and SCIM pages) are fetched this many at a time;
+        # this many member pages are written at once while the next page is fetched.
+        self._fetch_workers = max(1, fetch_workers)
+        self._write_workers = max(1, write_workers)
 
     # --- entry point -----------------------------------------------------------------------------
 
@@ -318,11 +369,14 @@ class MembersSync:
             if deadline.running_low():
                 return result
 
-        aux_json = self._state.load_blob(SYNC_NAME, run_id, "aux")
-        if aux_json is None:  # expired or never completed: collect it again
+        aux_bytes = self._state.load_bytes(SYNC_NAME, run_id, "aux")
+        if aux_bytes is None:  # expired or never completed: collect it again
             self._collect_aux(run_id, bool(state.get("fullScim")), now)
-            aux_json = self._state.load_blob(SYNC_NAME, run_id, "aux")
-        aux = _Aux.from_json(aux_json)
+            aux_bytes = self._state.load_bytes(SYNC_NAME, run_id, "aux")
+        if aux_bytes is None:
+            raise MembersSyncError("the run's team and board listing could not be stored; retry the run")
+        aux = _Aux.from_bytes(aux_bytes)
+        del aux_bytes
 
         if state["phase"] == "members":
             complete = self._list_members(run_id, aux, started, deadline, result)
@@ -359,54 +413,146 @@ class MembersSync:
     # --- phase 1: teams, boards, organization, SCIM ids ------------------------------------------
 
     def _collect_aux(self, run_id: str, full_scim: bool, now: datetime) -> None:
-        if self._state.load_blob(SYNC_NAME, run_id, "aux") is not None:
+        """Fetch the independent listings concurrently: team member lists per team, board pages by
+        offset and SCIM pages by startIndex once the first page tells the total. Each listing still
+        raises if it cannot be completed."""
+        if self._state.load_bytes(SYNC_NAME, run_id, "aux") is not None:
             return  # collected before an interruption
-        try:
-            organization = self._miro.get_organization()
-        except MiroAuthError as error:
-            raise _auth_failure(error, "reading the organization") from None
-        teams: dict[str, list[str]] = {}
-        try:
-            for teams_page in self._miro.iter_team_pages():
-                for team in teams_page.data:
-                    for members_page in self._miro.iter_team_member_pages(team.id):
-                        for team_member in members_page.data:
-                            teams.setdefault(team_member.member_id, []).append(team.id)
-        except MiroAuthError as error:
-            raise _auth_failure(error, "listing teams and team members") from None
-        boards_owned: Counter[str] = Counter()
+        lock = threading.Lock()
+        team_ids: list[str] = []
+        team_pairs: list[int] = []
+        board_owners: array[int] = array("q")
         boards_total = 0
-        try:
-            for boards_page in self._miro.iter_board_pages():
-                for board in boards_page.data:
-                    boards_total += 1
-                    if board.owner is not None:
-                        boards_owned[board.owner.id] += 1
-        except MiroAuthError as error:
-            raise _auth_failure(error, "listing boards") from None
-        scim_ids: dict[str, str] | None = None
-        if full_scim and self._scim is not None:
-            scim_ids = {}
+        scim_hashes: array[int] = array("q")
+        scim_values = bytearray()  # the ids back to back (~1 MB at 100k instead of ~6 MB of str)
+        scim_ends: array[int] = array("L")
+
+        def guarded(what: str, work: Callable[[], Any]) -> Any:
             try:
-                for user in self._scim.iter_users(count=100):
-                    scim_ids[user.user_name.strip().lower()] = user.id
+                return work()
             except MiroAuthError as error:
-                raise _auth_failure(error, "listing SCIM users") from None
+                raise _auth_failure(error, what) from None
+
+        def team_members(number: int, team_id: str) -> None:
+            pairs = [
+                TeamIndex.pair(team_member.member_id, number)
+                for page in self._miro.iter_team_member_pages(team_id)
+                for team_member in page.data
+            ]
+            with lock:
+                team_pairs.extend(pairs)
+
+        def add_boards(page: BoardsPage) -> None:
+            nonlocal boards_total
+            owners = [key_hash(board.owner.id) for board in page.data if board.owner is not None]
+            with lock:
+                boards_total += len(page.data)
+                board_owners.extend(owners)
+
+        def board_page(offset: int) -> None:
+            pages = self._miro.iter_board_pages(offset=offset, limit=_BOARD_PAGE)
+            try:
+                add_boards(next(pages))
+            finally:
+                _close(pages)
+
+        def add_users(page: ScimListResponse) -> None:
+            users = [(key_hash(user.user_name.strip().lower()), user.id) for user in page.resources]
+            with lock:
+                for hashed, scim_id in users:
+                    scim_hashes.append(hashed)
+                    scim_values.extend(scim_id.encode())
+                    scim_ends.append(len(scim_values))
+
+        def scim_page(start_index: int) -> None:
+            assert self._scim is not None
+            pages = self._scim.iter_user_pages(count=_SCIM_PAGE, start_index=start_index)
+            try:
+                add_users(next(pages))
+            finally:
+                _close(pages)
+
+        with ThreadPoolExecutor(self._fetch_workers, thread_name_prefix="members-aux") as pool:
+            # Drained as they finish: 6,500 retained futures at 100k members would cost ~6 MB.
+            futures: deque[Future[Any]] = deque()
+
+            def submit(what: str, work: Callable[[], Any]) -> None:
+                futures.append(pool.submit(guarded, what, work))
+
+            organization_future = pool.submit(
+                guarded, "reading the organization", self._miro.get_organization
+            )
+
+            def first_boards() -> None:
+                pages = self._miro.iter_board_pages(offset=0, limit=_BOARD_PAGE)
+                try:
+                    first = next(pages, None)
+                finally:
+                    _close(pages)
+                if first is None:
+                    return
+                add_boards(first)
+                total = first.total if first.total is not None else 0
+                if first.total is None and len(first.data) >= _BOARD_PAGE:
+                    # No total to split by: page the rest in order.
+                    for page in self._miro.iter_board_pages(offset=len(first.data), limit=_BOARD_PAGE):
+                        add_boards(page)
+                    return
+                for offset in range(len(first.data), total, _BOARD_PAGE):
+                    submit("listing boards", partial(board_page, offset))
+
+            def first_scim() -> None:
+                assert self._scim is not None
+                pages = self._scim.iter_user_pages(count=_SCIM_PAGE, start_index=1)
+                try:
+                    first = next(pages, None)
+                finally:
+                    _close(pages)
+                if first is None:
+                    return
+                add_users(first)
+                for start in range(1 + len(first.resources), first.total_results + 1, _SCIM_PAGE):
+                    submit("listing SCIM users", partial(scim_page, start))
+
+            submit("listing boards", first_boards)
+            if full_scim and self._scim is not None:
+                submit("listing SCIM users", first_scim)
+            try:
+                for teams_page in self._miro.iter_team_pages():
+                    for team in teams_page.data:
+                        team_ids.append(team.id)
+                        number = len(team_ids) - 1
+                        submit("listing teams and team members", partial(team_members, number, team.id))
+            except MiroAuthError as error:
+                raise _auth_failure(error, "listing teams and team members") from None
+            organization = organization_future.result()
+            # Tasks submit further tasks; wait until none is left (the first failure raises).
+            while futures:
+                futures.popleft().result()
+
+        scim_ids = (
+            StringIndex.build_packed(scim_hashes, bytes(scim_values), scim_ends)
+            if full_scim and self._scim
+            else None
+        )
+        scim_hashes, scim_values, scim_ends = array("q"), bytearray(), array("L")  # free them early
         aux = _Aux(
-            teams={member: sorted(set(ids)) for member, ids in teams.items()},
-            boards_owned=dict(boards_owned),
+            teams=TeamIndex.build(team_ids, team_pairs),
+            boards_owned=CountIndex.build(board_owners),
             boards_total=boards_total,
             full_licenses_purchased=organization.full_licenses_purchased,
             scim_ids=scim_ids,
         )
-        self._state.put_blob(SYNC_NAME, run_id, "aux", aux.to_json(), now=now)
+        team_pairs.clear()
+        board_owners = array("q")
+        self._state.put_bytes(SYNC_NAME, run_id, "aux", aux.to_bytes(), now=now)
         self._log(
             "members sync collected teams and boards",
             {
                 "runId": run_id,
-                "teamMembers": len(teams),
+                "teams": len(team_ids),
                 "boards": boards_total,
-                "scimUsers": len(scim_ids or {}),
+                "scimUsers": len(scim_ids) if scim_ids is not None else 0,
             },
         )
 
@@ -415,18 +561,53 @@ class MembersSync:
     def _list_members(
         self, run_id: str, aux: _Aux, started: datetime, deadline: DeadlineWatch, result: MembersSyncResult
     ) -> bool:
-        """Page through members from the last checkpoint. True when the listing is complete."""
+        """Page through members from the last checkpoint. True when the listing is complete.
+
+        Up to `write_workers` pages are written at once (BatchGetItem, fingerprint comparison,
+        batched puts / conditional updates) while the main thread fetches the next page. Page
+        records (the checkpoints) are still written strictly in page order: each page's task waits
+        for the previous page's record before writing its own, so the last record is always a valid
+        resume point (a record without its predecessors would make the skipped members look removed).
+        """
         last_page = self._state.last_run_page(SYNC_NAME, run_id)
         if last_page is not None and last_page.state.get("cursor") is None:
             return True
         cursor: str | None = last_page.state["cursor"] if last_page else None
         page_number = last_page.number if last_page else 0
-        totals = _Totals.from_json(last_page.state["totals"]) if last_page else _Totals()
+        running = _Totals.from_json(last_page.state["totals"]) if last_page else _Totals()
+        merge_lock = threading.Lock()
 
-        # One writer thread: page writes stay in order (so the page record is a valid checkpoint)
-        # and overlap with fetching the next page; at most one page waits, bounding memory.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="members-writer") as writer:
-            pending: Future[None] | None = None
+        def record_after(
+            previous: Future[None] | None, number: int, page: MembersPage, stored: Future[_PageOutcome]
+        ) -> None:
+            outcome = stored.result()
+            if previous is not None:
+                previous.result()
+            with merge_lock:
+                running.merge(outcome.totals)
+                totals_json = running.to_json()
+                result.written += outcome.written
+                result.unchanged += outcome.unchanged
+                result.write_requests += outcome.write_requests
+                result.read_requests += outcome.read_requests
+                result.scim_lookups += outcome.scim_lookups
+            self._state.put_run_page(
+                SYNC_NAME,
+                run_id,
+                number,
+                outcome.member_ids,
+                {"cursor": page.next_cursor, "totals": totals_json},
+                now=started,
+            )
+
+        # Two pools: page writes run in parallel; records wait in their own single thread, in order,
+        # so a waiting record never holds a writer.
+        in_flight: deque[Future[None]] = deque()
+        with (
+            ThreadPoolExecutor(self._write_workers, thread_name_prefix="members-writer") as writers,
+            ThreadPoolExecutor(1, thread_name_prefix="members-checkpoint") as recorder,
+        ):
+            previous: Future[None] | None = None
             pages = self._miro.iter_member_pages(limit=self._page_size, cursor=cursor)
             try:
                 while True:
@@ -439,97 +620,54 @@ class MembersSync:
                     page_number += 1
                     result.pages += 1
                     result.fetched += len(page.data)
-                    # Each page's task first waits for the previous one: if that failed, this page
-                    # is not stored either, so page records stay contiguous and the last one is a
-                    # correct resume point (a later page without its predecessor would make the
-                    # skipped members look removed).
-                    work = writer.submit(
-                        self._store_page_after,
-                        pending,
-                        run_id,
-                        page_number,
-                        page,
-                        aux,
-                        started,
-                        totals,
-                        result,
-                    )
-                    if pending is not None:
-                        pending.result()
-                    pending = work
+                    stored = writers.submit(self._store_page, page, aux, started)
+                    previous = recorder.submit(record_after, previous, page_number, page, stored)
+                    in_flight.append(previous)
+                    # Bounded memory: at most `write_workers` pages wait to be stored.
+                    while len(in_flight) > self._write_workers or (in_flight and in_flight[0].done()):
+                        in_flight.popleft().result()
                     if page.next_cursor is None:
                         break
                     if deadline.running_low():
-                        pending.result()
+                        while in_flight:
+                            in_flight.popleft().result()
                         self._log("members sync hands over", {"runId": run_id, "page": page_number})
                         return False
-                if pending is not None:
-                    pending.result()
+                while in_flight:
+                    in_flight.popleft().result()
             finally:
-                close = getattr(pages, "close", None)
-                if close is not None:
-                    close()
+                _close(pages)
         if page_number == 0:
             # Not even one page (an empty organization has its caller at least): record the
             # completed, empty listing so removals can judge it.
             self._state.put_run_page(
-                SYNC_NAME, run_id, 1, [], {"cursor": None, "totals": totals.to_json()}, now=started
+                SYNC_NAME, run_id, 1, [], {"cursor": None, "totals": running.to_json()}, now=started
             )
         return True
 
-    def _store_page_after(
-        self,
-        previous: Future[None] | None,
-        run_id: str,
-        page_number: int,
-        page: MembersPage,
-        aux: _Aux,
-        started: datetime,
-        totals: _Totals,
-        result: MembersSyncResult,
-    ) -> None:
-        if previous is not None:
-            previous.result()
-        self._store_page(run_id, page_number, page, aux, started, totals, result)
-
-    def _store_page(
-        self,
-        run_id: str,
-        page_number: int,
-        page: MembersPage,
-        aux: _Aux,
-        started: datetime,
-        totals: _Totals,
-        result: MembersSyncResult,
-    ) -> None:
+    def _store_page(self, page: MembersPage, aux: _Aux, started: datetime) -> _PageOutcome:
         listed = {member.id: member for member in page.data}  # a repeated id counts once
+        outcome = _PageOutcome(member_ids=list(listed), totals=_Totals())
         existing, reads = self._members.get_many(listed)
-        result.read_requests += reads
+        outcome.read_requests += reads
         new_records: list[MemberRecord] = []
         changed: list[tuple[MemberRecord, MemberRecord]] = []
         for member in listed.values():
             old = existing.get(member.id)
-            record = self._build(member, old, aux, started, result)
-            totals.add(record, run_started=started, thresholds=self._thresholds)
+            record = self._build(member, old, aux, started, outcome)
+            outcome.totals.add(record, run_started=started, thresholds=self._thresholds)
             if old is None:
                 new_records.append(record)
             elif old.fingerprint != record.fingerprint:
                 changed.append((record, old))
             else:
-                result.unchanged += 1
+                outcome.unchanged += 1
         if new_records:
-            result.write_requests += self._members.put_new(new_records)
-            result.written += len(new_records)
+            outcome.write_requests += self._members.put_new(new_records)
+            outcome.written += len(new_records)
         for record, old in changed:
-            self._replace(record, old, aux, started, result)
-        self._state.put_run_page(
-            SYNC_NAME,
-            run_id,
-            page_number,
-            list(listed),
-            {"cursor": page.next_cursor, "totals": totals.to_json()},
-            now=started,
-        )
+            self._replace(record, old, outcome)
+        return outcome
 
     def _build(
         self,
@@ -537,7 +675,7 @@ class MembersSync:
         old: MemberRecord | None,
         aux: _Aux,
         started: datetime,
-        result: MembersSyncResult,
+        outcome: _PageOutcome,
     ) -> MemberRecord:
         scim_id: str | None = None
         checked_at: datetime | None = None
@@ -547,7 +685,7 @@ class MembersSync:
             if scim_id is None and member.role in INTERNAL_ROLES:
                 checked_at = started  # not in SCIM now: look again only after SCIM_RECHECK
         elif self._needs_scim_lookup(member, old, started):
-            result.scim_lookups += 1
+            outcome.scim_lookups += 1
             checked_at = started
             try:
                 user = self._scim.find_user_by_username(email) if self._scim else None
@@ -559,8 +697,8 @@ class MembersSync:
         return build_member_record(
             member,
             old,
-            teams=aux.teams.get(member.id, ()),
-            boards_owned=aux.boards_owned.get(member.id, 0),
+            teams=aux.teams.teams_of(member.id),
+            boards_owned=aux.boards_owned.count(member.id),
             scim_id=scim_id,
             scim_checked_at=checked_at,
             now=started,
@@ -574,17 +712,15 @@ class MembersSync:
         checked = old.scim_checked_at if old is not None else None
         return checked is None or checked < started - SCIM_RECHECK
 
-    def _replace(
-        self, record: MemberRecord, old: MemberRecord, aux: _Aux, started: datetime, result: MembersSyncResult
-    ) -> None:
+    def _replace(self, record: MemberRecord, old: MemberRecord, outcome: _PageOutcome) -> None:
         for _attempt in range(_MAX_WRITE_ATTEMPTS):
             try:
                 self._members.replace_synced(record, expected_last_seen=old.last_seen_key)
-                result.write_requests += 1
-                result.written += 1
+                outcome.write_requests += 1
+                outcome.written += 1
                 return
             except ConcurrentChangeError:
-                result.write_requests += 1
+                outcome.write_requests += 1
                 # A signal writer moved lastSeenAt: rebuild on the fresh item, keeping its signals.
                 fresh = self._members.get(record.member_id)
                 if fresh is None:
@@ -601,7 +737,7 @@ class MembersSync:
                     }
                 )
                 if record.fingerprint == fresh.fingerprint:
-                    result.unchanged += 1
+                    outcome.unchanged += 1
                     return
         raise MembersSyncError(f"member {record.member_id} kept changing during the write; retry the run")
 
@@ -617,9 +753,12 @@ class MembersSync:
     ) -> int:
         if not previous_run_id:
             return 0
-        current: set[str] = set()
-        for page in self._state.iter_run_pages(SYNC_NAME, run_id):
-            current.update(page.member_ids)
+        # ~8 bytes per member (sorted hashes), not a set of id strings (~100 bytes per member).
+        current = HashSet(
+            key_hash(member_id)
+            for page in self._state.iter_run_pages(SYNC_NAME, run_id)
+            for member_id in page.member_ids
+        )
         gone: list[str] = []
         previous_count = 0
         for page in self._state.iter_run_pages(SYNC_NAME, previous_run_id):
@@ -665,7 +804,7 @@ class MembersSync:
             ),
             "boards": aux.boards_total,
             "membersOwningBoards": len(aux.boards_owned),
-            "teamsMembers": len(aux.teams),
+            "teamsMembers": aux.teams.members,
             "inactiveSeats": {
                 days: totals.inactive_seats.get(days, 0) for days in map(str, self._thresholds)
             },
