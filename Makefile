@@ -51,6 +51,7 @@ demo: install
 bench: install
 	@mkdir -p bench/results
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
+	@$(BIN)/python -m bench._report
 
 # sam build needs aws-sam-cli, which pins its own boto3: it gets a venv of its own. Not part of `test`.
 # `sam build` looks for a python3.12 on PATH (the Lambda runtime); with pyenv: PYENV_VERSION=3.12.1:3.11.7 make build
