@@ -1,18 +1,18 @@
 """MembersSyncFunction: EventBridge schedule; continues itself by async self-invoke.
 
 Logic lives in miro_sync.sync.members; this module reads the environment, builds the adapters
-once per container (keyed by the frozen settings) and turns the run's result into metrics.
+once per container (keyed by the frozen settings) and turns the run's result into metrics and logs.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 
 from miro_sync.settings.members_sync import MembersSyncSettings
 
@@ -21,14 +21,31 @@ if TYPE_CHECKING:
 
     from miro_sync.continuation import Continuation
     from miro_sync.miro.http import RequestStats
-    from miro_sync.sync.members import MembersSync
+    from miro_sync.sync.members import MembersSource, MembersStore, ScimDirectory, StateStore
+    from miro_sync.webhooks.subscriptions import MetricsLike, SubscriptionApi, SubscriptionStore
 
 logger = Logger()
 metrics = Metrics()
 
+LOST_ACCESS_CHECK_FAILED = "WebhookLostAccessCheckFailed"
+
+
+@dataclass(frozen=True)
+class Adapters:
+    miro: MembersSource
+    scim: ScimDirectory | None
+    members: MembersStore
+    state: StateStore
+    continuation: Continuation
+    # The Miro clients' counters (they live as long as the container): each invocation reports its share.
+    usage: tuple[RequestStats, ...]
+    # Used only when the webhook is deployed (WEBHOOK_ENABLED): the lost-access check after a complete run.
+    subscription_api: SubscriptionApi
+    subscriptions: SubscriptionStore
+
 
 @lru_cache(maxsize=4)
-def build(settings: MembersSyncSettings) -> tuple[MembersSync, list[RequestStats], Continuation]:
+def build(settings: MembersSyncSettings) -> Adapters:
     """Heavy imports and clients only on the first invocation of a container (cold-start budget)."""
     import boto3
 
@@ -40,7 +57,7 @@ def build(settings: MembersSyncSettings) -> tuple[MembersSync, list[RequestStats
     from miro_sync.store.members import MembersRepository
     from miro_sync.store.self_invoke import LambdaAsyncInvoker
     from miro_sync.store.state import StateRepository
-    from miro_sync.sync.members import MembersSync
+    from miro_sync.store.subscriptions import SubscriptionsRepository
 
     dynamodb = boto3.resource("dynamodb")
     # A sync is one job that wants to finish: spend the usable credits greedily (burst_fraction 0)
@@ -57,72 +74,91 @@ def build(settings: MembersSyncSettings) -> tuple[MembersSync, list[RequestStats
         if settings.scim_token_secret
         else None
     )
-    sync = MembersSync(
+    invoker = LambdaAsyncInvoker(boto3.client("lambda")) if settings.function_name else None
+    state_table = dynamodb.Table(settings.state_table)
+    return Adapters(
         miro=miro,
         scim=scim,
         members=MembersRepository(dynamodb.Table(settings.members_table)),
-        state=StateRepository(dynamodb.Table(settings.state_table)),
-        page_size=settings.page_size,
-        inactive_thresholds_days=settings.inactive_thresholds_days,
-        log=lambda message, fields: logger.info(message, extra=dict(fields)),
-    )
-    stats = [miro.stats] + ([scim.stats] if scim is not None else [])
-    invoker = LambdaAsyncInvoker(boto3.client("lambda")) if settings.function_name else None
-    return sync, stats, Continuation(invoker, settings.function_name)
-
-
-def _totals(stats: list[RequestStats]) -> tuple[int, int, int]:
-    return (
-        sum(s.requests for s in stats),
-        sum(s.retries for s in stats),
-        sum(s.http_429 for s in stats),
+        state=StateRepository(state_table),
+        continuation=Continuation(invoker, settings.function_name),
+        usage=(miro.stats,) + ((scim.stats,) if scim is not None else ()),
+        subscription_api=miro,
+        subscriptions=SubscriptionsRepository(state_table),
     )
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from miro_sync.continuation import Deadline
-
     settings = MembersSyncSettings.from_env(os.environ)  # fails at start, naming what to set
-    sync, stats, continuation = build(settings)
-    started = time.monotonic()
-    # The clients' counters live as long as the container: report this invocation's share.
-    requests_before, retries_before, throttled_before = _totals(stats)
-    try:
-        result = sync.run(
-            invocation_id=context.aws_request_id, deadline=Deadline(context, settings.min_remaining_ms)
-        )
-    except Exception:
-        metrics.add_metric(name="SyncFailed", unit=MetricUnit.Count, value=1)
-        logger.exception("members sync failed")
-        raise
-    finally:
-        requests, retries, throttled = _totals(stats)
-        metrics.add_metric(name="MiroRequests", unit=MetricUnit.Count, value=requests - requests_before)
-        metrics.add_metric(name="MiroRetries", unit=MetricUnit.Count, value=retries - retries_before)
-        metrics.add_metric(
-            name="MiroRateLimited429", unit=MetricUnit.Count, value=throttled - throttled_before
-        )
-        metrics.add_metric(name="DurationSeconds", unit=MetricUnit.Seconds, value=time.monotonic() - started)
+    return run_invocation(settings, build(settings), context, metrics)
 
-    logger.append_keys(run_id=result.run_id)
-    for name, value in (
-        ("MembersFetched", result.fetched),
-        ("MembersWritten", result.written),
-        ("MembersUnchanged", result.unchanged),
-        ("MembersRemoved", result.removed),
-        ("WriteRequests", result.write_requests),
-        ("ScimLookups", result.scim_lookups),
-        ("Resumes", int(result.resumed)),
-    ):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+def run_invocation(
+    settings: MembersSyncSettings, adapters: Adapters, context: LambdaContext, sink: MetricsLike
+) -> dict[str, Any]:
+    """One invocation: sync until done or out of time, then metrics, hand-over and a summary."""
+    from miro_sync.continuation import Deadline
+    from miro_sync.observability import add_sync_failed, add_sync_metrics, add_sync_succeeded, usage_since
+    from miro_sync.sync.members import MembersSync
+
+    sync = MembersSync(
+        miro=adapters.miro,
+        scim=adapters.scim,
+        members=adapters.members,
+        state=adapters.state,
+        page_size=settings.page_size,
+        inactive_thresholds_days=settings.inactive_thresholds_days,
+        log=lambda message, fields: logger.info(message, extra=dict(fields)),
+    )
+    usage_before = [stats.as_metrics() for stats in adapters.usage]
+    started = time.monotonic()
+    try:
+        try:
+            result = sync.run(
+                invocation_id=context.aws_request_id,
+                deadline=Deadline(context, settings.min_remaining_ms),
+            )
+        except Exception:
+            add_sync_failed(sink)
+            logger.exception("members sync failed; the checkpoint is kept and the next run resumes")
+            raise
+        if result.outcome == "complete" and settings.webhook_enabled:
+            _check_lost_access(adapters, sink)
+    finally:
+        usage = [
+            usage_since(before, stats.as_metrics())
+            for before, stats in zip(usage_before, adapters.usage, strict=True)
+        ]
+        add_sync_metrics(sink, {"DurationSeconds": round(time.monotonic() - started, 3)}, *usage)
+
+    if result.run_id:
+        logger.append_keys(run_id=result.run_id)
+    add_sync_metrics(
+        sink,
+        {
+            "MembersFetched": result.fetched,
+            "MembersWritten": result.written,
+            "MembersUnchanged": result.unchanged,
+            "MembersRemoved": result.removed,
+            "WriteRequests": result.write_requests,
+            "ScimLookups": result.scim_lookups,
+            "Resumes": int(result.resumed),
+        },
+    )
     handed_over = False
-    if result.outcome == "continue":
-        handed_over = continuation.hand_over({"source": "miro-sync.continuation", "runId": result.run_id})
-        metrics.add_metric(name="Continuations", unit=MetricUnit.Count, value=1)
+    if result.outcome == "complete":
+        add_sync_succeeded(sink)
+    elif result.outcome == "continue":
+        handed_over = adapters.continuation.hand_over(
+            {"source": "miro-sync.continuation", "runId": result.run_id}
+        )
+        add_sync_metrics(sink, {"Continuations": 1})
         if not handed_over:
             logger.warning("cannot self-invoke (no function name); the next schedule resumes the run")
+    elif result.outcome == "busy":
+        logger.info("another invocation holds the members sync lease; nothing to do")
     logger.info(
         "members sync invocation finished",
         extra={
@@ -145,3 +181,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "handedOver": handed_over,
         "snapshot": result.snapshot,
     }
+
+
+def _check_lost_access(adapters: Adapters, sink: MetricsLike) -> None:
+    """Report board subscriptions that lost access (metric + warning). The members are already synced,
+    so a failure here is logged and counted, never allowed to fail the run."""
+    from miro_sync.observability import add_sync_metrics
+    from miro_sync.webhooks.subscriptions import check_lost_access
+
+    try:
+        check_lost_access(adapters.subscription_api, adapters.subscriptions, metrics=sink, logger=logger)
+    except Exception:
+        add_sync_metrics(sink, {LOST_ACCESS_CHECK_FAILED: 1})
+        logger.exception("the webhook subscriptions' lost-access check failed; the next complete run retries")

@@ -69,7 +69,7 @@ COMMON_ENVIRONMENT = {
     "IDEMPOTENCY_TABLE",
 }
 FUNCTION_ENVIRONMENT = {
-    "MembersSyncFunction": {"INACTIVE_DAYS"},
+    "MembersSyncFunction": {"INACTIVE_DAYS", "WEBHOOK_ENABLED"},
     "AuditLogSyncFunction": {"AUDIT_BACKFILL_DAYS", "AUDIT_RETENTION_DAYS", "AUDIT_EVENT_BUS"},
     "BoardWebhookFunction": {"BOARD_EVENT_RETENTION_DAYS"},
     "OffboardingFunction": {
@@ -528,6 +528,8 @@ def test_function_environment_points_at_the_right_resources(cfn: Template, funct
     for name, value in variables.items():
         if name in expected_refs:
             assert value == {"Ref": expected_refs[name]}, name
+    if function_id == "MembersSyncFunction":
+        assert variables["WEBHOOK_ENABLED"] == {"Fn::If": ["EnableWebhook", "true", "false"]}
     if function_id == "AuditLogSyncFunction":
         assert variables["AUDIT_EVENT_BUS"] == {
             "Fn::If": ["ForwardAuditEvents", {"Ref": "AuditEventBusName"}, ""]
@@ -628,6 +630,8 @@ def test_members_sync_table_actions_are_gets_queries_and_writes(cfn: Template) -
     # StateTable gets BatchWriteItem for the run's chunked blobs; MembersTable also BatchGetItem.
     assert common | {"dynamodb:BatchWriteItem"} <= per_table["StateTable"]
     assert common | {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"} <= per_table["MembersTable"]
+    # The lost-access check (WEBHOOK_ENABLED) lists the subscription directory and rewrites a record.
+    assert {"dynamodb:Query", "dynamodb:PutItem"} <= per_table["StateTable"]
 
 
 @pytest.mark.parametrize("function_id", FUNCTION_FOLDERS)

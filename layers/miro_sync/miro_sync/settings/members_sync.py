@@ -23,6 +23,9 @@ class MembersSyncSettings(MiroSettings):
     # Stop fetching and hand over to a new invocation when less than this remains.
     min_remaining_ms: int = Field(default=90_000, alias="SYNC_MIN_REMAINING_MS", ge=1_000)
     page_size: int = Field(default=100, alias="MEMBERS_PAGE_SIZE", ge=1, le=100)
+    # Set by the template from the EnableWebhook condition: with the webhook deployed, a complete run
+    # also checks Miro for board subscriptions that lost access.
+    webhook_enabled: bool = Field(default=False, alias="WEBHOOK_ENABLED")
 
     @field_validator("members_table", "state_table")
     @classmethod

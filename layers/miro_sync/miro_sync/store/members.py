@@ -21,14 +21,24 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from miro_sync.miro.models import OrgMember
 from miro_sync.store.dynamo import batch_get, batch_write, iso_utc, update_expression
+from miro_sync.store.member_activity import (
+    BOARD_ACTIVITY,
+    SIGNAL_AND_SEEN_CONDITION,
+    SIGNAL_AND_SEEN_UPDATE,
+    SIGNAL_ONLY_CONDITION,
+    SIGNAL_ONLY_UPDATE,
+)
+
+if TYPE_CHECKING:
+    # Annotations only: keeps the Miro wire models off the import path of signal writers.
+    from miro_sync.miro.models import OrgMember
 
 NEVER_SEEN = "0000-00-00T00:00:00Z"
 STATUS_ACTIVE = "active"
@@ -324,7 +334,7 @@ class MembersRepository:
     # --- signals (written by the webhook, audit and sign-in consumers) ---------------------------
 
     def record_board_activity(self, member_id: str, at: datetime) -> bool:
-        return self._record_signal(member_id, "lastBoardActivityAt", at)
+        return self._record_signal(member_id, BOARD_ACTIVITY, at)
 
     def record_sign_in(self, member_id: str, at: datetime) -> bool:
         return self._record_signal(member_id, "lastSignInAt", at)
@@ -334,16 +344,19 @@ class MembersRepository:
 
     def _record_signal(self, member_id: str, attribute: str, at: datetime) -> bool:
         """Move `attribute` (and lastSeenAt) forward to `at`, never backwards. Unknown members are
-        left alone (the next sync creates them). Returns True if anything was written."""
+        left alone (the next sync creates them). Returns True if anything was written.
+
+        The same two conditional updates as the webhook's `MemberActivityRepository` (one definition
+        in store/member_activity.py), sent through the low-level client that keeps this class
+        thread-safe."""
         moment = iso_utc(at)
         names = {"#pk": "memberId", "#signal": attribute, "#seen": "lastSeenAt", "#seat": "seat"}
         try:
-            # lastSeenAt >= every signal, so "newer than lastSeenAt" implies "newer than the signal".
             self._client.update_item(
                 TableName=self.table_name,
                 Key={"memberId": member_id},
-                UpdateExpression="SET #signal = :at, #seen = :at",
-                ConditionExpression="attribute_exists(#pk) AND attribute_exists(#seat) AND #seen < :at",
+                UpdateExpression=SIGNAL_AND_SEEN_UPDATE,
+                ConditionExpression=SIGNAL_AND_SEEN_CONDITION,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={":at": moment},
             )
@@ -351,16 +364,13 @@ class MembersRepository:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-        names = {"#pk": "memberId", "#signal": attribute}
         try:
             self._client.update_item(
                 TableName=self.table_name,
                 Key={"memberId": member_id},
-                UpdateExpression="SET #signal = :at",
-                ConditionExpression=(
-                    "attribute_exists(#pk) AND (attribute_not_exists(#signal) OR #signal < :at)"
-                ),
-                ExpressionAttributeNames=names,
+                UpdateExpression=SIGNAL_ONLY_UPDATE,
+                ConditionExpression=SIGNAL_ONLY_CONDITION,
+                ExpressionAttributeNames={"#pk": "memberId", "#signal": attribute},
                 ExpressionAttributeValues={":at": moment},
             )
             return True
@@ -371,30 +381,83 @@ class MembersRepository:
 
     # --- status (offboarding reflects its effect at once; removals by the sync) ------------------
 
-    def set_status(self, member_id: str, *, status: str, active: bool, at: datetime) -> bool:
-        """Set status/active (and the seat key) of an existing member. Returns False if unknown."""
+    def set_status(
+        self, member_id: str, *, status: str, active: bool, at: datetime, license: str | None = None
+    ) -> bool:
+        """Set status/active, the seat key and lastChangedAt of an existing member in one conditional
+        UpdateItem. Returns False if the member is unknown.
+
+        seat = "{status}#{license}" and an update expression cannot concatenate strings, so the write
+        needs the license: pass it if known, otherwise it is read first (one GetItem). The update is
+        conditioned on the stored license being that one, so a sync changing the license in between
+        makes it re-read instead of leaving a seat that names the old license.
+
+        The fingerprint is removed rather than recomputed (that would need the whole item): the next
+        sync then rewrites the member from Miro's view instead of comparing against a fingerprint
+        of the status before this change.
+        """
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        moment = iso_utc(at)
+        names = {
+            "#pk": "memberId",
+            "#license": "license",
+            "#status": "status",
+            "#active": "active",
+            "#seat": "seat",
+            "#changed": "lastChangedAt",
+            "#removed": "removedAt",
+            "#fingerprint": "fingerprint",
+        }
+        if status == STATUS_DEPROVISIONED:
+            # Keep the first removal time, as the sync's own deprovisioning does.
+            update = (
+                "SET #status = :status, #active = :active, #seat = :seat, #changed = :at,"
+                " #removed = if_not_exists(#removed, :at) REMOVE #fingerprint"
+            )
+        else:
+            update = (
+                "SET #status = :status, #active = :active, #seat = :seat, #changed = :at"
+                " REMOVE #fingerprint, #removed"
+            )
+        known_license = license
         for _attempt in range(5):
-            existing = self.get(member_id)
-            if existing is None:
-                return False
-            updated = existing.model_copy(
-                update={
-                    "status": status,
-                    "active": active,
-                    "removed_at": (existing.removed_at or at) if status == STATUS_DEPROVISIONED else None,
-                }
-            )
-            updated = updated.model_copy(
-                update={"fingerprint": updated.content_fingerprint(), "last_changed_at": at}
-            )
+            if known_license is None:
+                known_license = self._stored_license(member_id)
+                if known_license is None:
+                    return False
             try:
-                self.replace_synced(updated, expected_last_seen=existing.last_seen_key)
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"memberId": member_id},
+                    UpdateExpression=update,
+                    ConditionExpression="attribute_exists(#pk) AND #license = :license",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={
+                        ":status": status,
+                        ":active": active,
+                        ":seat": f"{status}#{known_license}",
+                        ":at": moment,
+                        ":license": known_license,
+                    },
+                )
                 return True
-            except ConcurrentChangeError:
-                continue
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                known_license = None  # unknown member or another license: read what is stored
         raise ConcurrentChangeError(member_id)
+
+    def _stored_license(self, member_id: str) -> str | None:
+        response = self._client.get_item(
+            TableName=self.table_name,
+            Key={"memberId": member_id},
+            ProjectionExpression="#license",
+            ExpressionAttributeNames={"#license": "license"},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return str(item["license"]) if item and "license" in item else None
 
     def mark_deprovisioned(self, existing: MemberRecord, *, now: datetime) -> bool:
         """Mark a vanished member deprovisioned (idempotent). Returns True if it was written."""

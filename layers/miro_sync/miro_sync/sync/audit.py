@@ -7,6 +7,20 @@ Miro's cursor in ascending order. After every page the checkpoint (window, curso
 saved under a lease, so a crash or a hand-over to a new invocation resumes at the page that was
 being fetched; a re-read page is harmless because events are keyed by Miro's id (see store/audit.py).
 
+Write-behind: the write of page N runs in the background while page N+1 is parsed, checked and
+published. A page's position, watermark and signals are committed to the checkpoint only after its
+write (and, the writes being one at a time and in order, every earlier page's write) completed, so
+the checkpoint never moves past an unwritten page.
+
+Write bound: the existence check (BatchGetItem) is only needed for events that may be stored already.
+Before a page's write is submitted, the checkpoint save that precedes it records `writeBound`, the
+newest createdAt of everything submitted so far; no write is ever submitted beyond the saved bound
+(saves are conditional on the lease, so an invocation that lost it submits nothing more). Hence an
+event newer than max(watermark, writeBound) cannot be stored and is written without the check. That
+covers the page that was in flight when an invocation died (its events are within writeBound, so
+they are checked again), the overlap re-read by every run (it lies before the watermark), window
+boundaries read twice and windows re-read after narrowing (within the bound of this invocation).
+
 Faults: an event without an id or with an unparseable createdAt is recorded as rejected (with the
 page cursor) and the run goes on; a window Miro refuses with 400 is halved (and re-read from its
 start), never skipped; anything else (auth, persistent 5xx/429, DynamoDB) stops the run with the
@@ -16,6 +30,7 @@ checkpoint where it was. The watermark only moves to events that are stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -99,6 +114,40 @@ class DeadlineLike(Protocol):
     def running_low(self) -> bool: ...
 
 
+class PendingWrite(Protocol):
+    def result(self) -> object: ...
+
+
+class WriteRunner(Protocol):
+    """Runs page writes one at a time, in submission order (`ThreadPoolExecutor(max_workers=1)`)."""
+
+    def submit(self, fn: Callable[[], object], /) -> PendingWrite: ...
+
+
+WriteRunnerFactory = Callable[[], AbstractContextManager[WriteRunner]]
+
+
+class _Written:
+    """A write that already happened (or had nothing to write)."""
+
+    def result(self) -> object:
+        return None
+
+
+class InlineWrites:
+    """Each write runs at submit, in the calling thread (no write-behind)."""
+
+    def submit(self, fn: Callable[[], object], /) -> PendingWrite:
+        fn()
+        return _Written()
+
+
+def background_writes() -> AbstractContextManager[WriteRunner]:
+    # One thread: writes complete in page order, which the checkpoint relies on. Leaving the block
+    # waits for the write in flight, so no thread outlives the run.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-write")
+
+
 # --- configuration and result -----------------------------------------------------------------
 
 
@@ -114,6 +163,8 @@ class AuditSyncConfig:
     signal_workers: int = 4
     # Pages fetched ahead by a background thread while the current one is written (0 = none).
     prefetch_pages: int = 2
+    # Write page N in a background thread while page N+1 is processed (False = write inline).
+    write_behind: bool = True
 
 
 @dataclass
@@ -202,6 +253,39 @@ class _Session:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+# Larger than any canonical timestamp: "every event may be stored".
+_EVERYTHING = "9999"
+
+
+@dataclass
+class _PreparedPage:
+    """A parsed page: what to write, and what the checkpoint says once it is written."""
+
+    records: list[AuditRecord]
+    new: list[AuditRecord]
+    position: dict[str, Any]
+
+
+@dataclass
+class _Pipeline:
+    writes: WriteRunner
+    # Events newer than this cannot be stored (see the module docstring); None: nothing ever written.
+    bound: str | None
+    in_flight: tuple[_PreparedPage, PendingWrite] | None = None
+    in_flight_keys: frozenset[str] = frozenset()
+
+    @classmethod
+    def resume(cls, writes: WriteRunner, state: Mapping[str, Any]) -> _Pipeline:
+        if state.get("run") and "writeBound" not in state:
+            # A run checkpointed before write bounds existed: anything may have been written.
+            return cls(writes, _EVERYTHING)
+        candidates = [value for value in (state.get("watermark"), state.get("writeBound")) if value]
+        return cls(writes, max(candidates) if candidates else None)
+
+    def may_be_stored(self, record: AuditRecord) -> bool:
+        return self.bound is not None and record.created_at_key <= self.bound
+
+
 class AuditLogSync:
     def __init__(
         self,
@@ -214,6 +298,7 @@ class AuditLogSync:
         forwarder: Forwarder | None = None,
         config: AuditSyncConfig | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        writes: WriteRunnerFactory | None = None,
     ) -> None:
         self._source = source
         self._store = store
@@ -223,6 +308,9 @@ class AuditLogSync:
         self._config = config or AuditSyncConfig()
         self._signals = SignalAggregator(members, workers=self._config.signal_workers)
         self._clock = clock
+        if writes is None:
+            writes = background_writes if self._config.write_behind else lambda: nullcontext(InlineWrites())
+        self._writes = writes
 
     # --- the run ----------------------------------------------------------------------------------
 
@@ -241,7 +329,8 @@ class AuditLogSync:
             session.state = dict(stored.state) if stored is not None else {}
             self._replay_signals(session, result)
             run = self._current_run(session, result)
-            self._walk(run, session, result, deadline)
+            with self._writes() as writes:
+                self._walk(run, session, result, deadline, _Pipeline.resume(writes, session.state))
         finally:
             try:
                 self._flush_signals(session, result)
@@ -271,13 +360,17 @@ class AuditLogSync:
                 window_end=canonical_time(window_end),
             )
             session.state["run"] = run.to_state()
+            session.state.setdefault("writeBound", None)
             self._save(session)
         result.run_start, result.run_end = run.start, run.end
         return run
 
-    def _walk(self, run: _Run, session: _Session, result: AuditSyncResult, deadline: DeadlineLike) -> None:
+    def _walk(
+        self, run: _Run, session: _Session, result: AuditSyncResult, deadline: DeadlineLike, pipe: _Pipeline
+    ) -> None:
         while True:
             if run.window_start >= run.end:
+                self._drain(pipe, session, result)
                 self._complete(run, session)
                 return
             self._clamp_to_retention(run, result)
@@ -292,13 +385,16 @@ class AuditLogSync:
             try:
                 with self._ahead(listing) as pages:
                     for page in pages:
-                        self._process_page(page, run, session, result)
+                        prepared = self._prepare(page, run, result, pipe)
+                        self._submit(prepared, pipe, session, result)
                         if deadline.running_low() and run.window_start < run.end:
+                            self._drain(pipe, session, result)
                             result.status = "continue"
                             return
                         if run.cursor is None:
                             break  # window done: the next one starts with a new listing
             except MiroBadRequest:
+                self._drain(pipe, session, result)
                 self._narrow(run, session, result)
 
     def _ahead(self, listing: Iterator[AuditPageLike]) -> AbstractContextManager[Iterator[AuditPageLike]]:
@@ -330,9 +426,10 @@ class AuditLogSync:
         session.state["run"] = run.to_state()
         self._save(session)
 
-    def _process_page(
-        self, page: AuditPageLike, run: _Run, session: _Session, result: AuditSyncResult
-    ) -> None:
+    def _prepare(
+        self, page: AuditPageLike, run: _Run, result: AuditSyncResult, pipe: _Pipeline
+    ) -> _PreparedPage:
+        """Parse a page, record its rejects, pick its new events and move the fetch position past it."""
         records: list[AuditRecord] = []
         rejects: list[RejectedEvent] = []
         for item in page.data:
@@ -354,20 +451,8 @@ class AuditLogSync:
         if rejects:
             self._rejects.record(rejects, now=self._clock())
             result.rejected += len(rejects)
-        new = self._store.filter_new(records)
-        if new and self._forwarder is not None:
-            # Before the write: a crash in between re-publishes (at least once) instead of losing.
-            self._forwarder.publish([record.raw for record in new])
-            result.forwarded += len(new)
-        self._store.put(new)
-        result.stored += len(new)
+        new = self._select_new(records, pipe)
         result.duplicates += len(records) - len(new)
-        self._signals.add(records)
-        if records:
-            newest = max(record.created_at_key for record in records)
-            watermark = session.state.get("watermark")
-            if watermark is None or newest > watermark:
-                session.state["watermark"] = newest
         next_cursor = page.next_cursor
         if next_cursor:
             run.cursor = next_cursor
@@ -377,7 +462,64 @@ class AuditLogSync:
                 min(_time(run.window_start) + self._config.window, _time(run.end))
             )
             run.cursor = None
-        session.state["run"] = run.to_state()
+        return _PreparedPage(records=records, new=new, position=run.to_state())
+
+    def _select_new(self, records: Sequence[AuditRecord], pipe: _Pipeline) -> list[AuditRecord]:
+        """Each event once, minus those stored or being written; only those within the bound are looked up."""
+        unique: dict[str, AuditRecord] = {}
+        for record in records:
+            if record.sk not in pipe.in_flight_keys:
+                unique.setdefault(record.sk, record)
+        to_check = [record for record in unique.values() if pipe.may_be_stored(record)]
+        absent = {record.sk for record in self._store.filter_new(to_check)} if to_check else set()
+        return [record for record in unique.values() if record.sk in absent or not pipe.may_be_stored(record)]
+
+    def _submit(
+        self, prepared: _PreparedPage, pipe: _Pipeline, session: _Session, result: AuditSyncResult
+    ) -> None:
+        """Commit the write in flight, reserve the bound for this page's write, then start it."""
+        self._commit_in_flight(pipe, session, result)
+        if prepared.new:
+            newest_new = max(record.created_at_key for record in prepared.new)
+            if pipe.bound is None or newest_new > pipe.bound:
+                pipe.bound = newest_new
+                session.state["writeBound"] = newest_new
+        # This save both commits the previous page and reserves the bound: no write may start
+        # before a saved bound covers it.
+        self._save_or_flush(session, result)
+        if not prepared.new:
+            pipe.in_flight = (prepared, _Written())
+            return
+        if self._forwarder is not None:
+            # Before the write: a crash in between re-publishes (at least once) instead of losing.
+            self._forwarder.publish([record.raw for record in prepared.new])
+            result.forwarded += len(prepared.new)
+        new = prepared.new
+        pipe.in_flight = (prepared, pipe.writes.submit(lambda: self._store.put(new)))
+        pipe.in_flight_keys = frozenset(record.sk for record in new)
+
+    def _commit_in_flight(self, pipe: _Pipeline, session: _Session, result: AuditSyncResult) -> None:
+        """Wait for the write in flight; its page then counts as stored (in memory, saved by the caller)."""
+        if pipe.in_flight is None:
+            return
+        prepared, pending = pipe.in_flight
+        pending.result()  # a failed write raises here: nothing of its page is committed
+        pipe.in_flight, pipe.in_flight_keys = None, frozenset()
+        result.stored += len(prepared.new)
+        self._signals.add(prepared.records)
+        if prepared.records:
+            newest = max(record.created_at_key for record in prepared.records)
+            watermark = session.state.get("watermark")
+            if watermark is None or newest > watermark:
+                session.state["watermark"] = newest
+        session.state["run"] = prepared.position
+
+    def _drain(self, pipe: _Pipeline, session: _Session, result: AuditSyncResult) -> None:
+        if pipe.in_flight is not None:
+            self._commit_in_flight(pipe, session, result)
+            self._save_or_flush(session, result)
+
+    def _save_or_flush(self, session: _Session, result: AuditSyncResult) -> None:
         if self._signals.pending >= self._config.max_pending_signals:
             self._flush_signals(session, result)
         else:
