@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -174,3 +174,51 @@ class RecordingForwarder:
 
     def publish(self, events: Sequence[Mapping[str, Any]]) -> None:
         self.published.extend(events)
+
+
+class _DeferredWrite:
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self._fn: Callable[[], object] | None = fn
+
+    def result(self) -> object:
+        fn, self._fn = self._fn, None
+        return fn() if fn is not None else None
+
+    @property
+    def waiting(self) -> bool:
+        return self._fn is not None
+
+
+@dataclass
+class DeferredWrites:
+    """Write-behind without a thread (moto's in-process DynamoDB is not thread-safe).
+
+    A write runs only when the sync first waits for it, i.e. after the next page was fetched, checked
+    and published: the latest a background write can land. Leaving the run by an exception either
+    lets the writes still waiting land (as the real executor does) or drops them (a process killed
+    before they reached DynamoDB).
+    """
+
+    land_on_exit: bool = True
+    submitted: int = 0
+    pending: list[_DeferredWrite] = field(default_factory=list)
+
+    def submit(self, fn: Callable[[], object], /) -> _DeferredWrite:
+        self.submitted += 1
+        write = _DeferredWrite(fn)
+        self.pending.append(write)
+        return write
+
+    def __enter__(self) -> DeferredWrites:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        waiting = [write for write in self.pending if write.waiting]
+        self.pending.clear()
+        if not self.land_on_exit:
+            return
+        for write in waiting:
+            try:
+                write.result()
+            except (Killed, Exception):  # the run is failing anyway; its own error is the one raised
+                return

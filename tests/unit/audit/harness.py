@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,7 +11,14 @@ from miro_sync.store.audit import AuditRepository, RejectedEventsRepository
 from miro_sync.store.members import MemberRecord, MembersRepository
 from miro_sync.store.state import StateRepository
 from miro_sync.sync.audit import AuditLogSync, AuditSyncConfig, AuditSyncResult
-from tests.unit.audit.fakes import FakeAuditApi, FakeClock, KillableStore, KillSwitch, RecordingForwarder
+from tests.unit.audit.fakes import (
+    DeferredWrites,
+    FakeAuditApi,
+    FakeClock,
+    KillableStore,
+    KillSwitch,
+    RecordingForwarder,
+)
 from tests.unit.audit.tables import Tables
 
 
@@ -21,6 +29,14 @@ class Harness:
     clock: FakeClock
     config: AuditSyncConfig
     forwarder: RecordingForwarder = field(default_factory=RecordingForwarder)
+    # Whether writes still waiting when an invocation fails land (see DeferredWrites).
+    land_writes_on_exit: bool = True
+    # Every write runner handed out, so a test can see that writes really were deferred.
+    write_runners: list[DeferredWrites] = field(default_factory=list)
+    # Wraps the audit repository / the checkpoints of every invocation (spies and faults in tests).
+    audit_wrapper: Callable[[Any], Any] = field(default=lambda adapter: adapter)
+    checkpoints_wrapper: Callable[[Any], Any] = field(default=lambda adapter: adapter)
+    members_wrapper: Callable[[Any], Any] = field(default=lambda adapter: adapter)
 
     @property
     def audit(self) -> AuditRepository:
@@ -36,18 +52,25 @@ class Harness:
 
         return AuditLogSync(
             source=self.api,
-            store=wrap(self.audit),
+            store=wrap(self.audit_wrapper(self.audit)),
             rejects=wrap(RejectedEventsRepository(self.tables.state)),
-            checkpoints=wrap(StateRepository(self.tables.state)),
-            members=wrap(self.members),
+            checkpoints=wrap(self.checkpoints_wrapper(StateRepository(self.tables.state))),
+            members=wrap(self.members_wrapper(self.members)),
             forwarder=wrap(self.forwarder),
             config=self.config,
             clock=self.clock,
+            writes=self._deferred_writes,
         )
+
+    def _deferred_writes(self) -> DeferredWrites:
+        runner = DeferredWrites(land_on_exit=self.land_writes_on_exit)
+        self.write_runners.append(runner)
+        return runner
 
     def stored_ids(self) -> list[str]:
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
+        # Only the ids: moto spends most of a scan serializing items, and `raw` is the bulk of them.
+        kwargs: dict[str, Any] = {"ProjectionExpression": "eventId"}
         while True:
             response = self.tables.audit.scan(**kwargs)
             items.extend(response["Items"])

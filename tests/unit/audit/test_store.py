@@ -3,7 +3,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from miro_sync.store.audit import AuditRecord, AuditRepository, RejectedEvent, RejectedEventsRepository
+from boto3.dynamodb.conditions import Key
+
+from miro_sync.store.audit import (
+    AuditRecord,
+    AuditRepository,
+    AuditSummary,
+    RejectedEvent,
+    RejectedEventsRepository,
+    StoredEvent,
+)
 from miro_sync.sync.audit_events import to_record
 from tests.unit.audit.fakes import make_event
 from tests.unit.audit.tables import Tables
@@ -64,6 +73,41 @@ def test_queries_by_time_range_actor_and_type(tables: Tables) -> None:
     assert [event.event_id for event in by_actor_window] == ["3"]
     by_type = repository.query_by_event_type("sign_in_succeeded")
     assert [event.event_id for event in by_type] == ["2", "3"]
+
+
+def test_index_queries_return_summaries_and_full_events_only_when_asked(tables: Tables) -> None:
+    repository = AuditRepository(tables.audit)
+    events = [
+        make_event("1", DAY, actor_id="a", event="board_opened") | {"extra": {"n": 1}},
+        make_event("2", DAY + timedelta(hours=1), actor_id="a", event="sign_in_succeeded"),
+        make_event("3", DAY + timedelta(hours=2), actor_id="a", event="board_opened") | {"extra": {"n": 3}},
+    ]
+    records = [to_record(event) for event in events]
+    repository.put([r for r in records if isinstance(r, AuditRecord)])
+
+    by_type = list(repository.query_by_event_type("board_opened"))
+    assert [type(summary) for summary in by_type] == [AuditSummary, AuditSummary]
+    first = by_type[0]
+    assert (first.event_id, first.event, first.actor, first.actor_id) == (
+        "1",
+        "board_opened",
+        "a@acme.example",
+        "a",
+    )
+    assert first.created_at == "2026-02-10T00:00:00.000Z"
+    # The index (made from template.yaml) does not hold `raw`: summaries come from it alone.
+    (index_item,) = tables.audit.query(
+        IndexName="ByActor", KeyConditionExpression=Key("actor").eq("a@acme.example"), Limit=1
+    )["Items"]
+    assert "raw" not in index_item
+    assert "expiresAt" not in index_item
+    assert {"eventId", "createdAt", "event", "category", "actorId"} <= set(index_item)
+
+    full = list(repository.full_events(reversed(by_type)))
+    assert [type(event) for event in full] == [StoredEvent, StoredEvent]
+    assert [event.event_id for event in full] == ["3", "1"]  # the order asked for
+    assert [event.raw["extra"] for event in full] == [{"n": 3}, {"n": 1}]
+    assert (full[1].event, full[1].sk) == (first.event, first.sk)
 
 
 def test_rejections_are_recorded_once_per_page_read(tables: Tables) -> None:

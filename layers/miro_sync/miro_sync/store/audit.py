@@ -11,19 +11,31 @@ AuditTable item (camelCase, as stored):
   expiresAt    createdAt + retention (TTL, epoch seconds); derived from the event, not the write
                time, so writing the same event twice writes the same item
 
+Indexes ByActor and ByEventType project only the listing attributes (INCLUDE: eventId, createdAt,
+event, category, actor, actorType, actorId, actorEmail, objectId, objectName), not `raw`: with ALL,
+every event's raw JSON was written three times, which made the index copies most of the write cost.
+
 Exactly once: the key is derived from the event, so a put is idempotent. Before writing a page the
 repository asks (BatchGetItem, consistent) which keys already exist; only the missing ones are
 written (BatchWriteItem) and reported as new, which is what forwarding needs. This is 1 + 4
 requests per 100-event page instead of 100 conditional PutItems, and it is race-free because the
 sync's checkpoint lease allows one writer at a time (and a racing duplicate put would still write
-the identical item).
+the identical item). The sync skips the check for events it can prove are not stored yet (see
+`AuditLogSync`, "write bound").
+
+Queries (the public read API):
+  query_time_range(start, end) -> Iterator[StoredEvent]     full events, oldest first, consistent
+  query_by_actor(actor, start=None, end=None) -> Iterator[AuditSummary]      ByActor, oldest first
+  query_by_event_type(event, start=None, end=None) -> Iterator[AuditSummary] ByEventType, oldest first
+  full_events(summaries) -> Iterator[StoredEvent]   the full items (with `raw`) of index results, in
+                                                    the same order, by BatchGetItem (100 per request)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,7 +43,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from miro_sync.store.dynamo import MAX_BATCH_WRITE_ITEMS, batch_get, batch_write, chunked
+from miro_sync.store.dynamo import MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS, batch_get, batch_write, chunked
 
 DEFAULT_RETENTION_DAYS = 400
 # DynamoDB items are capped at 400 KB; an event this large keeps a truncated `raw` and says so.
@@ -110,34 +122,57 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
-class StoredEvent:
-    """An item read back from AuditTable."""
+class AuditSummary:
+    """An index entry of AuditTable: everything a listing shows, without the raw event."""
 
     day: str
     sk: str
     event_id: str
     created_at: str
     event: str | None
+    category: str | None
     actor: str | None
     actor_type: str | None
     actor_id: str | None
     actor_email: str | None
+    object_id: str | None
+    object_name: str | None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> AuditSummary:
+        return cls(**_summary_fields(item))
+
+    def key(self) -> dict[str, str]:
+        return {"day": self.day, "sk": self.sk}
+
+
+@dataclass(frozen=True)
+class StoredEvent(AuditSummary):
+    """A full item read back from AuditTable."""
+
     raw: dict[str, Any]
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> StoredEvent:
-        return cls(
-            day=item["day"],
-            sk=item["sk"],
-            event_id=item["eventId"],
-            created_at=item["createdAt"],
-            event=item.get("event"),
-            actor=item.get("actor"),
-            actor_type=item.get("actorType"),
-            actor_id=item.get("actorId"),
-            actor_email=item.get("actorEmail"),
-            raw=json.loads(item["raw"]) if not item.get("rawTruncated") else {"truncated": item["raw"]},
-        )
+        raw = json.loads(item["raw"]) if not item.get("rawTruncated") else {"truncated": item["raw"]}
+        return cls(**_summary_fields(item), raw=raw)
+
+
+def _summary_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "day": item["day"],
+        "sk": item["sk"],
+        "event_id": item["eventId"],
+        "created_at": item["createdAt"],
+        "event": item.get("event"),
+        "category": item.get("category"),
+        "actor": item.get("actor"),
+        "actor_type": item.get("actorType"),
+        "actor_id": item.get("actorId"),
+        "actor_email": item.get("actorEmail"),
+        "object_id": item.get("objectId"),
+        "object_name": item.get("objectName"),
+    }
 
 
 def _days(start: datetime, end: datetime) -> list[str]:
@@ -192,13 +227,12 @@ class AuditRepository:
 
     # --- queries ---------------------------------------------------------------------------------
 
-    def _query(self, **kwargs: Any) -> Iterator[StoredEvent]:
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {"TableName": self.table_name, **kwargs}
         while True:
             response = self._client.query(**request)
             self.read_requests += 1
-            for item in response.get("Items", []):
-                yield StoredEvent.from_item(item)
+            yield from response.get("Items", [])
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
                 return
@@ -208,14 +242,15 @@ class AuditRepository:
         """Events with start <= createdAt < end, oldest first (one Query per UTC day)."""
         low, high = canonical_time(start), canonical_time(end)
         for day in _days(start, end):
-            yield from self._query(
+            for item in self._query(
                 KeyConditionExpression=Key("day").eq(day) & Key("sk").between(low, high),
                 ConsistentRead=True,
-            )
+            ):
+                yield StoredEvent.from_item(item)
 
     def query_by_actor(
         self, actor: str, start: datetime | None = None, end: datetime | None = None
-    ) -> Iterator[StoredEvent]:
+    ) -> Iterator[AuditSummary]:
         """Events by createdBy email (any case) or, for actors without one, createdBy id; oldest first."""
         return self._query_index(
             "ByActor", "actor", actor.strip().lower() if "@" in actor else actor, start, end
@@ -223,19 +258,37 @@ class AuditRepository:
 
     def query_by_event_type(
         self, event: str, start: datetime | None = None, end: datetime | None = None
-    ) -> Iterator[StoredEvent]:
+    ) -> Iterator[AuditSummary]:
         return self._query_index("ByEventType", "event", event, start, end)
+
+    def full_events(self, summaries: Iterable[AuditSummary]) -> Iterator[StoredEvent]:
+        """The full items (with `raw`) of index results, in their order; 100 keys per BatchGetItem.
+
+        Eventually consistent like the index the summaries came from. An item gone in between (TTL)
+        is left out.
+        """
+        for batch in chunked(summaries, MAX_BATCH_GET_KEYS):
+            found, requests = batch_get(
+                self._client, self.table_name, [summary.key() for summary in batch], consistent=False
+            )
+            self.read_requests += requests
+            by_sk = {item["sk"]: item for item in found}
+            for summary in batch:
+                item = by_sk.get(summary.sk)
+                if item is not None:
+                    yield StoredEvent.from_item(item)
 
     def _query_index(
         self, index: str, attribute: str, value: str, start: datetime | None, end: datetime | None
-    ) -> Iterator[StoredEvent]:
+    ) -> Iterator[AuditSummary]:
         condition: Any = Key(attribute).eq(value)
         if start is not None or end is not None:
             low = canonical_time(start) if start else "0000"
             high = canonical_time(end) if end else "9999"
             condition = condition & Key("sk").between(low, high)
         # GSIs are eventually consistent: fine for reports and investigations.
-        return self._query(IndexName=index, KeyConditionExpression=condition)
+        for item in self._query(IndexName=index, KeyConditionExpression=condition):
+            yield AuditSummary.from_item(item)
 
 
 @dataclass(frozen=True)
@@ -249,15 +302,14 @@ class RejectedEvent:
     window_end: str
 
     def key(self) -> str:
-        # Deterministic: a re-read of the same page records the same rejection once.
-        body = json.dumps(
-            [self.raw, self.cursor, self.window_start, self.window_end], sort_keys=True, default=str
-        )
+        # From the event alone: a bad event newer than the watermark is re-read by the next run in
+        # another window (and page), and must still be recorded once; the latest read's cursor wins.
+        body = json.dumps([self.reason, self.raw], sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
 class RejectedEventsRepository:
-    """Rejected audit events in StateTable (pk "audit#rejected", sk "{recordedAt}#{hash}")."""
+    """Rejected audit events in StateTable (pk "audit#rejected", sk "event#{hash of reason and event}")."""
 
     def __init__(self, table: Any) -> None:
         self._client = table.meta.client
@@ -272,8 +324,7 @@ class RejectedEventsRepository:
             raw_json = json.dumps(reject.raw, default=str)[:MAX_RAW_BYTES]
             item: dict[str, Any] = {
                 "pk": REJECTED_PK,
-                # The window start keeps the sk stable across re-reads of the same page.
-                "sk": f"{reject.window_start}#{digest}",
+                "sk": f"event#{digest}",
                 "reason": reject.reason,
                 "raw": raw_json,
                 "windowStart": reject.window_start,

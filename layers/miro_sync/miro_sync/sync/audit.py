@@ -361,6 +361,11 @@ class AuditLogSync:
             )
             session.state["run"] = run.to_state()
             session.state.setdefault("writeBound", None)
+            if not session.state.get("watermark") and session.state.get("signalsThrough") is None:
+                # Nothing is stored yet, so signals are complete up to here. Without this, a first
+                # run that completes but dies before its first signal flush would be replayed only
+                # from watermark - overlap (see _replay_signals) and lose older signals.
+                session.state["signalsThrough"] = run.start
             self._save(session)
         result.run_start, result.run_end = run.start, run.end
         return run
