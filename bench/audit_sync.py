@@ -65,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--events", type=int, default=EVENTS)
+    parser.add_argument("--first-only", action="store_true", help="only the first run (profiling)")
     args = parser.parse_args()
     if args.child:
         _child()
@@ -102,6 +103,9 @@ def main() -> None:
         first = run_child("bench.audit_sync", ["--child"], child_env)
         first_stats = http_json("GET", f"{base_url}/_emulator/stats")
         servers.lambda_api.pending.clear()
+        if args.first_only:
+            print(json.dumps({"first": first, "stats": first_stats}), flush=True)
+            return
 
         events_before = int(http_json("GET", f"{base_url}/_emulator/state/org")["auditEvents"])
         _add_new_events(base_url, defaults.scim_token, NEW_EVENTS)

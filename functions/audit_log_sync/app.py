@@ -64,7 +64,9 @@ def build(settings: AuditLogSyncSettings) -> Adapters:
             settings.api_url,
             SecretsManagerToken(settings.token_secret),
             settings.org_id,
-            pacer=RateLimitPacer(reserve_fraction=settings.rate_reserve_fraction),
+            # A sync is one job that wants to finish (as the members sync): spend the usable credits
+            # greedily instead of spreading them to the reset; the reserve stays for other callers.
+            pacer=RateLimitPacer(reserve_fraction=settings.rate_reserve_fraction, burst_fraction=0.0),
         ),
         audit=AuditRepository(
             dynamodb.Table(settings.audit_table),
@@ -110,6 +112,7 @@ def run_invocation(
             overlap=timedelta(minutes=settings.overlap_minutes),
             window=timedelta(hours=settings.window_hours),
             page_size=settings.page_size,
+            prefetch_windows=settings.prefetch_windows,
         ),
     )
     miro_before = adapters.miro.stats.as_metrics()

@@ -188,6 +188,10 @@ class _DeferredWrite:
     def waiting(self) -> bool:
         return self._fn is not None
 
+    def done(self) -> bool:
+        # Lands only when waited for: the latest a background write can land.
+        return not self.waiting
+
 
 @dataclass
 class DeferredWrites:

@@ -4,6 +4,7 @@ whose write did not complete (or completed without being checkpointed) leaves be
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -145,6 +146,7 @@ def test_a_page_written_but_not_checkpointed_is_looked_up_again_and_not_forwarde
 def test_a_failed_write_leaves_the_checkpoint_at_the_last_written_page(tables: Tables) -> None:
     log = SpyLog(fail_put=2)
     h = harness(tables, log)
+    h.config = replace(h.config, write_depth=1)
     ids = seed(h, 35)
     with pytest.raises(RuntimeError, match="DynamoDB unavailable"):
         h.sync().run(owner="fails", deadline=_no_deadline(), lease_ms=60_000)
@@ -158,6 +160,31 @@ def test_a_failed_write_leaves_the_checkpoint_at_the_last_written_page(tables: T
     run_to_completion(h, owner_prefix="next")
     assert h.stored_ids() == sorted(ids)
     # Page 2 was forwarded before its write failed, and again when it was written: at least once.
+    published = [event["id"] for event in h.forwarder.published]
+    assert sorted(published) == sorted(ids + ids[PAGE : 2 * PAGE])
+
+
+def test_writes_landing_out_of_order_commit_only_the_written_prefix_and_converge(tables: Tables) -> None:
+    log = SpyLog(fail_put=2)
+    h = harness(tables, log)
+    h.config = replace(h.config, write_depth=3)
+    ids = seed(h, 35)
+    with pytest.raises(RuntimeError, match="DynamoDB unavailable"):
+        h.sync().run(owner="fails", deadline=_no_deadline(), lease_ms=60_000)
+    # Pages 2-4 were in flight together; 2 failed, 3 and 4 landed after it: the table has a gap,
+    # and the checkpoint stays at page 1, the last page with every write up to it landed.
+    assert h.stored_ids() == ids[:PAGE] + ids[2 * PAGE :]
+    checkpoint = h.checkpoint()
+    assert checkpoint["watermark"] == _created_at(h, ids[PAGE - 1])
+    assert checkpoint["run"]["cursor"] == str(PAGE)
+    assert checkpoint["writeBound"] == _created_at(h, ids[-1])
+
+    h.clock.advance(timedelta(minutes=2))
+    log.checked.clear()
+    (result,) = run_to_completion(h, owner_prefix="next")
+    assert log.checked == ids[PAGE:]  # everything within the saved bound is looked up
+    assert result.stored == PAGE  # only the gap is written
+    assert h.stored_ids() == sorted(ids)
     published = [event["id"] for event in h.forwarder.published]
     assert sorted(published) == sorted(ids + ids[PAGE : 2 * PAGE])
 

@@ -36,6 +36,8 @@ class AuditLogSyncSettings(MiroSettings):
     page_size: int = Field(default=100, alias="AUDIT_PAGE_SIZE", ge=1, le=100)
     # Parallel BatchWriteItem calls per page (a page of 100 events is 4 of them).
     write_workers: int = Field(default=4, alias="AUDIT_WRITE_WORKERS", ge=1, le=16)
+    # Windows paged concurrently (each its own cursor chain; stored strictly in order).
+    prefetch_windows: int = Field(default=3, alias="AUDIT_PREFETCH_WINDOWS", ge=1, le=16)
     # Stop fetching and hand over to a new invocation when less than this remains.
     min_remaining_ms: int = Field(default=60_000, alias="SYNC_MIN_REMAINING_MS", ge=1_000)
     # Share of the per-minute credit budget left for other users of the token (webhook, CLI).

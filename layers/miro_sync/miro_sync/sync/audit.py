@@ -7,10 +7,13 @@ Miro's cursor in ascending order. After every page the checkpoint (window, curso
 saved under a lease, so a crash or a hand-over to a new invocation resumes at the page that was
 being fetched; a re-read page is harmless because events are keyed by Miro's id (see store/audit.py).
 
-Write-behind: the write of page N runs in the background while page N+1 is parsed, checked and
-published. A page's position, watermark and signals are committed to the checkpoint only after its
-write (and, the writes being one at a time and in order, every earlier page's write) completed, so
-the checkpoint never moves past an unwritten page.
+Fetching: windows are independent listings, so the next few are paged concurrently (audit_prefetch)
+and consumed strictly in order; the credit budget, not one cursor chain, bounds the run.
+
+Write-behind: up to `write_depth` page writes run in the background while the next pages are parsed,
+checked and published; they may land in any order. A page's position, watermark and signals are
+committed to the checkpoint only once its write and every earlier page's write landed, so the
+checkpoint never moves past an unwritten page.
 
 Write bound: the existence check (BatchGetItem) is only needed for events that may be stored already.
 Before a page's write is submitted, the checkpoint save that precedes it records `writeBound`, the
@@ -29,17 +32,19 @@ checkpoint where it was. The watermark only moves to events that are stored.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from miro_sync.miro.errors import MiroBadRequest
 from miro_sync.store.audit import AuditRecord, RejectedEvent, StoredEvent, canonical_time
 from miro_sync.sync.audit_events import as_raw, parse_timestamp, to_record
-from miro_sync.sync.audit_prefetch import prefetched
+from miro_sync.sync.audit_prefetch import lookahead
 from miro_sync.sync.audit_signals import MemberSignals, SignalAggregator
 
 CHECKPOINT_NAME = "audit"
@@ -117,9 +122,11 @@ class DeadlineLike(Protocol):
 class PendingWrite(Protocol):
     def result(self) -> object: ...
 
+    def done(self) -> bool: ...
+
 
 class WriteRunner(Protocol):
-    """Runs page writes one at a time, in submission order (`ThreadPoolExecutor(max_workers=1)`)."""
+    """Runs page writes in the background (`ThreadPoolExecutor`); they may land in any order."""
 
     def submit(self, fn: Callable[[], object], /) -> PendingWrite: ...
 
@@ -133,6 +140,9 @@ class _Written:
     def result(self) -> object:
         return None
 
+    def done(self) -> bool:
+        return True
+
 
 class InlineWrites:
     """Each write runs at submit, in the calling thread (no write-behind)."""
@@ -142,10 +152,10 @@ class InlineWrites:
         return _Written()
 
 
-def background_writes() -> AbstractContextManager[WriteRunner]:
-    # One thread: writes complete in page order, which the checkpoint relies on. Leaving the block
-    # waits for the write in flight, so no thread outlives the run.
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-write")
+def background_writes(workers: int = 1) -> AbstractContextManager[WriteRunner]:
+    # Writes may land out of order; pages are committed in order (see _Pipeline). Leaving the block
+    # waits for the writes in flight, so no thread outlives the run.
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-write")
 
 
 # --- configuration and result -----------------------------------------------------------------
@@ -161,10 +171,15 @@ class AuditSyncConfig:
     max_pending_signals: int = 20_000
     # Threads writing member signals (1 = in the calling thread).
     signal_workers: int = 4
-    # Pages fetched ahead by a background thread while the current one is written (0 = none).
-    prefetch_pages: int = 2
-    # Write page N in a background thread while page N+1 is processed (False = write inline).
+    # Pages fetched ahead per window by background threads while the current one is written
+    # (0 = none: fetch in the calling thread, one window at a time).
+    prefetch_pages: int = 12
+    # Windows paged concurrently (consumed in order); their cursor chains overlap, the pacer is shared.
+    prefetch_windows: int = 3
+    # Write pages in background threads while the next ones are processed (False = write inline).
     write_behind: bool = True
+    # Page writes in flight at once (each covered by the saved write bound before it starts).
+    write_depth: int = 3
 
 
 @dataclass
@@ -253,6 +268,9 @@ class _Session:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+# A listing of the plan: (window start, window end, cursor), as in the checkpoint.
+_WindowKey = tuple[str, str, str | None]
+
 # Larger than any canonical timestamp: "every event may be stored".
 _EVERYTHING = "9999"
 
@@ -266,24 +284,38 @@ class _PreparedPage:
     position: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _InFlight:
+    page: _PreparedPage
+    write: PendingWrite
+    keys: frozenset[str]
+
+
 @dataclass
 class _Pipeline:
+    """Page writes in flight, oldest first. Writes may land in any order; pages are committed (their
+    position, watermark and signals taken into the checkpoint) strictly in order, each once every
+    write up to it landed."""
+
     writes: WriteRunner
     # Events newer than this cannot be stored (see the module docstring); None: nothing ever written.
     bound: str | None
-    in_flight: tuple[_PreparedPage, PendingWrite] | None = None
-    in_flight_keys: frozenset[str] = frozenset()
+    depth: int = 1
+    in_flight: deque[_InFlight] = field(default_factory=deque)
 
     @classmethod
-    def resume(cls, writes: WriteRunner, state: Mapping[str, Any]) -> _Pipeline:
+    def resume(cls, writes: WriteRunner, state: Mapping[str, Any], depth: int = 1) -> _Pipeline:
         if state.get("run") and "writeBound" not in state:
             # A run checkpointed before write bounds existed: anything may have been written.
-            return cls(writes, _EVERYTHING)
+            return cls(writes, _EVERYTHING, max(1, depth))
         candidates = [value for value in (state.get("watermark"), state.get("writeBound")) if value]
-        return cls(writes, max(candidates) if candidates else None)
+        return cls(writes, max(candidates) if candidates else None, max(1, depth))
 
     def may_be_stored(self, record: AuditRecord) -> bool:
         return self.bound is not None and record.created_at_key <= self.bound
+
+    def is_being_written(self, sk: str) -> bool:
+        return any(sk in entry.keys for entry in self.in_flight)
 
 
 class AuditLogSync:
@@ -308,8 +340,12 @@ class AuditLogSync:
         self._config = config or AuditSyncConfig()
         self._signals = SignalAggregator(members, workers=self._config.signal_workers)
         self._clock = clock
+        self._write_depth = max(1, self._config.write_depth) if self._config.write_behind else 1
         if writes is None:
-            writes = background_writes if self._config.write_behind else lambda: nullcontext(InlineWrites())
+            if self._config.write_behind:
+                writes = partial(background_writes, self._write_depth)
+            else:
+                writes = lambda: nullcontext(InlineWrites())  # noqa: E731
         self._writes = writes
 
     # --- the run ----------------------------------------------------------------------------------
@@ -330,7 +366,8 @@ class AuditLogSync:
             self._replay_signals(session, result)
             run = self._current_run(session, result)
             with self._writes() as writes:
-                self._walk(run, session, result, deadline, _Pipeline.resume(writes, session.state))
+                pipe = _Pipeline.resume(writes, session.state, self._write_depth)
+                self._walk(run, session, result, deadline, pipe)
         finally:
             try:
                 self._flush_signals(session, result)
@@ -379,35 +416,56 @@ class AuditLogSync:
                 self._complete(run, session)
                 return
             self._clamp_to_retention(run, result)
-            window_start, window_end = _time(run.window_start), _time(run.window_end)
-            listing = self._source.iter_audit_pages(
-                window_start - BOUNDARY_SLACK,
-                window_end,
-                cursor=run.cursor,
-                limit=self._config.page_size,
-                sorting="ASC",
-            )
             try:
-                with self._ahead(listing) as pages:
-                    for page in pages:
-                        prepared = self._prepare(page, run, result, pipe)
-                        self._submit(prepared, pipe, session, result)
-                        if deadline.running_low() and run.window_start < run.end:
-                            self._drain(pipe, session, result)
-                            result.status = "continue"
-                            return
-                        if run.cursor is None:
-                            break  # window done: the next one starts with a new listing
+                with self._listings(run) as windows:
+                    for planned, pages in windows:
+                        if planned != (run.window_start, run.window_end, run.cursor):
+                            break  # the plan no longer matches the run (retention clamp): plan again
+                        for page in pages:
+                            prepared = self._prepare(page, run, result, pipe)
+                            self._submit(prepared, pipe, session, result)
+                            if deadline.running_low() and run.window_start < run.end:
+                                self._drain(pipe, session, result)
+                                result.status = "continue"
+                                return
+                            if run.cursor is None:
+                                break  # window done: the next one is the next listing
+                        if run.window_start >= run.end or self._clamp_to_retention(run, result):
+                            break
             except MiroBadRequest:
                 self._drain(pipe, session, result)
                 self._narrow(run, session, result)
 
-    def _ahead(self, listing: Iterator[AuditPageLike]) -> AbstractContextManager[Iterator[AuditPageLike]]:
-        if self._config.prefetch_pages > 0:
-            return prefetched(listing, depth=self._config.prefetch_pages)
-        return nullcontext(listing)
+    def _plan(self, run: _Run) -> Iterator[tuple[_WindowKey, Callable[[], Iterator[AuditPageLike]]]]:
+        """The listings from the run's position on: the current window (at its cursor), then the
+        following windows exactly as `_prepare` will move to them."""
+        start, end, cursor = run.window_start, run.window_end, run.cursor
+        run_end = _time(run.end)
+        while start < run.end:
+            yield (
+                (start, end, cursor),
+                partial(
+                    self._source.iter_audit_pages,
+                    _time(start) - BOUNDARY_SLACK,
+                    _time(end),
+                    cursor=cursor,
+                    limit=self._config.page_size,
+                    sorting="ASC",
+                ),
+            )
+            start, end, cursor = end, canonical_time(min(_time(end) + self._config.window, run_end)), None
 
-    def _clamp_to_retention(self, run: _Run, result: AuditSyncResult) -> None:
+    def _listings(
+        self, run: _Run
+    ) -> AbstractContextManager[Iterator[tuple[_WindowKey, Iterator[AuditPageLike]]]]:
+        plan = self._plan(run)
+        if self._config.prefetch_pages <= 0:
+            return nullcontext((key, open_pages()) for key, open_pages in plan)
+        return lookahead(
+            plan, windows=max(1, self._config.prefetch_windows), depth=self._config.prefetch_pages
+        )
+
+    def _clamp_to_retention(self, run: _Run, result: AuditSyncResult) -> bool:
         """Events older than Miro's 90 days are gone there; asking for them is a 400, not a gap to fill."""
         earliest = canonical_time(self._clock() - MIRO_RETENTION + RETENTION_MARGIN)
         if run.window_start < earliest:
@@ -416,6 +474,8 @@ class AuditLogSync:
             if run.window_end <= run.window_start:
                 run.window_end = canonical_time(min(_time(earliest) + self._config.window, _time(run.end)))
             result.retention_clamps += 1
+            return True
+        return False
 
     def _narrow(self, run: _Run, session: _Session, result: AuditSyncResult) -> None:
         window_start, window_end = _time(run.window_start), _time(run.window_end)
@@ -473,7 +533,7 @@ class AuditLogSync:
         """Each event once, minus those stored or being written; only those within the bound are looked up."""
         unique: dict[str, AuditRecord] = {}
         for record in records:
-            if record.sk not in pipe.in_flight_keys:
+            if not pipe.is_being_written(record.sk):
                 unique.setdefault(record.sk, record)
         to_check = [record for record in unique.values() if pipe.may_be_stored(record)]
         absent = {record.sk for record in self._store.filter_new(to_check)} if to_check else set()
@@ -482,8 +542,9 @@ class AuditLogSync:
     def _submit(
         self, prepared: _PreparedPage, pipe: _Pipeline, session: _Session, result: AuditSyncResult
     ) -> None:
-        """Commit the write in flight, reserve the bound for this page's write, then start it."""
-        self._commit_in_flight(pipe, session, result)
+        """Commit the pages whose writes landed (waiting while the pipeline is full), reserve the bound
+        for this page's write, then start it."""
+        self._commit_landed(pipe, session, result, keep=pipe.depth - 1)
         if prepared.new:
             newest_new = max(record.created_at_key for record in prepared.new)
             if pipe.bound is None or newest_new > pipe.bound:
@@ -493,23 +554,28 @@ class AuditLogSync:
         # before a saved bound covers it.
         self._save_or_flush(session, result)
         if not prepared.new:
-            pipe.in_flight = (prepared, _Written())
+            pipe.in_flight.append(_InFlight(prepared, _Written(), frozenset()))
             return
         if self._forwarder is not None:
             # Before the write: a crash in between re-publishes (at least once) instead of losing.
             self._forwarder.publish([record.raw for record in prepared.new])
             result.forwarded += len(prepared.new)
         new = prepared.new
-        pipe.in_flight = (prepared, pipe.writes.submit(lambda: self._store.put(new)))
-        pipe.in_flight_keys = frozenset(record.sk for record in new)
+        write = pipe.writes.submit(lambda: self._store.put(new))
+        pipe.in_flight.append(_InFlight(prepared, write, frozenset(record.sk for record in new)))
 
-    def _commit_in_flight(self, pipe: _Pipeline, session: _Session, result: AuditSyncResult) -> None:
-        """Wait for the write in flight; its page then counts as stored (in memory, saved by the caller)."""
-        if pipe.in_flight is None:
-            return
-        prepared, pending = pipe.in_flight
-        pending.result()  # a failed write raises here: nothing of its page is committed
-        pipe.in_flight, pipe.in_flight_keys = None, frozenset()
+    def _commit_landed(
+        self, pipe: _Pipeline, session: _Session, result: AuditSyncResult, *, keep: int
+    ) -> None:
+        """Commit pages in order while their writes have landed, waiting for the oldest while more than
+        `keep` are in flight; committed pages count as stored (in memory, saved by the caller)."""
+        while pipe.in_flight and (len(pipe.in_flight) > keep or pipe.in_flight[0].write.done()):
+            entry = pipe.in_flight[0]
+            entry.write.result()  # a failed write raises here: nothing of its page is committed
+            pipe.in_flight.popleft()
+            self._commit(entry.page, session, result)
+
+    def _commit(self, prepared: _PreparedPage, session: _Session, result: AuditSyncResult) -> None:
         result.stored += len(prepared.new)
         self._signals.add(prepared.records)
         if prepared.records:
@@ -520,8 +586,8 @@ class AuditLogSync:
         session.state["run"] = prepared.position
 
     def _drain(self, pipe: _Pipeline, session: _Session, result: AuditSyncResult) -> None:
-        if pipe.in_flight is not None:
-            self._commit_in_flight(pipe, session, result)
+        if pipe.in_flight:
+            self._commit_landed(pipe, session, result, keep=0)
             self._save_or_flush(session, result)
 
     def _save_or_flush(self, session: _Session, result: AuditSyncResult) -> None:
