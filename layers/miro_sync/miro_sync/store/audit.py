@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -190,8 +191,11 @@ class AuditRepository:
         self._client = table.meta.client
         self.table_name: str = table.name
         self.retention_days = retention_days
-        # BatchWriteItem calls of one page in parallel (each is a latency-bound round trip).
+        # BatchWriteItem calls in parallel (each is a latency-bound round trip), on one pool for the
+        # repository's life: pages written concurrently share it instead of starting threads per page.
         self.write_workers = max(1, write_workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self.read_requests = 0
         self.write_requests = 0
         self.items_written = 0
@@ -220,10 +224,17 @@ class AuditRepository:
         if self.write_workers == 1 or len(batches) == 1:
             self.write_requests += sum(batch_write(self._client, self.table_name, batch) for batch in batches)
         else:
-            with ThreadPoolExecutor(max_workers=min(self.write_workers, len(batches))) as pool:
-                requests = pool.map(lambda batch: batch_write(self._client, self.table_name, batch), batches)
-                self.write_requests += sum(requests)
+            requests = self._writer_pool().map(
+                lambda batch: batch_write(self._client, self.table_name, batch), batches
+            )
+            self.write_requests += sum(requests)
         self.items_written += len(records)
+
+    def _writer_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.write_workers, thread_name_prefix="audit-batch-write")
+            return self._pool
 
     # --- queries ---------------------------------------------------------------------------------
 
