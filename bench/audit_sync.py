@@ -74,14 +74,15 @@ def main() -> None:
     from miro_sync_cli.local.servers import local_servers
     from miro_sync_cli.local.stack import LocalStack, MiroConnection
 
-    # `miro-sync emulator` has no option for the number of audit events: it generates members * 10
-    # (over 100 days, ~90 % of them inside Miro's 90 days).
+    # About `--events` audit events over 100 days (~90 % of them inside Miro's 90 days), by
+    # events / 10 members.
     members = max(200, args.events // 10)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     emulator_command = [
         sys.executable, "-m", "miro_sync_cli.main", "emulator", "--port", str(port), "--members",
-        str(members), "--seed", "5", "--latency-ms", str(LATENCY_MS), "--window-s", str(WINDOW_S),
+        str(members), "--audit-events", str(args.events), "--seed", "5", "--latency-ms", str(LATENCY_MS),
+        "--window-s", str(WINDOW_S),
     ]  # fmt: skip
     defaults = EmulatorConfig()
     with ExitStack() as stack:
@@ -108,7 +109,7 @@ def main() -> None:
             return
 
         events_before = int(http_json("GET", f"{base_url}/_emulator/state/org")["auditEvents"])
-        _add_new_events(base_url, defaults.scim_token, NEW_EVENTS)
+        _add_new_events(base_url, NEW_EVENTS)
         events_after = int(http_json("GET", f"{base_url}/_emulator/state/org")["auditEvents"])
 
         http_json("POST", f"{base_url}/_emulator/reset-stats")
@@ -144,28 +145,17 @@ def main() -> None:
     )
 
 
-def _add_new_events(base_url: str, scim_token: str, count: int) -> None:
-    """New audit events through Miro's own API: each SCIM deactivation or reactivation is one event.
-
-    (The emulator has no introspection call that appends audit events; this path is slow because SCIM
-    allows 100 PATCHes per 30 s, but it is what a real org would show.)"""
-    from miro_sync.miro.errors import MiroConflict
-    from miro_sync.miro.scim import MiroScimClient
-
-    scim = MiroScimClient(f"{base_url}/api/v1/scim", scim_token)
-    added = 0
-    for user in scim.iter_users(count=100):
-        if added >= count:
-            return
-        if not user.active:
-            continue
-        try:
-            scim.set_active(user.id, False)
-        except MiroConflict:  # the last active admin stays
-            continue
-        scim.set_active(user.id, True)
-        added += 2
-    raise RuntimeError(f"only {added} of {count} new audit events could be made")
+def _add_new_events(base_url: str, count: int) -> None:
+    """`count` new audit events "now", after every existing one, in one call to the emulator's
+    `POST /_emulator/audit-events` (made as the generator makes its events: active members signing in and
+    working on boards)."""
+    before = int(http_json("GET", f"{base_url}/_emulator/state/org")["auditEvents"])
+    answer = http_json("POST", f"{base_url}/_emulator/audit-events", {"count": count})
+    after = int(http_json("GET", f"{base_url}/_emulator/state/org")["auditEvents"])
+    if answer["added"] != count or after - before != count:
+        raise RuntimeError(
+            f"asked for {count} new audit events, got {answer['added']} ({after - before} in the log)"
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,12 @@ def emulator(
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, help="Added latency per request."),
     faults: str = typer.Option("none", "--faults", help="Fault profile: none, flaky, 429-storm, slow, ..."),
     window_s: float = typer.Option(60.0, "--window-s", min=0.001, help="Rate-limit window in seconds."),
+    audit_events: int | None = typer.Option(
+        None,
+        "--audit-events",
+        min=0,
+        help="About this many audit events over the last 100 days (default: members x 10).",
+    ),
 ) -> None:
     # Heavy imports stay here so `miro-sync --help` does not build an org or load werkzeug.
     from rich.console import Console
@@ -35,11 +41,13 @@ def emulator(
         latency_ms=latency_ms,
         faults=faults,
         window_s=window_s,
+        audit_events=audit_events,
         org_id=org_id or defaults.org_id,
         token=token or defaults.token,
         scim_token=scim_token or defaults.scim_token,
     )
-    with console.status(f"Generating an org of {members} members (seed {seed})..."):
+    events = config.audit_event_count
+    with console.status(f"Generating an org of {members} members, ~{events} audit events (seed {seed})..."):
         running = start_emulator(config, port=port)
     with running:
         console.print(f"[bold green]Miro emulator[/] serving org [bold]{running.org_id}[/]")
@@ -49,6 +57,12 @@ def emulator(
         console.print(f"  SCIM token  {running.scim_token}")
         console.print(f"  Introspect  {running.base_url}/_emulator/stats")
         console.print(f"  Faults      {faults}, rate-limit window {window_s}s")
+        console.print(
+            f"  Audit log   {len(running.state.audit)} events; add more: POST {running.base_url}"
+            '/_emulator/audit-events {"count": N}',
+            soft_wrap=True,
+            highlight=False,
+        )
         exports = (
             f"MIRO_API_URL={running.base_url} MIRO_SCIM_URL={running.scim_url} MIRO_ORG_ID={running.org_id}"
         )

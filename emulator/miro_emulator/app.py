@@ -121,6 +121,11 @@ def _ops() -> list[tuple[str, list[str], Operation]]:
         ),
         (f"{INTERNAL_PREFIX}/faults", ["POST"], Operation("_faults", "internal", introspection.set_faults)),
         (
+            f"{INTERNAL_PREFIX}/audit-events",
+            ["POST"],
+            Operation("_add_audit_events", "internal", introspection.add_audit_events),
+        ),
+        (
             f"{INTERNAL_PREFIX}/boards/<board_id>",
             ["DELETE"],
             Operation("_delete_board", "internal", introspection.delete_board),

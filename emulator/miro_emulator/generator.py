@@ -8,12 +8,13 @@ the same order, so an org for a seed does not depend on how fast the code is."""
 from __future__ import annotations
 
 import random
+import time
 from base64 import urlsafe_b64encode
 from collections.abc import Callable
 from itertools import accumulate
 from math import log
 
-from miro_emulator.audit import EVENT_TYPE_INDEX, NO_INDEX
+from miro_emulator.audit import EVENT_TYPE_INDEX, EVENT_TYPES, NO_INDEX
 from miro_emulator.config import Clock, EmulatorConfig, to_ms
 from miro_emulator.state import (
     ADMIN,
@@ -24,6 +25,7 @@ from miro_emulator.state import (
     Board,
     Member,
     OrgState,
+    StateError,
     Team,
     TeamMembership,
 )
@@ -139,6 +141,18 @@ BOARD_TOPICS = (
 )
 ADMIN_ROLE_NAMES = ("Content Admin", "User Admin", "Security Admin")
 COMPANY_DOMAIN = "acme.example"
+# The events members make themselves, by weight (a roll below a type's cumulative weight picks it).
+ACTIVITY_WEIGHTS = (
+    ("sign_in_succeeded", 0.30),
+    ("sign_in_failed", 0.03),
+    ("board_opened", 0.50),
+    ("board_created", 0.07),
+    ("board_shared", 0.10),
+)
+ACTIVITY_EVENTS = tuple(name for name, _ in ACTIVITY_WEIGHTS)
+# Live audit events (`add_live_audit_events`): at most this many per call, within the last this many ms.
+MAX_LIVE_AUDIT_EVENTS = 100_000
+LIVE_AUDIT_SPREAD_MS = 1000
 EXTERNAL_DOMAINS = ("agency.example", "partner.example", "freelance.example", "vendor.example")
 
 
@@ -391,11 +405,10 @@ def _add_audit_events(state: OrgState, rng: random.Random, count: int, now_ms: i
         if not member.active
     )
     deactivations.append((sentinel, NO_INDEX, NO_INDEX))
-    # Event types by weight: sign-in succeeded 30 %, failed 3 %, board opened 50 %, created 7 %,
-    # shared 10 %: a roll below the cumulative weight of a type picks it.
+    # Event types by ACTIVITY_WEIGHTS: a roll below the cumulative weight of a type picks it.
     cumulative = []
     running = 0.0
-    for weight in (0.30, 0.03, 0.50, 0.07, 0.10):
+    for _, weight in ACTIVITY_WEIGHTS:
         running += weight
         cumulative.append(running)
     below_sign_in, below_failed, below_opened, below_created, _ = cumulative
@@ -467,3 +480,69 @@ def _add_audit_events(state: OrgState, rng: random.Random, count: int, now_ms: i
             )
             add_target(int(random_() * board_count))
     emit_before(sentinel)  # what is left of both
+
+
+def add_live_audit_events(state: OrgState, count: int, event: str | None = None) -> range:
+    """Append `count` audit events happening "now", made as `_add_audit_events` makes its other events.
+
+    Actors are active members who have signed in before, picked uniformly; the type is drawn by
+    ACTIVITY_WEIGHTS (or is `event`); sign-ins target their actor, board events a board that is not
+    deleted; the team is the actor's primary team. Times are sorted, within the last
+    LIVE_AUDIT_SPREAD_MS and strictly after every event already in the log (a client paging ASC from
+    its last event sees exactly these as new); each actor's lastActivityAt moves up to their last new
+    event, keeping the generator's rule that no event comes after its actor's lastActivityAt.
+    Returns the new events' positions (ids are `AuditLog.event_id(position)`)."""
+    if not 1 <= count <= MAX_LIVE_AUDIT_EVENTS:
+        raise StateError("invalid", f"count must be between 1 and {MAX_LIVE_AUDIT_EVENTS}")
+    if event is not None and event not in ACTIVITY_EVENTS:
+        raise StateError("invalid", f"event must be one of: {', '.join(ACTIVITY_EVENTS)}")
+    with state.lock:
+        actors = [
+            m for m in state.all_members if m.active and not m.deleted and m.last_activity_ms is not None
+        ]
+        if not actors:
+            raise StateError("conflict", "No active member who has signed in before is left to act")
+        boards = [board.index for board in state.boards if not board.deleted]
+        weights: tuple[tuple[str, float], ...] = ACTIVITY_WEIGHTS if event is None else ((event, 1.0),)
+        if not boards:
+            if event is not None and _object_kind(event) == "board":
+                raise StateError("conflict", f"No board is left for {event} events")
+            weights = tuple(pair for pair in weights if _object_kind(pair[0]) == "user")
+        cumulative: list[tuple[float, int]] = []
+        running = 0.0
+        for name, weight in weights:
+            running += weight
+            cumulative.append((running, EVENT_TYPE_INDEX[name]))
+        audit = state.audit
+        last_ms = audit.created_ms[-1] if len(audit) else None
+        now_ms = state.clock.now_ms()
+        while last_ms is not None and now_ms <= last_ms:
+            # An event in this very millisecond: wait for the next one rather than date events ahead of the
+            # clock (later SCIM events take the clock's time and must not sort before these).
+            time.sleep((last_ms - now_ms + 1) / 1000)
+            now_ms = state.clock.now_ms()
+        low_ms = now_ms - LIVE_AUDIT_SPREAD_MS + 1
+        if last_ms is not None:
+            low_ms = max(low_ms, last_ms + 1)
+        first = len(audit)
+        rng = random.Random(f"{state.config.seed}:{first}")
+        random_ = rng.random
+        span = now_ms - low_ms + 1
+        times = sorted(low_ms + int(random_() * span) for _ in range(count))
+        actor_count = len(actors)
+        board_count = len(boards)
+        for created in times:
+            actor = actors[int(random_() * actor_count)]
+            roll = random_() * running
+            kind = next((index for bound, index in cumulative if roll < bound), cumulative[-1][1])
+            if EVENT_TYPES[kind].object_kind == "board":
+                target = boards[int(random_() * board_count)]
+            else:
+                target = actor.index
+            audit.append(created, kind, actor.index, target, actor.primary_team)
+            actor.last_activity_ms = max(actor.last_activity_ms or 0, created)
+        return range(first, len(audit))
+
+
+def _object_kind(event_name: str) -> str:
+    return EVENT_TYPES[EVENT_TYPE_INDEX[event_name]].object_kind

@@ -1,5 +1,5 @@
-"""`/_emulator/...`: the truth for tests and benchmarks, and board item changes that trigger webhooks.
-Never authenticated, rate limited or faulted."""
+"""`/_emulator/...`: the truth for tests and benchmarks, board item changes that trigger webhooks, and
+live audit events. Never authenticated, rate limited or faulted."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from miro_emulator.config import iso_ms, iso_s
 from miro_emulator.faults import PROFILES
+from miro_emulator.generator import ACTIVITY_EVENTS, MAX_LIVE_AUDIT_EVENTS, add_live_audit_events
 from miro_emulator.http import Request, Response, bad_request, not_found
 from miro_emulator.params import json_object
 from miro_emulator.rest import subscription_json
@@ -94,6 +95,38 @@ def set_faults(emulator: Emulator, request: Request) -> Response:
         raise bad_request(f"Field 'profile' must be one of: {', '.join(PROFILES)}")
     emulator.set_fault_profile(profile)
     return Response(200, {"profile": profile})
+
+
+AUDIT_EVENT_FIELDS = ("count", "event")
+
+
+def add_audit_events(emulator: Emulator, request: Request) -> Response:
+    """`{"count": N, "event": optional type}`: N new audit events now, after every existing one."""
+    body = json_object(request)
+    unknown = sorted(set(body) - set(AUDIT_EVENT_FIELDS))
+    if unknown:
+        raise bad_request(f"Unknown field(s): {', '.join(unknown)}; allowed: {', '.join(AUDIT_EVENT_FIELDS)}")
+    count = body.get("count")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_LIVE_AUDIT_EVENTS:
+        raise bad_request(f"Field 'count' must be an integer from 1 to {MAX_LIVE_AUDIT_EVENTS}")
+    event = body.get("event")
+    if event is not None and event not in ACTIVITY_EVENTS:
+        raise bad_request(f"Field 'event' must be one of: {', '.join(ACTIVITY_EVENTS)}")
+    state = emulator.state
+    with state.lock:
+        added = add_live_audit_events(state, count, event if isinstance(event, str) else None)
+        audit = state.audit
+        kinds = Counter(audit.describe(position)[1].name for position in added)
+        body_out = {
+            "added": len(added),
+            "total": len(audit),
+            "firstId": audit.event_id(added.start),
+            "lastId": audit.event_id(added.stop - 1),
+            "firstCreatedAt": iso_ms(audit.created_ms[added.start]),
+            "lastCreatedAt": iso_ms(audit.created_ms[added.stop - 1]),
+            "byEvent": dict(sorted(kinds.items())),
+        }
+    return Response(201, body_out)
 
 
 def _board_or_404(emulator: Emulator, request: Request) -> Board:
