@@ -28,7 +28,12 @@ class Verdict:
 
 
 class WindowBudget:
-    """Fixed windows aligned to the limiter's start; each key gets `limit` units per window."""
+    """Fixed windows, each key gets `limit` units per window.
+
+    Windows start on a whole epoch second (the one the limiter started in), so with a whole-second
+    window the `X-RateLimit-Reset` header (epoch seconds, as Miro sends it) is the exact moment the
+    next window opens rather than up to a second after it.
+    """
 
     def __init__(
         self,
@@ -40,8 +45,9 @@ class WindowBudget:
         self.limit = limit
         self.window_s = window_s
         self._monotonic = monotonic
-        self._origin_mono = monotonic()
-        self._origin_wall = wall()
+        started_mono, started_wall = monotonic(), wall()
+        self._origin_wall = math.floor(started_wall)
+        self._origin_mono = started_mono - (started_wall - self._origin_wall)
         self._spent: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 

@@ -69,6 +69,20 @@ def test_budget_refuses_over_limit_and_refills_next_window() -> None:
     assert budget.charge("t", 500).remaining == 500
 
 
+def test_windows_open_on_whole_epoch_seconds_so_the_reset_header_is_exact() -> None:
+    clock = FakeClock()
+    # Started 0.75 s into an epoch second: the first window is the one that began at ...000.
+    budget = WindowBudget(100, 10, monotonic=clock, wall=lambda: 1_700_000_000.75)
+    spent = budget.charge("t", 100)
+    assert spent.reset_epoch_s == 1_700_000_010
+    clock.now += 9.2  # epoch ...009.95: still the first window
+    assert not budget.charge("t", 1).allowed
+    clock.now += 0.1  # epoch ...010.05: past the announced reset, a fresh window
+    fresh = budget.charge("t", 1)
+    assert fresh.allowed
+    assert fresh.reset_epoch_s == 1_700_000_020
+
+
 def test_storms_last_a_profile_scaled_share_of_the_window() -> None:
     storm = PROFILES["429-storm"]
     assert storm.storm_duration_s(60) == 2.0
