@@ -24,6 +24,12 @@ The credit window is compressed (`--window-s`, default 10 s instead of Miro's 60
 allows it so that benchmarks can compress time) and stated in the JSON as `window_s`.
 
 `python -m bench.members_sync [--members N] [--rss-members N] [--latency-ms MS] [--window-s S]`
+`--rss-only` runs part 4 alone (printed, not written to bench/results); `--rss-trace` adds VmRSS at
+the sync's phase boundaries and a VmRSS timeline (sampled every 0.25 s) to its output, to see where
+the peak happens. With `--tracemalloc` as well, every mark and sample also carries the traced MB, each
+phase end lists the biggest live allocation sites, `BENCH_TRACEMALLOC_FRAMES=N` keeps N frames of them
+and `BENCH_SNAPSHOT_AT=s1,s2` adds such a list at those seconds after the child started. Tracing
+inflates RSS: read peak_rss_mb only from runs without --tracemalloc.
 """
 
 from __future__ import annotations
@@ -53,6 +59,92 @@ CHAINED_OPERATIONS = ("enterprise-get-organization-members",)
 # --- children ---------------------------------------------------------------------------------------
 
 
+def _vm_rss_mb() -> float:
+    """The current resident set size (VmRSS) of this process in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+class _RssTrace:
+    """Diagnostics only (--rss-trace): VmRSS sampled in a thread, and at the sync's phase boundaries.
+
+    The phase methods are wrapped on the class (the handler imports the same module), so the run
+    itself is unchanged; the sampler thread costs well under 1 MB."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.started = time.monotonic()
+        self.marks: list[tuple[Any, ...]] = []
+        self.samples: list[tuple[float, ...]] = []
+        self.mark("child start")
+        self._stop = threading.Event()
+        self._snapshots_due = [float(at) for at in os.environ.get("BENCH_SNAPSHOT_AT", "").split(",") if at]
+        self._snapshot_at = self._snapshots_due.pop(0) if self._snapshots_due else float("inf")
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        from miro_sync.sync import members
+
+        for name in ("_collect_aux", "_list_members", "_apply_removals", "_snapshot"):
+            setattr(members.MembersSync, name, self._wrap(name, getattr(members.MembersSync, name)))
+
+    def mark(self, what: str) -> None:
+        """VmRSS now; with --tracemalloc also the traced MB now and the traced peak since the last mark."""
+        import tracemalloc
+
+        entry: list[Any] = [round(time.monotonic() - self.started, 2), what, _vm_rss_mb()]
+        if tracemalloc.is_tracing():
+            current, peak = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            entry += [round(current / 2**20, 1), round(peak / 2**20, 1)]
+            if what.endswith(" end"):  # what is live then: the biggest allocation sites
+                top = tracemalloc.take_snapshot().statistics("traceback")[:8]
+                entry.append(
+                    [f"{stat.size / 2**20:.1f} MB " + " < ".join(map(str, stat.traceback)) for stat in top]
+                )
+        self.marks.append(tuple(entry))
+
+    def _wrap(self, name: str, method: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            self.mark(f"{name} start")
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.mark(f"{name} end")
+
+        return wrapped
+
+    def _sample(self) -> None:
+        import tracemalloc
+
+        while not self._stop.wait(0.25):
+            sample: tuple[float, ...] = (round(time.monotonic() - self.started, 2), _vm_rss_mb())
+            if tracemalloc.is_tracing():  # with --tracemalloc: the traced (live Python) MB beside it
+                sample += (round(tracemalloc.get_traced_memory()[0] / 2**20, 1),)
+            self.samples.append(sample)
+            if tracemalloc.is_tracing() and sample[0] >= self._snapshot_at:  # BENCH_SNAPSHOT_AT=s[,s...]
+                self._snapshot_at = self._snapshots_due.pop(0) if self._snapshots_due else float("inf")
+                top = tracemalloc.take_snapshot().statistics("traceback")[:6]
+                lines = [
+                    f"{stat.size / 2**20:.1f} MB " + " < ".join(map(str, stat.traceback)) for stat in top
+                ]
+                self.marks.append((sample[0], "snapshot", *sample[1:], lines))
+
+    def report(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        peak = max(self.samples, key=lambda sample: sample[1], default=(0.0, 0.0))
+        every = max(1, len(self.samples) // 60)  # a readable timeline: ~60 points
+        return {
+            "marks": self.marks,
+            "sampled_peak": peak,
+            "timeline": self.samples[::every],
+        }
+
+
 def _child_sync() -> None:
     """Invoke the real handler (and its self-continuations) until the run completes."""
     import resource
@@ -62,8 +154,12 @@ def _child_sync() -> None:
     if trace:
         import tracemalloc
 
-        tracemalloc.start(1)
+        tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "1")))
+    rss_trace = _RssTrace() if config.get("rss_trace") else None
     from miro_sync_cli.local.invoke import invoke_function
+
+    if rss_trace is not None:
+        rss_trace.mark("invoke imported")
 
     event: dict[str, Any] = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
     started = time.monotonic()
@@ -96,6 +192,8 @@ def _child_sync() -> None:
         top = tracemalloc.take_snapshot().statistics("lineno")[:15]
         summary["tracemalloc_peak_mb"] = round(peak / 2**20, 1)
         print("\n".join(str(line) for line in top), file=sys.stderr)
+    if rss_trace is not None:
+        summary["rss_trace"] = rss_trace.report()
     print(json.dumps(summary), flush=True)
 
 
@@ -196,11 +294,11 @@ def _sync_env(local: Any) -> dict[str, str]:
     return env
 
 
-def _run_sync(env: dict[str, str], *, trace: bool = False) -> dict[str, Any]:
+def _run_sync(env: dict[str, str], *, trace: bool = False, rss_trace: bool = False) -> dict[str, Any]:
     return run_child(
         "bench.members_sync",
         ["--child", "sync"],
-        {"BENCH_CHILD": json.dumps({"env": env, "tracemalloc": trace})},
+        {"BENCH_CHILD": json.dumps({"env": env, "tracemalloc": trace, "rss_trace": rss_trace})},
     )
 
 
@@ -250,6 +348,108 @@ def _suspend_one_percent(emulator: Emulator, members: int) -> int:
     return changed
 
 
+def _compare(args: argparse.Namespace, stack: ExitStack, servers: Any, summary: dict[str, Any]) -> bool:
+    """Parts 1-3 (and 1b). False when --ours-only stopped after part 1."""
+    # 1 + 2. our first sync
+    ours = Emulator(stack, members=args.members, seed=11, latency_ms=args.latency_ms, window_s=args.window_s)
+    local = _stack(servers, ours, "bench-ours")
+    env = _sync_env(local)
+    ours.reset_stats()
+    first = _run_sync(env)
+    assert first["outcome"] == "complete", first
+    floor = _floor(ours.stats(), args.latency_ms, args.window_s)
+    summary.update(
+        wall_s=round(first["wall_s"], 2),
+        **floor,
+        efficiency=round(floor["floor_s"] / first["wall_s"], 3),
+        first_sync_items_written=first["written"],
+        first_sync_write_requests=first["write_requests"],
+        first_sync_peak_rss_mb=first["peak_rss_mb"],
+        first_sync_cpu_s=first["cpu_s"],
+    )
+
+    if args.ours_only:
+        print(first.get("stderr_tail", ""), file=sys.stderr)
+        return False
+
+    # 3. re-sync after 1% changed (same emulator: its state is the org)
+    changed = _suspend_one_percent(ours, args.members)
+    ours.reset_stats()
+    resync = _run_sync(env)
+    resync_stats = ours.stats()
+    summary.update(
+        resync_changed=changed,
+        resync_items_written=resync["written"],
+        resync_write_requests=resync["write_requests"],
+        resync_write_fraction=round(resync["written"] / args.members, 4),
+        resync_wall_s=round(resync["wall_s"], 2),
+        resync_pages=sum(resync_stats["requests"].values()),
+        resync_credits_spent=resync_stats["creditsSpent"],
+    )
+    ours.stop()
+
+    # 1b. the baseline: a fresh emulator with the same org and its own budget, empty tables
+    baseline_emulator = Emulator(
+        stack, members=args.members, seed=11, latency_ms=args.latency_ms, window_s=args.window_s
+    )
+    baseline_local = _stack(servers, baseline_emulator, "bench-base")
+    baseline_emulator.reset_stats()
+    baseline = run_child(
+        "bench.members_sync",
+        ["--child", "baseline"],
+        {
+            "BENCH_CHILD": json.dumps(
+                {
+                    "api_url": baseline_emulator.base_url,
+                    "org_id": ORG_ID,
+                    "token": REST_TOKEN,
+                    "table": baseline_local.tables["MembersTable"],
+                }
+            ),
+            **servers.endpoint_environment(),
+        },
+    )
+    baseline_stats = baseline_emulator.stats()
+    baseline_emulator.stop()
+    summary.update(
+        baseline_wall_s=round(baseline["wall_s"], 2),
+        baseline_written=baseline["written"],
+        baseline_pages=sum(baseline_stats["requests"].values()),
+        baseline_http_429=baseline_stats["totalRateLimited"],
+        speedup=round(baseline["wall_s"] / first["wall_s"], 2),
+    )
+    return True
+
+
+def _measure_rss(args: argparse.Namespace, stack: ExitStack, servers: Any, summary: dict[str, Any]) -> None:
+    """Part 4: peak RSS of the sync process at --rss-members."""
+    started = time.monotonic()
+    rss_emulator = Emulator(
+        stack, members=args.rss_members, seed=12, latency_ms=args.latency_ms, window_s=args.window_s
+    )
+    rss_local = _stack(servers, rss_emulator, "bench-rss")
+    setup_s = time.monotonic() - started
+    rss_emulator.reset_stats()
+    rss = _run_sync(_sync_env(rss_local), trace=args.tracemalloc, rss_trace=args.rss_trace)
+    rss_stats = rss_emulator.stats()
+    rss_emulator.stop()
+    summary.update(
+        rss_members=args.rss_members,
+        peak_rss_mb_100k=rss["peak_rss_mb"],
+        rss_run_wall_s=round(rss["wall_s"], 2),
+        rss_run_cpu_s=rss["cpu_s"],
+        rss_run_setup_s=round(setup_s, 1),
+        rss_run_fetched=rss["fetched"],
+        rss_run_invocations=rss["invocations"],
+        rss_run_floor=_floor(rss_stats, args.latency_ms, args.window_s),
+    )
+    if args.tracemalloc:
+        summary["rss_tracemalloc_peak_mb"] = rss.get("tracemalloc_peak_mb")
+        print(rss.get("stderr_tail", ""), file=sys.stderr)
+    if args.rss_trace:
+        summary["rss_trace"] = rss.get("rss_trace")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=20_000)
@@ -258,6 +458,10 @@ def main() -> None:
     parser.add_argument("--window-s", type=float, default=10.0)
     parser.add_argument("--tracemalloc", action="store_true", help="tracemalloc top lines of the RSS run")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--rss-only", action="store_true", help="only part 4, the peak RSS at --rss-members")
+    parser.add_argument(
+        "--rss-trace", action="store_true", help="VmRSS at the phase boundaries and over time (RSS run)"
+    )
     parser.add_argument("--ours-only", action="store_true", help="only our first sync (profiling)")
     parser.add_argument("--child", choices=("sync", "baseline"))
     args = parser.parse_args()
@@ -287,96 +491,15 @@ def main() -> None:
         servers = LocalServers(moto_url, moto_url, lambda_api, uses_dynamodb_local=False)
         os.environ.update(servers.endpoint_environment())
 
-        # 1 + 2. our first sync
-        ours = Emulator(
-            stack, members=args.members, seed=11, latency_ms=args.latency_ms, window_s=args.window_s
-        )
-        local = _stack(servers, ours, "bench-ours")
-        env = _sync_env(local)
-        ours.reset_stats()
-        first = _run_sync(env)
-        assert first["outcome"] == "complete", first
-        floor = _floor(ours.stats(), args.latency_ms, args.window_s)
-        summary.update(
-            wall_s=round(first["wall_s"], 2),
-            **floor,
-            efficiency=round(floor["floor_s"] / first["wall_s"], 3),
-            first_sync_items_written=first["written"],
-            first_sync_write_requests=first["write_requests"],
-            first_sync_peak_rss_mb=first["peak_rss_mb"],
-            first_sync_cpu_s=first["cpu_s"],
-        )
-
-        if args.ours_only:
-            print(first.get("stderr_tail", ""), file=sys.stderr)
-            print(json.dumps(summary), flush=True)
+        if not args.rss_only and not _compare(args, stack, servers, summary):
+            print(json.dumps(summary), flush=True)  # --ours-only: printed, not written
             return
-
-        # 3. re-sync after 1% changed (same emulator: its state is the org)
-        changed = _suspend_one_percent(ours, args.members)
-        ours.reset_stats()
-        resync = _run_sync(env)
-        resync_stats = ours.stats()
-        summary.update(
-            resync_changed=changed,
-            resync_items_written=resync["written"],
-            resync_write_requests=resync["write_requests"],
-            resync_write_fraction=round(resync["written"] / args.members, 4),
-            resync_wall_s=round(resync["wall_s"], 2),
-            resync_pages=sum(resync_stats["requests"].values()),
-            resync_credits_spent=resync_stats["creditsSpent"],
-        )
-        ours.stop()
-
-        # 1b. the baseline: a fresh emulator with the same org and its own budget, empty tables
-        baseline_emulator = Emulator(
-            stack, members=args.members, seed=11, latency_ms=args.latency_ms, window_s=args.window_s
-        )
-        baseline_local = _stack(servers, baseline_emulator, "bench-base")
-        baseline_emulator.reset_stats()
-        baseline = run_child(
-            "bench.members_sync",
-            ["--child", "baseline"],
-            {
-                "BENCH_CHILD": json.dumps(
-                    {
-                        "api_url": baseline_emulator.base_url,
-                        "org_id": ORG_ID,
-                        "token": REST_TOKEN,
-                        "table": baseline_local.tables["MembersTable"],
-                    }
-                ),
-                **servers.endpoint_environment(),
-            },
-        )
-        baseline_stats = baseline_emulator.stats()
-        baseline_emulator.stop()
-        summary.update(
-            baseline_wall_s=round(baseline["wall_s"], 2),
-            baseline_written=baseline["written"],
-            baseline_pages=sum(baseline_stats["requests"].values()),
-            baseline_http_429=baseline_stats["totalRateLimited"],
-            speedup=round(baseline["wall_s"] / first["wall_s"], 2),
-        )
-
-        # 4. peak RSS of the sync process at --rss-members
         if not args.skip_rss:
-            rss_emulator = Emulator(
-                stack, members=args.rss_members, seed=12, latency_ms=args.latency_ms, window_s=args.window_s
-            )
-            rss_local = _stack(servers, rss_emulator, "bench-rss")
-            rss = _run_sync(_sync_env(rss_local), trace=args.tracemalloc)
-            rss_emulator.stop()
-            summary.update(
-                rss_members=args.rss_members,
-                peak_rss_mb_100k=rss["peak_rss_mb"],
-                rss_run_wall_s=round(rss["wall_s"], 2),
-                rss_run_fetched=rss["fetched"],
-            )
-            if args.tracemalloc:
-                summary["rss_tracemalloc_peak_mb"] = rss.get("tracemalloc_peak_mb")
-                print(rss.get("stderr_tail", ""), file=sys.stderr)
+            _measure_rss(args, stack, servers, summary)
     summary["bench_wall_s"] = round(time.monotonic() - bench_started, 1)
+    if args.rss_only:
+        print(json.dumps(summary), flush=True)  # one part only: printed, not written over the full result
+        return
     summary["targets_met"] = {
         "efficiency>=0.9": summary["efficiency"] >= 0.9,
         "speedup>=3": summary["speedup"] >= 3,

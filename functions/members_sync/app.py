@@ -44,10 +44,25 @@ class Adapters:
     subscriptions: SubscriptionStore
 
 
+class _LazyLambdaClient:
+    """boto3's Lambda client, created on the first `invoke` (a hand-over), not with the container."""
+
+    def __init__(self) -> None:
+        self._client: Any = None
+
+    def invoke(self, **kwargs: Any) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("lambda")
+        return self._client.invoke(**kwargs)
+
+
 @lru_cache(maxsize=4)
 def build(settings: MembersSyncSettings) -> Adapters:
     """Heavy imports and clients only on the first invocation of a container (cold-start budget)."""
     import boto3
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     from miro_sync.continuation import Continuation
     from miro_sync.miro.client import MiroRestClient
@@ -60,21 +75,26 @@ def build(settings: MembersSyncSettings) -> Adapters:
     from miro_sync.store.subscriptions import SubscriptionsRepository
 
     dynamodb = boto3.resource("dynamodb")
+    # One secrets client on boto3's default session for both tokens. A bare SecretsProvider() opens a
+    # boto3 session of its own, and every session parses botocore's endpoint data again (~9 MB RSS
+    # each, more while the sync's fetch threads race to create them on their first Miro request).
+    secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
     # A sync is one job that wants to finish: spend the usable credits greedily (burst_fraction 0)
     # instead of spreading them to the reset; the pacer's 10% reserve still leaves room for the
     # webhook and offboarding sharing the token, and also absorbs the overshoot of concurrent pages.
     miro = MiroRestClient(
         settings.api_url,
-        SecretsManagerToken(settings.token_secret),
+        SecretsManagerToken(settings.token_secret, fetcher=secrets),
         settings.org_id,
         pacer=RateLimitPacer(burst_fraction=0.0),
     )
     scim = (
-        MiroScimClient(settings.scim_url, SecretsManagerToken(settings.scim_token_secret))
+        MiroScimClient(settings.scim_url, SecretsManagerToken(settings.scim_token_secret, fetcher=secrets))
         if settings.scim_token_secret
         else None
     )
-    invoker = LambdaAsyncInvoker(boto3.client("lambda")) if settings.function_name else None
+    # The Lambda client (its service model is ~3.5 MB) is created only when a run hands over.
+    invoker = LambdaAsyncInvoker(_LazyLambdaClient()) if settings.function_name else None
     state_table = dynamodb.Table(settings.state_table)
     return Adapters(
         miro=miro,

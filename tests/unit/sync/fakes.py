@@ -36,6 +36,7 @@ from miro_sync.store.members import (
     deprovisioned_record,
 )
 from miro_sync.store.state import RunPage, StoredCheckpoint
+from miro_sync.sync.member_index import Buffer
 
 
 class Killed(BaseException):
@@ -318,9 +319,11 @@ class FakeStateStore:
         raw = self.blobs.get((run_id, kind))
         return json.loads(raw) if raw is not None else None
 
-    def put_bytes(self, name: str, run_id: str, kind: str, payload: bytes, *, now: datetime) -> int:
+    def put_bytes(
+        self, name: str, run_id: str, kind: str, payload: bytes | Iterable[Buffer], *, now: datetime
+    ) -> int:
         self.faults.tick()
-        self.byte_blobs[(run_id, kind)] = bytes(payload)
+        self.byte_blobs[(run_id, kind)] = payload if isinstance(payload, bytes) else b"".join(payload)
         return 1
 
     def load_bytes(self, name: str, run_id: str, kind: str) -> bytes | None:

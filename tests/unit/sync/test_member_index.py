@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from array import array
 
-from miro_sync.sync.member_index import CountIndex, HashSet, StringIndex, TeamIndex, key_hash
+from miro_sync.sync.member_index import (
+    CountIndex,
+    HashSet,
+    StringIndex,
+    TeamIndex,
+    key_hash,
+    pack_section_parts,
+    pack_sections,
+    unpack_sections,
+)
 
 
 def test_team_index_lists_each_members_teams_once_sorted_and_survives_bytes() -> None:
@@ -58,3 +67,20 @@ def test_string_index_built_from_packed_values_matches_the_plain_build() -> None
     index = StringIndex.build_packed(array("q", map(key_hash, emails)), bytes(packed), ends)
     assert [index.get(email) for email in emails] == values
     assert index.to_bytes() == StringIndex.build(array("q", map(key_hash, emails)), values).to_bytes()
+
+
+def test_parts_are_the_packed_bytes_without_a_joined_copy() -> None:
+    """to_parts() hands out views of the arrays; joined they are the layout pack_sections writes."""
+    index = StringIndex.build(array("q", [key_hash("a"), key_hash("b")]), ["abc", "de"])
+    parts = index.to_parts()
+    assert any(isinstance(part, memoryview) for part in parts)
+    _header, (keys, ends, text) = unpack_sections(b"".join(parts))
+    assert b"".join(parts) == pack_sections([keys, ends, text], {})
+    restored = StringIndex.from_bytes(b"".join(parts))
+    assert (restored.get("a"), restored.get("b")) == ("abc", "de")
+
+    outer = pack_section_parts([index.to_parts(), [b"xy"]], {"n": 1})
+    header, (first, second) = unpack_sections(b"".join(outer))
+    assert header["n"] == 1
+    assert first == index.to_bytes()
+    assert second == b"xy"

@@ -276,6 +276,46 @@ def test_running_low_on_time_hands_over_and_the_next_invocation_finishes() -> No
     assert w.state.snapshots[first.run_id or ""]["members"] == 45
 
 
+class CountingStateStore(FakeStateStore):
+    """Counts reads of the run's aux blob."""
+
+    aux_loads: int = 0
+
+    def load_bytes(self, name: str, run_id: str, kind: str) -> bytes | None:
+        if kind == "aux":
+            self.aux_loads += 1
+        return super().load_bytes(name, run_id, kind)
+
+
+def test_the_aux_collected_by_an_invocation_is_used_as_built_not_read_back() -> None:
+    w = world()
+    w.state = CountingStateStore()
+
+    result = w.run()
+
+    assert result.outcome == "complete"
+    # One look for an aux collected before an interruption; none after collecting it.
+    assert w.state.aux_loads == 1
+    assert w.members.items["00003"]["teams"] == ["t1", "t2"]
+    assert w.members.items["00000"]["boardsOwned"] == 3
+
+
+def test_a_resumed_invocation_loads_the_stored_aux_instead_of_collecting_it_again() -> None:
+    w = world()
+    first = w.run(FakeDeadline(checks_before_low=0))  # hands over right after the aux phase
+    assert first.outcome == "continue"
+    assert first.pages == 0
+    board_pages, listings = w.miro.board_pages_served, w.scim.listings
+
+    second = w.run()
+
+    assert second.outcome == "complete"
+    assert (w.miro.board_pages_served, w.scim.listings) == (board_pages, listings)
+    clean = world()
+    clean.run()
+    assert w.members.table() == clean.members.table()
+
+
 def test_a_second_invocation_while_the_lease_is_held_backs_off() -> None:
     w = world()
     assert w.state.acquire_lease("members", "other", now_ms=0, until_ms=int(T0.timestamp() * 1000) + 60_000)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -212,9 +212,24 @@ class StateRepository:
         data = self.load_bytes(name, run_id, kind)
         return None if data is None else json.loads(data)
 
-    def put_bytes(self, name: str, run_id: str, kind: str, payload: bytes, *, now: datetime) -> int:
-        """Store `payload` zlib-compressed in chunks under 350 KB; returns the number of chunks."""
-        data = zlib.compress(payload, 6)
+    def put_bytes(
+        self,
+        name: str,
+        run_id: str,
+        kind: str,
+        payload: bytes | Iterable[bytes | bytearray | memoryview],
+        *,
+        now: datetime,
+    ) -> int:
+        """Store `payload` zlib-compressed in chunks under 350 KB; returns the number of chunks.
+
+        `payload` may be given as parts (e.g. views of arrays): they are compressed one after the
+        other, so no joined copy of the whole payload is made."""
+        if isinstance(payload, bytes):
+            data = zlib.compress(payload, 6)
+        else:
+            compressor = zlib.compressobj(6)
+            data = b"".join([*(compressor.compress(part) for part in payload), compressor.flush()])
         chunks = [
             data[start : start + _BLOB_CHUNK_BYTES] for start in range(0, len(data), _BLOB_CHUNK_BYTES)
         ] or [b""]

@@ -17,7 +17,9 @@ import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
+
+Buffer: TypeAlias = bytes | bytearray | memoryview
 
 _TEAM_BITS = 24  # up to 16.7 million teams per organization
 
@@ -27,8 +29,15 @@ def key_hash(value: str) -> int:
 
 
 def pack_sections(sections: Sequence[bytes], header: dict[str, Any]) -> bytes:
-    head = json.dumps({**header, "sections": [len(section) for section in sections]}).encode()
-    return struct.pack(">I", len(head)) + head + b"".join(sections)
+    return b"".join(pack_section_parts([[section] for section in sections], header))
+
+
+def pack_section_parts(sections: Sequence[Sequence[Buffer]], header: dict[str, Any]) -> list[Buffer]:
+    """pack_sections as a list of buffers, each section given as the buffers it is made of: the
+    indexes hand out views of their arrays, so storing them copies nothing until compression."""
+    lengths = [sum(memoryview(part).nbytes for part in parts) for parts in sections]
+    head = json.dumps({**header, "sections": lengths}).encode()
+    return [struct.pack(">I", len(head)) + head, *(part for parts in sections for part in parts)]
 
 
 def unpack_sections(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
@@ -85,8 +94,13 @@ class TeamIndex:
                 previous = key
         return distinct
 
+    def to_parts(self) -> list[Buffer]:
+        return pack_section_parts(
+            [[memoryview(self._keys)], [memoryview(self._teams)]], {"teamIds": self.team_ids}
+        )
+
     def to_bytes(self) -> bytes:
-        return pack_sections([self._keys.tobytes(), self._teams.tobytes()], {"teamIds": self.team_ids})
+        return b"".join(self.to_parts())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TeamIndex:
@@ -121,8 +135,11 @@ class CountIndex:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def to_parts(self) -> list[Buffer]:
+        return pack_section_parts([[memoryview(self._keys)], [memoryview(self._counts)]], {})
+
     def to_bytes(self) -> bytes:
-        return pack_sections([self._keys.tobytes(), self._counts.tobytes()], {})
+        return b"".join(self.to_parts())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CountIndex:
@@ -152,7 +169,7 @@ class StringIndex:
         return cls(keys, ends, "".join(parts))
 
     @classmethod
-    def build_packed(cls, hashes: array[int], packed: bytes, ends: array[int]) -> StringIndex:
+    def build_packed(cls, hashes: array[int], packed: bytes | bytearray, ends: array[int]) -> StringIndex:
         """Like build, from values stored back to back in `packed` (ASCII), value i ending at ends[i].
 
         Sorted through one list of Python ints (hash and position in one number), ~45 bytes per
@@ -183,8 +200,13 @@ class StringIndex:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def to_parts(self) -> list[Buffer]:
+        return pack_section_parts(
+            [[memoryview(self._keys)], [memoryview(self._ends)], [self._text.encode()]], {}
+        )
+
     def to_bytes(self) -> bytes:
-        return pack_sections([self._keys.tobytes(), self._ends.tobytes(), self._text.encode()], {})
+        return b"".join(self.to_parts())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StringIndex:
