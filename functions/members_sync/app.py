@@ -44,20 +44,6 @@ class Adapters:
     subscriptions: SubscriptionStore
 
 
-class _LazyLambdaClient:
-    """boto3's Lambda client, created on the first `invoke` (a hand-over), not with the container."""
-
-    def __init__(self) -> None:
-        self._client: Any = None
-
-    def invoke(self, **kwargs: Any) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("lambda")
-        return self._client.invoke(**kwargs)
-
-
 @lru_cache(maxsize=4)
 def build(settings: MembersSyncSettings) -> Adapters:
     """Heavy imports and clients only on the first invocation of a container (cold-start budget)."""
@@ -70,7 +56,7 @@ def build(settings: MembersSyncSettings) -> Adapters:
     from miro_sync.miro.scim import MiroScimClient
     from miro_sync.secrets import SecretsManagerToken
     from miro_sync.store.members import MembersRepository
-    from miro_sync.store.self_invoke import LambdaAsyncInvoker
+    from miro_sync.store.self_invoke import LambdaAsyncInvoker, LazyLambdaClient
     from miro_sync.store.state import StateRepository
     from miro_sync.store.subscriptions import SubscriptionsRepository
 
@@ -94,7 +80,7 @@ def build(settings: MembersSyncSettings) -> Adapters:
         else None
     )
     # The Lambda client (its service model is ~3.5 MB) is created only when a run hands over.
-    invoker = LambdaAsyncInvoker(_LazyLambdaClient()) if settings.function_name else None
+    invoker = LambdaAsyncInvoker(LazyLambdaClient()) if settings.function_name else None
     state_table = dynamodb.Table(settings.state_table)
     return Adapters(
         miro=miro,

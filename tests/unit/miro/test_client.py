@@ -287,6 +287,46 @@ def test_pacer_spaces_requests_when_budget_is_low() -> None:
     assert client.stats.http_429 == 0
 
 
+class _ScriptedPacer:
+    """Answers acquire() from a script of waits; records every booking and release."""
+
+    def __init__(self, waits: list[float]) -> None:
+        self.waits = waits
+        self.booked: list[int] = []
+        self.released: list[int] = []
+
+    def acquire(self, method: str, cost: int, now: float) -> float:
+        wait = self.waits.pop(0) if self.waits else 0.0
+        if wait <= 0:
+            self.booked.append(cost)
+        return wait
+
+    def release(self, method: str, cost: int) -> None:
+        self.released.append(cost)
+
+    def observe(self, headers: object, now: float) -> None:
+        return None
+
+    def wait_after_429(self, method: str, headers: object, now: float) -> float | None:
+        return None
+
+
+def test_client_asks_the_pacer_again_after_each_wait_and_releases_every_booking() -> None:
+    fake_time = FakeTime()
+    pacer = _ScriptedPacer([1.5, 0.25, 0.0])
+    miro = ScriptedMiro([httpx.ConnectError("refused"), ok_page(range(0, 1), None)])
+    client = MiroRestClient(
+        BASE, TOKEN, "org-1", http=miro.client(), pacer=pacer, sleep=fake_time.sleep, clock=fake_time.clock
+    )
+    list(client.iter_member_pages())
+    # Two waits before the first attempt (asked again after each); the refused attempt and the
+    # answered one were both booked and both released.
+    assert fake_time.sleeps[:2] == [1.5, 0.25]
+    assert pacer.booked == [500, 500]
+    assert pacer.released == [500, 500]
+    assert client.stats.paced_seconds == pytest.approx(1.75)
+
+
 # --- retries and faults ---------------------------------------------------------------------------
 
 

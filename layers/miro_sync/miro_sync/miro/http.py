@@ -50,6 +50,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # Epoch seconds are > 1e9; anything smaller in X-RateLimit-Reset must be "seconds from now".
 _EPOCH_THRESHOLD = 1_000_000_000
 _MAX_ERROR_MESSAGE = 500
+# How often a caller held back only by requests in flight asks again.
+_IN_FLIGHT_POLL_S = 0.01
+# A pacer that keeps asking for waits (a frozen test clock, skew) cannot hold a request forever.
+_MAX_PACING_ROUNDS = 1000
 
 
 # --- stats ----------------------------------------------------------------------------------------
@@ -152,11 +156,15 @@ def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
 
 
 class Pacer(Protocol):
-    def wait_before(self, method: str, cost: int, now: float) -> float:
-        """Seconds to wait before sending a request of this method/credit cost."""
+    def acquire(self, method: str, cost: int, now: float) -> float:
+        """0: send now (the request counts as in flight until ``release``); > 0: wait that many
+        seconds, then ask again. Checking and booking are one step so concurrent callers cannot all
+        take the same credits."""
         ...
 
-    def record_sent(self, method: str, now: float) -> None: ...
+    def release(self, method: str, cost: int) -> None:
+        """The request booked by ``acquire`` is answered (its response observed) or failed."""
+        ...
 
     def observe(self, headers: Mapping[str, str], now: float) -> None: ...
 
@@ -166,57 +174,132 @@ class Pacer(Protocol):
 
 
 class RateLimitPacer:
-    """Spend Miro's per-minute credit budget evenly instead of bursting into a 429.
+    """Spend Miro's per-window credit budget without running into a 429.
 
-    From the last ``X-RateLimit-Limit/Remaining/Reset`` seen: keep ``reserve_fraction`` of the limit
-    for other callers sharing the token (webhook, CLI); while more than ``burst_fraction`` of the
-    limit is still usable, send at once; below that, space calls so the usable credits last until
-    the reset (a call of cost c waits c * time_to_reset / usable after the last response); when the
-    next call would eat into the reserve, wait for the reset. Waits are capped at ``max_wait``
-    in case of clock skew.
+    From the ``X-RateLimit-Limit/Remaining/Reset`` seen, minus the credits of requests still in
+    flight (booked by ``acquire``, so concurrent callers never spend the same credits twice):
+
+    * keep ``reserve_fraction`` of the limit for other callers sharing the token (offboarding
+      lookups, the CLI, the other sync). Held back for most of the window, the reserve is released
+      gradually over its last ``release_fraction``: unused credits expire at the reset anyway, and a
+      caller arriving then waits at most that long. Without the release a run whose credits just
+      exceed (1 - reserve) x N windows pays a whole extra window (a 60 s minute at Miro);
+    * while more than ``burst_fraction`` of the limit is usable, send at once; below that, space
+      calls so the usable credits last until the reset (a call of cost c waits
+      c * time_to_reset / usable after the last response); ``burst_fraction=0`` is greedy;
+    * when the next call would eat into the reserve, wait until the release makes room for it or
+      the window resets.
+
+    Waits are capped at ``max_wait`` in case of clock skew. The window length is learned from the
+    longest time-to-reset seen (Miro: 60 s; the emulator can compress it), ``window_s`` until then.
     """
 
-    def __init__(self, *, reserve_fraction: float = 0.1, burst_fraction: float = 0.5, max_wait: float = 65.0):
+    def __init__(
+        self,
+        *,
+        reserve_fraction: float = 0.1,
+        burst_fraction: float = 0.5,
+        release_fraction: float = 0.1,
+        max_wait: float = 65.0,
+        window_s: float = 60.0,
+    ):
         self.reserve_fraction = reserve_fraction
         self.burst_fraction = burst_fraction
+        self.release_fraction = release_fraction
         self.max_wait = max_wait
+        self.window_s = window_s
         self.limit: float | None = None
         self.remaining: float | None = None
         self.reset_at: float | None = None
         self.observed_at: float | None = None
+        self.in_flight = 0.0
+        self._window_seen: float | None = None
+        # Several fetch threads share one pacer: reading the budget and booking a request are atomic.
+        self._lock = threading.Lock()
 
     def observe(self, headers: Mapping[str, str], now: float) -> None:
         remaining = _header_float(headers, "X-RateLimit-Remaining")
         if remaining is None:
             return
-        self.remaining = remaining
-        self.limit = _header_float(headers, "X-RateLimit-Limit") or self.limit
-        self.reset_at = reset_time(headers, now)
-        self.observed_at = now
+        reset_at = reset_time(headers, now)
+        with self._lock:
+            same_window = (
+                reset_at is not None and self.reset_at is not None and abs(reset_at - self.reset_at) < 0.5
+            )
+            if same_window and self.remaining is not None:
+                # Responses overtake each other: an older count must not give back spent credits.
+                remaining = min(remaining, self.remaining)
+            self.remaining = remaining
+            self.limit = _header_float(headers, "X-RateLimit-Limit") or self.limit
+            self.reset_at = reset_at
+            self.observed_at = now
+            if reset_at is not None and reset_at > now:
+                self._window_seen = max(self._window_seen or 0.0, reset_at - now)
 
-    def record_sent(self, method: str, now: float) -> None:
-        return None
+    def reserve_at(self, now: float) -> float:
+        """Credits held back for other callers at `now`: the full reserve, then less and less over
+        the window's last `release_fraction`, nothing at the reset."""
+        if self.reset_at is None:
+            return 0.0
+        limit = self.limit or self.remaining or 0.0
+        full = self.reserve_fraction * limit
+        release_s = self.release_fraction * (self._window_seen or self.window_s)
+        if release_s <= 0:
+            return full
+        return full * min(1.0, max(0.0, self.reset_at - now) / release_s)
 
     def wait_before(self, method: str, cost: int, now: float) -> float:
+        with self._lock:
+            return self._wait(cost, now)
+
+    def record_sent(self, method: str, now: float, cost: int = 0) -> None:
+        with self._lock:
+            self.in_flight += cost
+
+    def acquire(self, method: str, cost: int, now: float) -> float:
+        with self._lock:
+            wait = self._wait(cost, now)
+            if wait <= 0:
+                self.in_flight += cost
+            return wait
+
+    def release(self, method: str, cost: int) -> None:
+        with self._lock:
+            self.in_flight = max(0.0, self.in_flight - cost)
+
+    def _wait(self, cost: int, now: float) -> float:
         if self.remaining is None or self.reset_at is None or self.observed_at is None:
             return 0.0
         if now >= self.reset_at:
             return 0.0
         limit = self.limit or self.remaining
-        usable = self.remaining - self.reserve_fraction * limit
+        to_reset = self.reset_at - now
+        reserve = self.reserve_at(now)
+        usable = self.remaining - self.in_flight - reserve
         if usable < cost:
-            return min(self.reset_at - now, self.max_wait)
+            if self.in_flight and self.remaining - reserve >= cost:
+                # Only requests in flight are in the way: their answers may show budget left.
+                return _IN_FLIGHT_POLL_S
+            free = self.remaining - self.in_flight - cost  # left if this call went now
+            full_reserve = self.reserve_fraction * limit
+            if free >= 0 and full_reserve > 0:
+                release_s = self.release_fraction * (self._window_seen or self.window_s)
+                # The reserve shrinks to `free` this long before the reset.
+                released_at = self.reset_at - free / full_reserve * release_s
+                return min(max(released_at - now, _IN_FLIGHT_POLL_S), self.max_wait)
+            return min(to_reset, self.max_wait)
         if usable - cost >= self.burst_fraction * limit:
             return 0.0
         interval = cost * (self.reset_at - self.observed_at) / usable
         return min(max(0.0, self.observed_at + interval - now), self.max_wait)
 
     def wait_after_429(self, method: str, headers: Mapping[str, str], now: float) -> float | None:
-        self.remaining = 0.0
-        self.observed_at = now
-        reset = reset_time(headers, now)
-        if reset is not None:
-            self.reset_at = reset
+        with self._lock:
+            self.remaining = 0.0
+            self.observed_at = now
+            reset = reset_time(headers, now)
+            if reset is not None:
+                self.reset_at = reset
         wait = retry_after_seconds(headers, now)
         return None if wait is None else min(wait, self.max_wait)
 
@@ -265,16 +348,32 @@ class WindowPacer:
         if allowed is None:
             return 0.0
         with self._lock:
-            sent = self._window(method, now)
-            if len(sent) < allowed:
-                return 0.0
-            # Wait until enough old requests leave the window to make room for this one.
-            return min(max(0.0, sent[len(sent) - allowed] + self.window_s - now), self.max_wait)
+            return self._wait(method, allowed, now)
+
+    def _wait(self, method: str, allowed: int, now: float) -> float:
+        sent = self._window(method, now)
+        if len(sent) < allowed:
+            return 0.0
+        # Wait until enough old requests leave the window to make room for this one.
+        return min(max(0.0, sent[len(sent) - allowed] + self.window_s - now), self.max_wait)
 
     def record_sent(self, method: str, now: float) -> None:
         if self._allowed(method) is not None:
             with self._lock:
                 self._window(method, now).append(now)
+
+    def acquire(self, method: str, cost: int, now: float) -> float:
+        allowed = self._allowed(method)
+        if allowed is None:
+            return 0.0
+        with self._lock:
+            wait = self._wait(method, allowed, now)
+            if wait <= 0:
+                self._window(method, now).append(now)
+            return wait
+
+    def release(self, method: str, cost: int) -> None:
+        return None  # a sent request stays in its window whatever the answer
 
     def observe(self, headers: Mapping[str, str], now: float) -> None:
         return None
@@ -482,18 +581,21 @@ class MiroHttp:
         hint: AuthHint | None,
         idempotent: bool,
     ) -> T:
-        wait = self.pacer.wait_before(method, cost, self._clock())
-        if wait > 0:
-            self.stats.paced_seconds += wait
-            self._sleep(wait)
         token = self._token()
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self.pacer.record_sent(method, self._clock())
+        for _round in range(_MAX_PACING_ROUNDS):
+            wait = self.pacer.acquire(method, cost, self._clock())
+            if wait <= 0:
+                break
+            self.stats.paced_seconds += wait
+            self._sleep(wait)
         self.stats.requests += 1
         try:
             response = self.http.request(
                 method, f"{self.base_url}{path}", params=params, json=json, headers=headers
             )
+            now = self._clock()
+            self.pacer.observe(response.headers, now)
         except httpx.TransportError as exc:
             # The message names the failure class only: httpx messages can echo URLs, never needed here.
             unavailable = MiroUnavailable(f"{type(exc).__name__} talking to Miro", method=method, path=path)
@@ -502,9 +604,8 @@ class MiroHttp:
             if idempotent or isinstance(exc, _NOT_SENT):
                 raise _RetryableFailure(unavailable) from None
             raise unavailable from None
-
-        now = self._clock()
-        self.pacer.observe(response.headers, now)
+        finally:
+            self.pacer.release(method, cost)
         if "X-RateLimit-Remaining" in response.headers:
             self.stats.credits_spent += cost
         status = response.status_code
