@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,9 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from miro_sync.miro.errors import MiroAuthError, MiroProtocolError
-from miro_sync.miro.models import OrgMember
-from miro_sync.store.members import NEVER_SEEN, MemberRecord
-from miro_sync.sync.members import IncompleteListingError, MembersSync, MembersSyncError, MembersSyncResult
+from miro_sync.miro.models import MembersPage, OrgMember, TeamMembersPage
+from miro_sync.store.members import NEVER_SEEN, MemberRecord, build_member_record
+from miro_sync.sync.members import (
+    PREFETCH_THREAD,
+    IncompleteListingError,
+    MembersSync,
+    MembersSyncError,
+    MembersSyncResult,
+    _pack_page,
+    _unpack_page,
+)
 from tests.unit.sync.fakes import (
     FakeDeadline,
     FakeMembersStore,
@@ -52,6 +62,8 @@ class World:
     state: FakeStateStore = field(default_factory=FakeStateStore)
     clock: datetime = T0
     invocations: int = 0
+    prefetch_pages: int = 100
+    logged: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def sync(self, page_size: int = 10) -> MembersSync:
         return MembersSync(
@@ -61,6 +73,8 @@ class World:
             state=self.state,
             clock=lambda: self.clock,
             page_size=page_size,
+            member_prefetch_pages=self.prefetch_pages,
+            log=lambda message, fields: self.logged.append((message, dict(fields))),
         )
 
     def run(self, deadline: FakeDeadline | None = None, page_size: int = 10) -> MembersSyncResult:
@@ -439,3 +453,243 @@ def test_board_and_scim_pages_past_the_first_are_fetched_concurrently_exactly_on
         item = w.members.items[person.id]
         assert item["boardsOwned"] == sum(1 for _b, owner in boards if owner == person.id)
         assert item.get("scimId") == scim_users.get(person.email), index
+
+
+# --- the member listing overlaps the aux collection -------------------------------------------------
+
+GATE_TIMEOUT_S = 10.0  # only ever waited in full when the overlap is broken
+
+
+@dataclass
+class GatedMiro(FakeMiro):
+    """While `gated`, every team member listing (part of the aux) waits for `gate`, which the member
+    listing opens on its first page request (`open_on="start"`) or when it fails (`"failure"`).
+    A sequential sync would never open it: the waits time out and `gate_opened_in_time` says so."""
+
+    gated: bool = True
+    open_on: str = "start"
+    gate: threading.Event = field(default_factory=threading.Event)
+    gate_opened_in_time: list[bool] = field(default_factory=list)
+    team_members_error: Exception | None = None
+
+    def iter_member_pages(self, limit: int = 100, cursor: str | None = None) -> Iterator[MembersPage]:
+        if self.open_on == "start":
+            self.gate.set()
+        try:
+            yield from super().iter_member_pages(limit, cursor)
+        except Exception:
+            if self.open_on == "failure":
+                self.gate.set()
+            raise
+
+    def iter_team_member_pages(
+        self, team_id: str, cursor: str | None = None, limit: int = 100
+    ) -> Iterator[TeamMembersPage]:
+        if self.gated:
+            self.gate_opened_in_time.append(self.gate.wait(GATE_TIMEOUT_S))
+        if self.team_members_error is not None:
+            raise self.team_members_error
+        yield from super().iter_team_member_pages(team_id, cursor, limit)
+
+
+def gated_world(count: int = 45, open_on: str = "start") -> tuple[World, GatedMiro]:
+    w = world(count)
+    miro = GatedMiro(w.miro.members, teams=w.miro.teams, boards=w.miro.boards, open_on=open_on)
+    w.miro = miro
+    return w, miro
+
+
+def prefetch_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith(PREFETCH_THREAD)]
+
+
+def without_run_id(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in snapshot.items() if key != "runId"}
+
+
+def test_the_member_listing_runs_during_the_aux_collection_and_writes_the_same_table() -> None:
+    w, miro = gated_world()
+    sequential = world()
+    sequential.prefetch_pages = 0  # the listing only after the aux, as before
+
+    for day in range(2):  # a first run, then one with removals in play
+        if day:
+            for other in (w, sequential):
+                other.miro.members.pop(4)
+                other.clock = T0 + timedelta(days=day)
+        miro.gate.clear()
+        miro.gate_opened_in_time.clear()
+        result = w.run()
+        expected = sequential.run()
+
+        # Both team member listings waited for the member listing to start, and it did.
+        assert miro.gate_opened_in_time == [True, True]
+        assert result.outcome == expected.outcome == "complete"
+        assert (result.pages, result.fetched, result.written, result.removed) == (
+            expected.pages,
+            expected.fetched,
+            expected.written,
+            expected.removed,
+        )
+        assert w.members.table() == sequential.members.table()
+        assert result.snapshot is not None
+        assert expected.snapshot is not None
+        assert without_run_id(result.snapshot) == without_run_id(expected.snapshot)
+        assert prefetch_threads() == []
+    assert result.removed == 1
+    listings = [fields for message, fields in w.logged if message == "members sync listing"]
+    assert [fields["fromPage"] for fields in listings] == [1, 1]
+    assert all(fields["bufferedPages"] >= 0 for fields in listings)
+
+
+def test_a_member_listing_auth_error_during_the_aux_fails_naming_the_scope_and_deprovisions_nobody() -> None:
+    w, miro = gated_world(open_on="failure")
+    miro.gated = False
+    w.run()
+    w.miro.members.pop(0)  # really gone, but the listing below fails
+    w.miro.broken_member_pages = {
+        1: MiroAuthError(
+            "forbidden", status=403, required_scope="organizations:read", required_role="Company Admin"
+        )
+    }
+    miro.gated = True
+    w.clock = T0 + timedelta(days=1)
+
+    with pytest.raises(
+        MembersSyncError, match=r"listing organization members.*organizations:read.*Company Admin"
+    ):
+        w.run()
+
+    # The error was raised while the aux (team member listings) was still waiting.
+    assert miro.gate_opened_in_time == [True, True]
+    assert prefetch_threads() == []
+    assert all(item["status"] != "deprovisioned" for item in w.members.items.values())
+
+    miro.gated = False
+    w.miro.broken_member_pages = {}
+    result = w.run()
+    assert result.resumed
+    assert result.outcome == "complete"
+    assert w.members.items["00000"]["status"] == "deprovisioned"
+
+
+def test_an_aux_failure_stops_the_member_listing_thread() -> None:
+    w, miro = gated_world(count=200)
+    miro.gated = False
+    w.run()
+    w.miro.members.pop(0)
+    w.prefetch_pages = 1  # the listing thread soon waits on its full buffer
+    miro.gated = True
+    miro.team_members_error = MiroAuthError("forbidden", status=403, required_scope="team:read")
+    served_before = miro.member_pages_served
+    w.clock = T0 + timedelta(days=1)
+
+    with pytest.raises(MembersSyncError, match=r"listing teams and team members.*team:read"):
+        w.run()
+
+    # The listing was under way when the aux failed (the second team may never have been started).
+    assert miro.gate_opened_in_time
+    assert all(miro.gate_opened_in_time)
+    assert prefetch_threads() == []
+    # One page in the buffer, one in the producer's hands: the listing stopped there.
+    assert 1 <= miro.member_pages_served - served_before <= 2
+    assert all(item["status"] != "deprovisioned" for item in w.members.items.values())
+
+
+def test_a_hand_over_right_after_the_aux_drops_the_buffered_pages_and_the_next_invocation_converges() -> None:
+    w, miro = gated_world()
+
+    first = w.run(FakeDeadline(checks_before_low=0))  # hands over right after the aux phase
+
+    assert first.outcome == "continue"
+    assert first.pages == 0
+    assert miro.gate_opened_in_time == [True, True]
+    assert prefetch_threads() == []
+    assert w.state.last_run_page("members", first.run_id or "") is None  # nothing prefetched was stored
+    served = miro.member_pages_served
+    assert served >= 1
+
+    second = w.run()
+
+    assert second.outcome == "complete"
+    assert second.resumed
+    assert second.run_id == first.run_id
+    assert second.pages == 5
+    assert miro.member_pages_served - served == 5  # listed again from cursor None
+    clean = world()
+    clean.run()
+    assert w.members.table() == clean.members.table()
+
+
+def test_the_packed_member_page_keeps_every_field_the_record_builder_uses() -> None:
+    page = MembersPage.model_validate(
+        {
+            "type": "cursor-list",
+            "limit": 100,
+            "size": 3,
+            "total": 1234,
+            "cursor": "3458764510000000003",
+            "futurePageField": {"nested": [1, "a", None]},
+            "data": [
+                {
+                    "id": "3458764510000000001",
+                    "email": " Mixed.Case@Example.com",
+                    "role": "organization_internal_admin",
+                    "license": "full",
+                    "active": True,
+                    "lastActivityAt": "2026-02-28T23:00:00.123456+02:00",
+                    "licenseAssignedAt": "2025-01-01T00:00:00Z",
+                    "type": "organization-member",
+                    "adminRoles": [{"type": "prebuilt", "name": "Security Admin"}, {"name": "Content Admin"}],
+                    "futureMemberField": "kept",
+                },
+                {
+                    "id": "3458764510000000002",
+                    "email": "suspended@example.com",
+                    "role": "organization_internal_user",
+                    "license": "basic",
+                    "active": False,
+                    "lastActivityAt": None,
+                },
+                {
+                    "id": "3458764510000000003",
+                    "email": "guest@partner.example",
+                    "role": "organization_external_user",
+                    "license": "free",
+                    "active": True,
+                    "adminRoles": [{"type": "custom", "name": "Ünïcødé role"}],
+                },
+            ],
+        }
+    )
+
+    back = _unpack_page(_pack_page(page))
+
+    assert back == page
+    assert back.next_cursor == "3458764510000000003"
+    assert back.model_extra == {"futurePageField": {"nested": [1, "a", None]}}
+    assert back.data[0].model_extra == {"futureMemberField": "kept"}
+    assert back.data[0].last_activity_at is not None
+    assert back.data[0].last_activity_at == page.data[0].last_activity_at
+    assert back.data[0].last_activity_at.utcoffset() == timedelta(hours=2)
+    for before, after in zip(page.data, back.data, strict=True):
+        assert after.admin_roles == before.admin_roles
+        kwargs: dict[str, Any] = {
+            "teams": ["t1"],
+            "boards_owned": 2,
+            "scim_id": "scim-1",
+            "scim_checked_at": None,
+            "now": T0,
+        }
+        assert build_member_record(after, None, **kwargs) == build_member_record(before, None, **kwargs)
+
+    for cursor in (None, ""):  # the last page, however Miro says it
+        last = page.model_copy(update={"cursor": cursor})
+        assert _unpack_page(_pack_page(last)).next_cursor is None
+
+
+def test_a_packed_page_of_100_members_is_a_fraction_of_its_json() -> None:
+    page = MembersPage(data=org(100), cursor="00099", limit=100)
+    packed = _pack_page(page)
+    assert _unpack_page(packed) == page
+    assert len(packed) * 3 < len(page.model_dump_json(by_alias=True))
