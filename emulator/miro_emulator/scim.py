@@ -141,13 +141,16 @@ def list_users(emulator: Emulator, request: Request) -> Response:
                 matches = [candidate] if visible and candidate is not None and predicate(candidate) else []
             else:
                 matches = [m for m in (state.all_members[i] for i in state.scim_order) if predicate(m)]
-        else:
-            matches = [state.all_members[i] for i in state.scim_order]
-        window = matches[start_index - 1 : start_index - 1 + count]
+            total = len(matches)
+            window = matches[start_index - 1 : start_index - 1 + count]
+        else:  # unfiltered: slice the order rather than copy every user for each page
+            total = len(state.scim_order)
+            positions = state.scim_order[start_index - 1 : start_index - 1 + count]
+            window = [state.all_members[i] for i in positions]
         resources = [user_json(emulator, member) for member in window]
     body = {
         "schemas": [LIST_SCHEMA],
-        "totalResults": len(matches),
+        "totalResults": total,
         "startIndex": start_index,
         "itemsPerPage": len(resources),
         "Resources": resources,

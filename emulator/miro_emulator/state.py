@@ -102,6 +102,22 @@ class Board:
     deleted: bool = False
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Any change to what GET /v2/boards filters or sorts on invalidates its cached order.
+        if name in _BOARD_LISTING_FIELDS:
+            _board_listing_generation[0] += 1
+        object.__setattr__(self, name, value)
+
+
+_BOARD_LISTING_FIELDS = frozenset({"team_index", "owner_index", "modified_ms", "deleted"})
+# Bumped by every Board change that can move it in the listing; one counter for every OrgState in the
+# process (a change elsewhere only costs a re-sort).
+_board_listing_generation = [0]
+
+
+def board_listing_generation() -> int:
+    return _board_listing_generation[0]
+
 
 @dataclass(slots=True)
 class Subscription:
@@ -140,6 +156,8 @@ class OrgState:
         self.teams_by_id: dict[str, Team] = {}
         self.boards: list[Board] = []
         self.boards_by_id: dict[str, Board] = {}
+        # Orders that listings page through, built once and reused while valid (see rest.py).
+        self.listing_cache: dict[str, tuple[Any, list[Board]]] = {}
         self.subscriptions: dict[str, Subscription] = {}
         self.audit = AuditLog()
         self.next_item_number = 0

@@ -182,6 +182,27 @@ def test_boards_filter_and_offset(emulator: RunningEmulator, miro_spec: MiroSpec
     miro_spec.validate("get-boards", 400, bad.json())
 
 
+def test_board_listing_follows_changes_to_boards(emulator: RunningEmulator) -> None:
+    """The listing's order is built once and reused: a board that changes must still move."""
+    state = emulator.state
+    with rest(emulator) as client:
+        before = client.get("/v2/boards", params={"limit": 50}).json()
+        last_id = client.get("/v2/boards", params={"limit": 1, "offset": before["total"] - 1}).json()["data"][
+            0
+        ]["id"]
+        with state.lock:
+            board = state.boards_by_id[last_id]
+            newest = max(b.modified_ms for b in state.boards)
+            board.modified_ms = newest + 1_000
+        first = client.get("/v2/boards", params={"limit": 1}).json()
+        with state.lock:
+            state.delete_board(board)
+        after = client.get("/v2/boards", params={"limit": 50}).json()
+    assert first["data"][0]["id"] == last_id
+    assert after["total"] == before["total"] - 1
+    assert last_id not in {b["id"] for b in after["data"]}
+
+
 def test_audit_logs_page_through_a_range_in_both_orders(
     emulator: RunningEmulator, miro_spec: MiroSpec
 ) -> None:
