@@ -17,6 +17,8 @@ from aws_lambda_powertools import Logger, Metrics
 from miro_sync.settings.members_sync import MembersSyncSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from miro_sync.continuation import Continuation
@@ -42,6 +44,8 @@ class Adapters:
     # Used only when the webhook is deployed (WEBHOOK_ENABLED): the lost-access check after a complete run.
     subscription_api: SubscriptionApi
     subscriptions: SubscriptionStore
+    # The share of the REST credit limit usable now (None: unknown); lets the aux go first.
+    credit_headroom: Callable[[], float | None] | None = None
 
 
 @lru_cache(maxsize=4)
@@ -91,6 +95,7 @@ def build(settings: MembersSyncSettings) -> Adapters:
         usage=(miro.stats,) + ((scim.stats,) if scim is not None else ()),
         subscription_api=miro,
         subscriptions=SubscriptionsRepository(state_table),
+        credit_headroom=miro.credit_headroom,
     )
 
 
@@ -117,6 +122,7 @@ def run_invocation(
         page_size=settings.page_size,
         inactive_thresholds_days=settings.inactive_thresholds_days,
         log=lambda message, fields: logger.info(message, extra=dict(fields)),
+        credit_headroom=adapters.credit_headroom,
     )
     usage_before = [stats.as_metrics() for stats in adapters.usage]
     started = time.monotonic()

@@ -130,6 +130,11 @@ class MiroRestClient:
     def stats(self) -> RequestStats:
         return self._http.stats
 
+    def credit_headroom(self) -> float | None:
+        """The share of the credit limit usable now (see RateLimitPacer.headroom); None if unknown."""
+        headroom = getattr(self._http.pacer, "headroom", None)
+        return headroom(self._http.now()) if headroom is not None else None
+
     # --- organization and members -----------------------------------------------------------------
 
     def get_organization(self) -> Organization:

@@ -248,6 +248,17 @@ class RateLimitPacer:
             return full
         return full * min(1.0, max(0.0, self.reset_at - now) / release_s)
 
+    def headroom(self, now: float) -> float | None:
+        """The share of the limit that can still be spent before the reserve (in-flight requests
+        counted); None when nothing is known or the window has reset since the last answer."""
+        with self._lock:
+            if self.remaining is None or self.reset_at is None or now >= self.reset_at:
+                return None
+            limit = self.limit or self.remaining
+            if limit <= 0:
+                return None
+            return (self.remaining - self.in_flight - self.reserve_at(now)) / limit
+
     def wait_before(self, method: str, cost: int, now: float) -> float:
         with self._lock:
             return self._wait(cost, now)
@@ -503,6 +514,10 @@ class MiroHttp:
 
     def __repr__(self) -> str:
         return f"MiroHttp(base_url={self.base_url!r})"
+
+    def now(self) -> float:
+        """The clock the pacing runs on."""
+        return self._clock()
 
     def request(
         self,

@@ -78,6 +78,7 @@ _MAX_WRITE_ATTEMPTS = 5
 _BOARD_PAGE = 50  # the most /v2/boards returns per page
 _SCIM_PAGE = 100  # the most SCIM /Users returns per page
 PREFETCH_THREAD = "members-prefetch"
+_HOLD_POLL_S = 0.05
 _PAGE_ZLIB_LEVEL = 1  # level 6 saves another ~13% for twice the CPU; the producer thread pays it
 
 
@@ -331,10 +332,11 @@ class _PrefetchedPages:
     Memory: at most `depth` packed pages in the queue, plus the page the producer is working on.
     `pack` runs on the producer thread, `__next__` on the consumer: each counter has one writer."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: Callable[[], None] | None = None) -> None:
         self.fetched = 0
         self.taken = 0
         self._packed: Iterator[bytes] = iter(())
+        self._hold = hold  # called before each page is requested; may wait
 
     @property
     def buffered(self) -> int:
@@ -345,7 +347,12 @@ class _PrefetchedPages:
         pages: Iterator[MembersPage] | None = None
         try:
             pages = open_pages()  # opened on the producer thread, at its first step
-            for page in pages:
+            while True:
+                if self._hold is not None:
+                    self._hold()
+                page = next(pages, None)
+                if page is None:
+                    return
                 data = _pack_page(page)
                 self.fetched += 1
                 yield data
@@ -377,9 +384,11 @@ class MembersSync:
         page_size: int = 100,
         inactive_thresholds_days: Sequence[int] = (30, 60, 90),
         log: Callable[[str, Mapping[str, Any]], None] | None = None,
-        fetch_workers: int = 8,
+        fetch_workers: int = 12,
         write_workers: int = 4,
         member_prefetch_pages: int = 300,
+        credit_headroom: Callable[[], float | None] | None = None,
+        listing_holdback: float = 0.7,
     ) -> None:
         self._miro = miro
         self._scim = scim
@@ -396,6 +405,12 @@ class MembersSync:
         # A fresh run lists members while the aux is collected, buffering at most this many pages
         # (packed, ~4.4 KB per 100 members); 0 lists them only after the aux, as before.
         self._member_prefetch_pages = max(0, member_prefetch_pages)
+        # While the aux is collected, member pages are requested only while more than
+        # `listing_holdback` of the credit limit is usable (`credit_headroom`: the share usable now,
+        # None when unknown). The member records wait for the aux and the writes after it are the
+        # longest stretch of a first sync, so when credits run short the aux goes first.
+        self._credit_headroom = credit_headroom
+        self._listing_holdback = listing_holdback
 
     # --- entry point -----------------------------------------------------------------------------
 
@@ -444,6 +459,7 @@ class MembersSync:
         # there. Every way out of this block (hand-over, failure in aux or listing) stops the thread;
         # pages fetched ahead but not stored are dropped and listed again by the next invocation.
         prefetch = ExitStack()
+        aux_collected = threading.Event()  # set on every way out of the aux: releases a held listing
         try:
             member_pages: _PrefetchedPages | None = None
             if (
@@ -451,9 +467,12 @@ class MembersSync:
                 and self._member_prefetch_pages > 0
                 and self._state.last_run_page(SYNC_NAME, run_id) is None
             ):
-                member_pages = prefetch.enter_context(self._prefetch_member_pages())
+                member_pages = prefetch.enter_context(self._prefetch_member_pages(aux_collected))
             if state["phase"] == "aux":
-                aux = self._collect_aux(run_id, bool(state.get("fullScim")), now)
+                try:
+                    aux = self._collect_aux(run_id, bool(state.get("fullScim")), now)
+                finally:
+                    aux_collected.set()
                 state["phase"] = "members"
                 self._state.save_checkpoint(SYNC_NAME, owner, state)
                 if deadline.running_low():
@@ -470,6 +489,7 @@ class MembersSync:
                 state["phase"] = "removals"
                 self._state.save_checkpoint(SYNC_NAME, owner, state)
         finally:
+            aux_collected.set()
             prefetch.close()
 
         last_page = self._state.last_run_page(SYNC_NAME, run_id)
@@ -675,10 +695,19 @@ class MembersSync:
     # --- phase 2: the listing --------------------------------------------------------------------
 
     @contextmanager
-    def _prefetch_member_pages(self) -> Iterator[_PrefetchedPages]:
+    def _prefetch_member_pages(self, aux_collected: threading.Event) -> Iterator[_PrefetchedPages]:
         """The member listing from cursor None, fetched on a background thread from now on; at most
         `member_prefetch_pages` packed pages wait. Leaving the block stops the thread."""
-        buffer = _PrefetchedPages()
+        headroom = self._credit_headroom
+
+        def hold() -> None:
+            while headroom is not None and not aux_collected.is_set():
+                share = headroom()
+                if share is None or share >= self._listing_holdback:
+                    return
+                aux_collected.wait(_HOLD_POLL_S)
+
+        buffer = _PrefetchedPages(hold)
         packed = buffer.pack(partial(self._miro.iter_member_pages, limit=self._page_size, cursor=None))
         with prefetched(packed, depth=self._member_prefetch_pages, name=PREFETCH_THREAD) as taken:
             buffer.attach(taken)
