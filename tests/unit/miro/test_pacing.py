@@ -193,3 +193,14 @@ def test_shared_pool_is_reused_per_base_url_and_reopened_after_close() -> None:
         assert shared_http_client("https://api.miro.test") is not first
     finally:
         close_shared_http_clients()
+
+
+def test_headroom_is_the_share_usable_before_the_reserve_with_requests_in_flight_counted() -> None:
+    pacer = RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.0, release_fraction=0.1)
+    assert pacer.headroom(NOW) is None  # nothing seen yet
+    pacer.observe(headers(100_000, 100_000, NOW + 60), NOW)
+    pacer.observe(headers(100_000, 60_000, NOW + 60), NOW + 1)
+    assert pacer.headroom(NOW + 1) == pytest.approx(0.5)
+    assert pacer.acquire("GET", 500, NOW + 1) == 0.0
+    assert pacer.headroom(NOW + 1) == pytest.approx(0.495)
+    assert pacer.headroom(NOW + 60) is None  # the window has reset: unknown until the next answer

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,6 +64,7 @@ class World:
     invocations: int = 0
     prefetch_pages: int = 100
     logged: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    credit_headroom: Callable[[], float | None] | None = None
 
     def sync(self, page_size: int = 10) -> MembersSync:
         return MembersSync(
@@ -75,6 +76,7 @@ class World:
             page_size=page_size,
             member_prefetch_pages=self.prefetch_pages,
             log=lambda message, fields: self.logged.append((message, dict(fields))),
+            credit_headroom=self.credit_headroom,
         )
 
     def run(self, deadline: FakeDeadline | None = None, page_size: int = 10) -> MembersSyncResult:
@@ -693,3 +695,67 @@ def test_a_packed_page_of_100_members_is_a_fraction_of_its_json() -> None:
     packed = _pack_page(page)
     assert _unpack_page(packed) == page
     assert len(packed) * 3 < len(page.model_dump_json(by_alias=True))
+
+
+@dataclass
+class OrderedMiro(FakeMiro):
+    """Records, in order, each member page and each team member listing requested."""
+
+    order: list[str] = field(default_factory=list)
+    team_members_error: Exception | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def iter_member_pages(self, limit: int = 100, cursor: str | None = None) -> Iterator[MembersPage]:
+        for page in super().iter_member_pages(limit, cursor):
+            yield page
+            with self.lock:
+                self.order.append("member page")
+
+    def iter_team_member_pages(
+        self, team_id: str, cursor: str | None = None, limit: int = 100
+    ) -> Iterator[TeamMembersPage]:
+        with self.lock:
+            self.order.append("team members")
+        if self.team_members_error is not None:
+            raise self.team_members_error
+        yield from super().iter_team_member_pages(team_id, cursor, limit)
+
+
+def ordered_world(headroom: float | None) -> tuple[World, OrderedMiro]:
+    w = world()
+    miro = OrderedMiro(w.miro.members, teams=w.miro.teams, boards=w.miro.boards)
+    w.miro = miro
+    w.credit_headroom = lambda: headroom
+    return w, miro
+
+
+def test_when_credits_run_short_the_member_listing_waits_for_the_aux() -> None:
+    w, miro = ordered_world(headroom=0.2)  # below the 70% hold-back
+    reference = world()
+    reference.prefetch_pages = 0
+
+    result = w.run()
+
+    assert result.outcome == "complete"
+    first_page = miro.order.index("member page")
+    assert "team members" not in miro.order[first_page:]
+    reference.run()
+    assert w.members.table() == reference.members.table()
+    assert prefetch_threads() == []
+
+
+def test_with_credits_to_spare_the_member_listing_runs_during_the_aux() -> None:
+    w, miro = gated_world()
+    w.credit_headroom = lambda: 0.9
+    assert w.run().outcome == "complete"
+    assert miro.gate_opened_in_time == [True, True]  # the listing started while the aux waited for it
+
+
+def test_an_aux_failure_releases_a_held_member_listing() -> None:
+    w, miro = ordered_world(headroom=0.0)
+    miro.team_members_error = MiroAuthError("forbidden", status=403, required_scope="team:read")
+    with pytest.raises(MembersSyncError, match="team:read"):
+        w.run()
+    assert "member page" not in miro.order
+    assert prefetch_threads() == []
+    assert all(record.status != "deprovisioned" for record in w.members.table().values())
