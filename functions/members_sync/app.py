@@ -7,6 +7,7 @@ once per container (keyed by the frozen settings) and turns the run's result int
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,7 +24,13 @@ if TYPE_CHECKING:
 
     from miro_sync.continuation import Continuation
     from miro_sync.miro.http import RequestStats
-    from miro_sync.sync.members import MembersSource, MembersStore, ScimDirectory, StateStore
+    from miro_sync.sync.members import (
+        MembersSource,
+        MembersStore,
+        MembersSyncResult,
+        ScimDirectory,
+        StateStore,
+    )
     from miro_sync.webhooks.subscriptions import MetricsLike, SubscriptionApi, SubscriptionStore
 
 logger = Logger()
@@ -99,6 +106,20 @@ def build(settings: MembersSyncSettings) -> Adapters:
     )
 
 
+def _with_short_gil_slices(run: Callable[[], MembersSyncResult]) -> MembersSyncResult:
+    """Run with a 1 ms GIL switch interval instead of CPython's 5 ms.
+
+    The member listing is one chain of round trips on its own thread while the writer threads
+    serialize batches (CPU-bound, holding the GIL); each time the chain's socket is ready it may wait
+    a whole slice for the GIL, several times per page, and the chain is the run's critical path."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    try:
+        return run()
+    finally:
+        sys.setswitchinterval(previous)
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -128,9 +149,11 @@ def run_invocation(
     started = time.monotonic()
     try:
         try:
-            result = sync.run(
-                invocation_id=context.aws_request_id,
-                deadline=Deadline(context, settings.min_remaining_ms),
+            result = _with_short_gil_slices(
+                lambda: sync.run(
+                    invocation_id=context.aws_request_id,
+                    deadline=Deadline(context, settings.min_remaining_ms),
+                )
             )
         except Exception:
             add_sync_failed(sink)
