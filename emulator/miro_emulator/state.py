@@ -104,9 +104,9 @@ class Board:
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Any change to what GET /v2/boards filters or sorts on invalidates its cached order.
+        object.__setattr__(self, name, value)
         if name in _BOARD_LISTING_FIELDS:
             _board_listing_generation[0] += 1
-        object.__setattr__(self, name, value)
 
 
 _BOARD_LISTING_FIELDS = frozenset({"team_index", "owner_index", "modified_ms", "deleted"})

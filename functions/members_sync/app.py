@@ -83,7 +83,7 @@ def build(settings: MembersSyncSettings) -> Adapters:
         settings.api_url,
         SecretsManagerToken(settings.token_secret, fetcher=secrets),
         settings.org_id,
-        pacer=RateLimitPacer(burst_fraction=0.0),
+        pacer=RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.0),
     )
     scim = (
         MiroScimClient(settings.scim_url, SecretsManagerToken(settings.scim_token_secret, fetcher=secrets))

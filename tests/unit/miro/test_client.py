@@ -487,3 +487,16 @@ def test_client_repr_does_not_leak_the_token() -> None:
     client = make_client(ScriptedMiro([]), FakeTime())
     assert TOKEN not in repr(client)
     assert TOKEN not in repr(vars(client))
+
+
+def test_a_request_sent_after_pacing_gave_up_is_not_released() -> None:
+    fake_time = FakeTime()
+    pacer = _ScriptedPacer([100.0, 100.0])  # 200 s of waits: past the 130 s the client allows
+    miro = ScriptedMiro([ok_page(range(0, 1), None)])
+    client = MiroRestClient(
+        BASE, TOKEN, "org-1", http=miro.client(), pacer=pacer, sleep=fake_time.sleep, clock=fake_time.clock
+    )
+    list(client.iter_member_pages())
+    assert fake_time.sleeps == [100.0, 100.0]
+    assert pacer.booked == []
+    assert pacer.released == []  # never booked: releasing would cancel another request's booking

@@ -204,3 +204,19 @@ def test_headroom_is_the_share_usable_before_the_reserve_with_requests_in_flight
     assert pacer.acquire("GET", 500, NOW + 1) == 0.0
     assert pacer.headroom(NOW + 1) == pytest.approx(0.495)
     assert pacer.headroom(NOW + 60) is None  # the window has reset: unknown until the next answer
+
+
+def test_a_late_answer_from_the_previous_window_is_ignored() -> None:
+    pacer = RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.0, release_fraction=0.0)
+    pacer.observe(headers(100_000, 5_000, NOW + 60), NOW)  # the new window, nearly spent
+    pacer.observe(headers(100_000, 80_000, NOW), NOW + 0.1)  # an answer from the old one, late
+    assert pacer.remaining == 5_000
+    assert pacer.wait_before("GET", 500, NOW + 0.1) == pytest.approx(59.9)
+
+
+def test_after_a_429_the_next_answer_counts_again() -> None:
+    pacer = RateLimitPacer()
+    pacer.observe(headers(100_000, 40_000, NOW + 60), NOW)
+    pacer.wait_after_429("GET", {}, NOW + 1)  # no headers: remaining assumed 0
+    pacer.observe(headers(100_000, 30_000, NOW + 60), NOW + 2)
+    assert pacer.remaining == 30_000

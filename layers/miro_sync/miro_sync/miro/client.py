@@ -115,7 +115,9 @@ class MiroRestClient:
             base_url,
             as_token_provider(token),
             http=http,
-            pacer=pacer if pacer is not None else RateLimitPacer(),
+            # Without a pacer of its own a caller is a small one (offboarding lookups, the CLI): it may
+            # spend the reserve the syncs leave for exactly such callers.
+            pacer=pacer if pacer is not None else RateLimitPacer(reserve_fraction=0.0),
             max_attempts=max_attempts,
             sleep=sleep,
             clock=clock,

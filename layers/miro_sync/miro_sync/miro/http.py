@@ -52,8 +52,9 @@ _EPOCH_THRESHOLD = 1_000_000_000
 _MAX_ERROR_MESSAGE = 500
 # How often a caller held back only by requests in flight asks again.
 _IN_FLIGHT_POLL_S = 0.01
-# A pacer that keeps asking for waits (a frozen test clock, skew) cannot hold a request forever.
-_MAX_PACING_ROUNDS = 1000
+# A pacer that keeps asking for waits (skew, a request that never answers) holds a request at most
+# this long in total; it is then sent unbooked, and a 429 is handled as any other.
+_MAX_PACING_S = 130.0
 
 
 # --- stats ----------------------------------------------------------------------------------------
@@ -179,11 +180,11 @@ class RateLimitPacer:
     From the ``X-RateLimit-Limit/Remaining/Reset`` seen, minus the credits of requests still in
     flight (booked by ``acquire``, so concurrent callers never spend the same credits twice):
 
-    * keep ``reserve_fraction`` of the limit for other callers sharing the token (offboarding
-      lookups, the CLI, the other sync). Held back for most of the window, the reserve is released
-      gradually over its last ``release_fraction``: unused credits expire at the reset anyway, and a
-      caller arriving then waits at most that long. Without the release a run whose credits just
-      exceed (1 - reserve) x N windows pays a whole extra window (a 60 s minute at Miro);
+    * keep ``reserve_fraction`` of the limit for the small callers sharing the token (offboarding
+      lookups, the CLI: their clients pace with no reserve). Held back for most of the window, the
+      reserve is released gradually over its last ``release_fraction``: unused credits expire at the
+      reset anyway, and a caller arriving then waits at most that long. Without the release a run
+      whose credits just exceed (1 - reserve) x N windows pays a whole extra window (a minute at Miro);
     * while more than ``burst_fraction`` of the limit is usable, send at once; below that, space
       calls so the usable credits last until the reset (a call of cost c waits
       c * time_to_reset / usable after the last response); ``burst_fraction=0`` is greedy;
@@ -214,6 +215,7 @@ class RateLimitPacer:
         self.observed_at: float | None = None
         self.in_flight = 0.0
         self._window_seen: float | None = None
+        self._after_429 = False  # remaining was zeroed by a 429, not counted by Miro
         # Several fetch threads share one pacer: reading the budget and booking a request are atomic.
         self._lock = threading.Lock()
 
@@ -223,12 +225,15 @@ class RateLimitPacer:
             return
         reset_at = reset_time(headers, now)
         with self._lock:
+            if reset_at is not None and self.reset_at is not None and reset_at < self.reset_at - 0.5:
+                return  # a late answer from the previous window says nothing about this one
             same_window = (
                 reset_at is not None and self.reset_at is not None and abs(reset_at - self.reset_at) < 0.5
             )
-            if same_window and self.remaining is not None:
+            if same_window and self.remaining is not None and not self._after_429:
                 # Responses overtake each other: an older count must not give back spent credits.
                 remaining = min(remaining, self.remaining)
+            self._after_429 = False
             self.remaining = remaining
             self.limit = _header_float(headers, "X-RateLimit-Limit") or self.limit
             self.reset_at = reset_at
@@ -307,6 +312,7 @@ class RateLimitPacer:
     def wait_after_429(self, method: str, headers: Mapping[str, str], now: float) -> float | None:
         with self._lock:
             self.remaining = 0.0
+            self._after_429 = True
             self.observed_at = now
             reset = reset_time(headers, now)
             if reset is not None:
@@ -598,10 +604,14 @@ class MiroHttp:
     ) -> T:
         token = self._token()
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        for _round in range(_MAX_PACING_ROUNDS):
+        booked = False
+        paced = 0.0
+        while paced < _MAX_PACING_S:
             wait = self.pacer.acquire(method, cost, self._clock())
             if wait <= 0:
+                booked = True
                 break
+            paced += wait
             self.stats.paced_seconds += wait
             self._sleep(wait)
         self.stats.requests += 1
@@ -620,7 +630,8 @@ class MiroHttp:
                 raise _RetryableFailure(unavailable) from None
             raise unavailable from None
         finally:
-            self.pacer.release(method, cost)
+            if booked:
+                self.pacer.release(method, cost)
         if "X-RateLimit-Remaining" in response.headers:
             self.stats.credits_spent += cost
         status = response.status_code

@@ -332,11 +332,11 @@ class _PrefetchedPages:
     Memory: at most `depth` packed pages in the queue, plus the page the producer is working on.
     `pack` runs on the producer thread, `__next__` on the consumer: each counter has one writer."""
 
-    def __init__(self, hold: Callable[[], None] | None = None) -> None:
+    def __init__(self, hold: Callable[[], bool] | None = None) -> None:
         self.fetched = 0
         self.taken = 0
         self._packed: Iterator[bytes] = iter(())
-        self._hold = hold  # called before each page is requested; may wait
+        self._hold = hold  # called before each page is requested; may wait; False: stop listing
 
     @property
     def buffered(self) -> int:
@@ -348,8 +348,8 @@ class _PrefetchedPages:
         try:
             pages = open_pages()  # opened on the producer thread, at its first step
             while True:
-                if self._hold is not None:
-                    self._hold()
+                if self._hold is not None and not self._hold():
+                    return
                 page = next(pages, None)
                 if page is None:
                     return
@@ -459,7 +459,8 @@ class MembersSync:
         # there. Every way out of this block (hand-over, failure in aux or listing) stops the thread;
         # pages fetched ahead but not stored are dropped and listed again by the next invocation.
         prefetch = ExitStack()
-        aux_collected = threading.Event()  # set on every way out of the aux: releases a held listing
+        aux_collected = threading.Event()  # the aux is there: the listing no longer holds back
+        leaving = threading.Event()  # set before the prefetch is stopped: a held listing fetches no more
         try:
             member_pages: _PrefetchedPages | None = None
             if (
@@ -467,12 +468,10 @@ class MembersSync:
                 and self._member_prefetch_pages > 0
                 and self._state.last_run_page(SYNC_NAME, run_id) is None
             ):
-                member_pages = prefetch.enter_context(self._prefetch_member_pages(aux_collected))
+                member_pages = prefetch.enter_context(self._prefetch_member_pages(aux_collected, leaving))
             if state["phase"] == "aux":
-                try:
-                    aux = self._collect_aux(run_id, bool(state.get("fullScim")), now)
-                finally:
-                    aux_collected.set()
+                aux = self._collect_aux(run_id, bool(state.get("fullScim")), now)
+                aux_collected.set()
                 state["phase"] = "members"
                 self._state.save_checkpoint(SYNC_NAME, owner, state)
                 if deadline.running_low():
@@ -489,7 +488,7 @@ class MembersSync:
                 state["phase"] = "removals"
                 self._state.save_checkpoint(SYNC_NAME, owner, state)
         finally:
-            aux_collected.set()
+            leaving.set()
             prefetch.close()
 
         last_page = self._state.last_run_page(SYNC_NAME, run_id)
@@ -695,17 +694,21 @@ class MembersSync:
     # --- phase 2: the listing --------------------------------------------------------------------
 
     @contextmanager
-    def _prefetch_member_pages(self, aux_collected: threading.Event) -> Iterator[_PrefetchedPages]:
+    def _prefetch_member_pages(
+        self, aux_collected: threading.Event, leaving: threading.Event
+    ) -> Iterator[_PrefetchedPages]:
         """The member listing from cursor None, fetched on a background thread from now on; at most
         `member_prefetch_pages` packed pages wait. Leaving the block stops the thread."""
         headroom = self._credit_headroom
 
-        def hold() -> None:
-            while headroom is not None and not aux_collected.is_set():
+        def hold() -> bool:
+            """Wait while credits are short and the aux still needs them; False once the run leaves."""
+            while headroom is not None and not aux_collected.is_set() and not leaving.is_set():
                 share = headroom()
                 if share is None or share >= self._listing_holdback:
-                    return
-                aux_collected.wait(_HOLD_POLL_S)
+                    break
+                leaving.wait(_HOLD_POLL_S)
+            return not leaving.is_set()
 
         buffer = _PrefetchedPages(hold)
         packed = buffer.pack(partial(self._miro.iter_member_pages, limit=self._page_size, cursor=None))
