@@ -268,10 +268,6 @@ class RateLimitPacer:
         with self._lock:
             return self._wait(cost, now)
 
-    def record_sent(self, method: str, now: float, cost: int = 0) -> None:
-        with self._lock:
-            self.in_flight += cost
-
     def acquire(self, method: str, cost: int, now: float) -> float:
         with self._lock:
             wait = self._wait(cost, now)

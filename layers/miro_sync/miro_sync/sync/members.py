@@ -37,7 +37,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from miro_sync.miro.errors import MiroAuthError, MiroNotFound
 from miro_sync.miro.models import (
@@ -77,6 +77,7 @@ SCIM_RECHECK = timedelta(days=7)
 _MAX_WRITE_ATTEMPTS = 5
 _BOARD_PAGE = 50  # the most /v2/boards returns per page
 _SCIM_PAGE = 100  # the most SCIM /Users returns per page
+_PageT = TypeVar("_PageT")
 PREFETCH_THREAD = "members-prefetch"
 _HOLD_POLL_S = 0.05
 _PAGE_ZLIB_LEVEL = 1  # level 6 saves another ~13% for twice the CPU; the producer thread pays it
@@ -306,6 +307,14 @@ def _auth_failure(error: MiroAuthError, what: str) -> MembersSyncError:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _first_page(pages: Iterator[_PageT]) -> _PageT | None:
+    """The first page of a listing (None if it has none); the listing is closed either way."""
+    try:
+        return next(pages, None)
+    finally:
+        _close(pages)
 
 
 def _close(pages: Iterator[Any]) -> None:
@@ -585,11 +594,7 @@ class MembersSync:
                 _close(pages)
 
         def first_boards() -> Iterator[tuple[str, Callable[[], Any]]] | None:
-            pages = self._miro.iter_board_pages(offset=0, limit=_BOARD_PAGE)
-            try:
-                first = next(pages, None)
-            finally:
-                _close(pages)
+            first = _first_page(self._miro.iter_board_pages(offset=0, limit=_BOARD_PAGE))
             if first is None:
                 return None
             add_boards(first)
@@ -604,11 +609,7 @@ class MembersSync:
 
         def first_scim() -> Iterator[tuple[str, Callable[[], Any]]] | None:
             assert self._scim is not None
-            pages = self._scim.iter_user_pages(count=_SCIM_PAGE, start_index=1)
-            try:
-                first = next(pages, None)
-            finally:
-                _close(pages)
+            first = _first_page(self._scim.iter_user_pages(count=_SCIM_PAGE, start_index=1))
             if first is None:
                 return None
             add_users(first)
