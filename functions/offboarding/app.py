@@ -9,6 +9,7 @@ redeliver it until the DLQ without a reason anywhere an operator looks. See miro
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +18,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from miro_sync.miro.http import InvocationDeadline
 from miro_sync.offboarding.worker import (
     PHASE_ATTRIBUTE,
     PHASE_REQUEST,
@@ -24,11 +26,29 @@ from miro_sync.offboarding.worker import (
     OffboardingWorker,
     request_id_of,
 )
-from miro_sync.settings.offboarding import OffboardingSettings
+from miro_sync.settings.offboarding import OffboardingSettings, ProtectedEmailsError
 
 logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# The running invocation's remaining time, read by every Miro call before it starts an attempt
+deadline = InvocationDeadline()
+
+
+def guard_policy(settings: OffboardingSettings) -> GuardPolicy:
+    """The guards from the settings. A PROTECTED_EMAILS that cannot be read fails closed: the worker
+    refuses every suspend and delete with the error (and a metric the template alarms on)."""
+    try:
+        protected, error = settings.protected_emails, None
+    except ProtectedEmailsError as invalid:
+        protected, error = (), str(invalid)
+        logger.error("invalid guard configuration; suspends and deletes are refused", extra={"error": error})
+    return GuardPolicy(
+        protected_emails=frozenset(protected),
+        allow_admin_offboarding=settings.allow_admin_offboarding,
+        max_actions_per_hour=settings.max_actions_per_hour,
+        configuration_error=error,
+    )
 
 
 @lru_cache(maxsize=4)
@@ -57,7 +77,10 @@ def build_worker(settings: OffboardingSettings) -> OffboardingWorker:
         actions=ActionsRepository(dynamodb.Table(settings.actions_table)),
         members=MembersRepository(dynamodb.Table(settings.members_table)),
         directory=MiroRestClient(
-            settings.api_url, SecretsManagerToken(settings.token_secret, fetcher=secrets), settings.org_id
+            settings.api_url,
+            SecretsManagerToken(settings.token_secret, fetcher=secrets),
+            settings.org_id,
+            deadline=deadline,
         ),
         scim=MiroScimClient(
             settings.scim_url,
@@ -72,15 +95,12 @@ def build_worker(settings: OffboardingSettings) -> OffboardingWorker:
                 # retried after the window resets, never lost.
                 headroom_fraction=0.0,
             ),
+            deadline=deadline,
         ),
         blast_radius=BlastRadiusCounter(dynamodb.Table(settings.state_table)),
         queue=OffboardingQueue(settings.queue_url, sqs),
         dead_letters=OffboardingQueue(settings.dlq_url, sqs) if settings.dlq_url else None,
-        policy=GuardPolicy(
-            protected_emails=frozenset(settings.protected_emails),
-            allow_admin_offboarding=settings.allow_admin_offboarding,
-            max_actions_per_hour=settings.max_actions_per_hour,
-        ),
+        policy=guard_policy(settings),
         persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
         idempotency_config=IdempotencyConfig(
             event_key_jmespath="requestId",
@@ -103,6 +123,16 @@ def _is_schedule(event: dict[str, Any]) -> bool:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     worker = build_worker(OffboardingSettings.from_env(os.environ))
+    deadline.bind(context.get_remaining_time_in_millis)
+    try:
+        return process_event(event, context, worker)
+    finally:
+        deadline.unbind()
+
+
+def process_event(event: dict[str, Any], context: LambdaContext, worker: OffboardingWorker) -> dict[str, Any]:
+    """One invocation: the notBefore sweep, or one SQS batch with a partial batch response in which
+    every record has its own fate (see OffboardingWorker.handle_message)."""
     worker.register_lambda_context(context)
     if _is_schedule(event):
         sent = worker.sweep_due()
@@ -112,29 +142,65 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise ValueError("OffboardingFunction handles SQS batches and its EventBridge schedule only")
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
-        attributes = record.message_attributes
-        # indexing (not .get, which returns the raw dict) gives Powertools' typed attribute
-        marker = attributes[PHASE_ATTRIBUTE] if PHASE_ATTRIBUTE in attributes else None  # noqa: SIM401
-        phase = (marker.string_value if marker is not None else None) or PHASE_REQUEST
-        logger.append_keys(messageId=record.message_id)
+        logger.append_keys(messageId=record.get("messageId"))
+        body = record.get("body")
+        body = body if isinstance(body, str) else ""
         try:
             result = worker.handle_message(
-                record.body or "", phase=phase, receive_count=int(record.attributes.approximate_receive_count)
+                body,
+                phase=_phase_of(record),
+                receive_count=_receive_count(record),
+                sent_at=_sent_at(record),
+                sender_id=_attribute(record, "SenderId"),
             )
         except Exception:
             # the record goes back to the queue (partial batch failure); say why in the log
             logger.exception(
                 "offboarding message failed; it will be retried",
-                extra={"requestId": request_id_of(record.body or ""), "outcome": "retry"},
+                extra={"requestId": request_id_of(body), "outcome": "retry"},
             )
             raise
         logger.info("offboarding message", extra=result.as_dict())
         return result.as_dict()
 
-    bodies = [str(record.get("body") or "") for record in event["Records"]]
+    records = event["Records"] if isinstance(event["Records"], list) else []
+    bodies = [
+        record["body"]
+        for record in records
+        if isinstance(record, dict) and isinstance(record.get("body"), str)
+    ]
     with worker.batch(bodies):
         return dict(
             process_partial_response(
                 event=event, record_handler=record_handler, processor=processor, context=context
             )
         )
+
+
+# The SQS record's attributes are read defensively: a record that lacks one (or carries an odd value)
+# still gets its own fate, with the neutral default, rather than failing the batch.
+
+
+def _attribute(record: SQSRecord, name: str) -> str | None:
+    attributes = record.get("attributes")
+    value = attributes.get(name) if isinstance(attributes, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _phase_of(record: SQSRecord) -> str:
+    attributes = record.get("messageAttributes")
+    marker = attributes.get(PHASE_ATTRIBUTE) if isinstance(attributes, dict) else None
+    value = marker.get("stringValue") if isinstance(marker, dict) else None
+    return value if isinstance(value, str) and value else PHASE_REQUEST
+
+
+def _receive_count(record: SQSRecord) -> int:
+    value = _attribute(record, "ApproximateReceiveCount")
+    return int(value) if value is not None and value.isdigit() and len(value) < 6 else 1
+
+
+def _sent_at(record: SQSRecord) -> datetime | None:
+    value = _attribute(record, "SentTimestamp")
+    if value is None or not value.isdigit() or len(value) > 15:
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, UTC)

@@ -127,6 +127,13 @@ class FakeActions:
         )
         yield from [r.model_copy(deep=True) for r in matching][:limit]
 
+    def by_member(self, member_key: str) -> list[ActionRecord]:
+        self.round_trips.append(f"query {member_key}")
+        matching = sorted(
+            (r for r in self.items.values() if r.member_key == member_key), key=lambda r: r.created_at
+        )
+        return [r.model_copy(deep=True) for r in matching]
+
 
 @dataclass
 class FakeMemberRecord:
@@ -170,6 +177,9 @@ class OrgPerson:
     scim_id: str | None = None  # None: invisible to SCIM (guests, external users)
     active: bool = True
     boards: int = 0
+    admin_roles: tuple[str, ...] = ()
+    last_activity_at: datetime | None = None
+    license_assigned_at: datetime | None = None
 
 
 class FakeMiro:
@@ -245,6 +255,11 @@ class FakeMiro:
                 "role": person.role,
                 "license": person.license,
                 "active": person.active,
+                "adminRoles": [{"type": "prebuilt", "name": name} for name in person.admin_roles],
+                "lastActivityAt": person.last_activity_at.isoformat() if person.last_activity_at else None,
+                "licenseAssignedAt": (
+                    person.license_assigned_at.isoformat() if person.license_assigned_at else None
+                ),
             }
         )
 

@@ -26,8 +26,9 @@ def body(action: str = "suspend", **fields: Any) -> str:
 def test_a_new_request_is_recorded_by_two_writes_and_no_read() -> None:
     world = make_world()
     assert world.worker().handle_message(body(requestId="r-1")).outcome == "done"
-    # the write before the PATCH creates the record; the one after stores the outcome with the attempt
-    assert world.actions.round_trips == ["create r-1", "update r-1"]
+    # the member's other requests are read (a later, opposing one would overtake this one); the write
+    # before the PATCH creates the record; the one after stores the outcome with the attempt
+    assert world.actions.round_trips == ["query ann@example.com", "query id:m1", "create r-1", "update r-1"]
     record = world.actions.items["r-1"]
     assert [(a.operation, a.status) for a in record.attempts] == [("PATCH /Users/s-ann active=false", 200)]
     assert record.budget_counted_at is not None
@@ -38,7 +39,7 @@ def test_a_new_request_is_recorded_by_two_writes_and_no_read() -> None:
 def test_a_delete_is_recorded_by_two_writes_with_both_attempts() -> None:
     world = make_world()
     assert world.worker().handle_message(body("delete", requestId="d-1")).outcome == "done"
-    assert world.actions.round_trips == ["create d-1", "update d-1"]
+    assert world.actions.round_trips == ["query ann@example.com", "query id:m1", "create d-1", "update d-1"]
     statuses = [(a.operation, a.status) for a in world.actions.items["d-1"].attempts]
     assert statuses == [("PATCH /Users/s-ann active=false", 200), ("DELETE /Users/s-ann", 204)]
 

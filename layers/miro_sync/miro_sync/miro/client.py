@@ -20,6 +20,7 @@ from miro_sync.miro.errors import MiroProtocolError
 from miro_sync.miro.http import (
     AuthHint,
     Clock,
+    InvocationDeadline,
     MiroHttp,
     Pacer,
     PageGuard,
@@ -109,6 +110,7 @@ class MiroRestClient:
         clock: Clock = time.time,
         stats: RequestStats | None = None,
         rate_limit_jitter: float = 1.0,
+        deadline: InvocationDeadline | None = None,
     ) -> None:
         self.org_id = org_id
         self._http = MiroHttp(
@@ -123,6 +125,7 @@ class MiroRestClient:
             clock=clock,
             stats=stats,
             rate_limit_jitter=rate_limit_jitter,
+            deadline=deadline,
         )
 
     def __repr__(self) -> str:

@@ -72,6 +72,11 @@ class MiroUnavailable(MiroError):  # noqa: N818 - public name other modules impo
     """5xx, timeouts or connection failures persisted through every allowed attempt."""
 
 
+class MiroDeadlineExceeded(MiroUnavailable):
+    """Not sent: the invocation has too little time left for the attempt (or the wait before it). Nothing
+    reached Miro; the caller retries it in a later invocation."""
+
+
 class MiroProtocolError(MiroError):
     """The response did not make sense: malformed/truncated body after retries, a repeated cursor.
 

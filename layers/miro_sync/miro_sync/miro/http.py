@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import httpx
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
@@ -32,6 +32,7 @@ from miro_sync.miro.errors import (
     MiroAuthError,
     MiroBadRequest,
     MiroConflict,
+    MiroDeadlineExceeded,
     MiroError,
     MiroNotFound,
     MiroProtocolError,
@@ -480,6 +481,37 @@ class _RetryableFailure(Exception):  # noqa: N818 - internal signal, never escap
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
+class InvocationDeadline:
+    """The running Lambda invocation's remaining time, shared by every client of a function: no attempt
+    (and no pacing or retry wait) starts that could not finish before the function times out. Unbound
+    (CLI, tests, between invocations) it never stops anything."""
+
+    # An attempt may take the client's whole read timeout; this much is kept for recording the outcome.
+    MARGIN_S: Final = 3.0
+
+    def __init__(self) -> None:
+        self._remaining_ms: Callable[[], int] | None = None
+
+    def bind(self, remaining_ms: Callable[[], int]) -> None:
+        self._remaining_ms = remaining_ms
+
+    def unbind(self) -> None:
+        self._remaining_ms = None
+
+    def remaining_s(self) -> float | None:
+        return self._remaining_ms() / 1000.0 if self._remaining_ms is not None else None
+
+    def check(self, needed_s: float, *, method: str, path: str) -> None:
+        """Raise MiroDeadlineExceeded unless `needed_s` more seconds (plus the margin) fit."""
+        remaining = self.remaining_s()
+        if remaining is not None and remaining < needed_s + self.MARGIN_S:
+            raise MiroDeadlineExceeded(
+                f"{remaining:.1f} s left in this invocation; a call needing {needed_s:.1f} s is not started",
+                method=method,
+                path=path,
+            )
+
+
 class MiroHttp:
     """Sends one logical request with pacing, bounded retries, error mapping and parsing."""
 
@@ -498,6 +530,7 @@ class MiroHttp:
         backoff_max: float = 20.0,
         rate_limit_jitter: float = 1.0,
         jitter: Callable[[float, float], float] = random.uniform,
+        deadline: InvocationDeadline | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
@@ -512,6 +545,7 @@ class MiroHttp:
         self._backoff = wait_random_exponential(multiplier=backoff_initial, max=backoff_max)
         self._rate_limit_jitter = rate_limit_jitter
         self._jitter = jitter
+        self._deadline = deadline
         self.may_have_applied = False
 
     def __repr__(self) -> str:
@@ -582,6 +616,9 @@ class MiroHttp:
         return float(self._backoff(retry_state))
 
     def _retry_sleep(self, seconds: float) -> None:
+        if self._deadline is not None:
+            # the wait and the attempt after it must fit, or the caller hears now (and retries later)
+            self._deadline.check(seconds + _attempt_seconds(self.http), method="RETRY", path="")
         self.stats.retries += 1
         self.stats.retry_wait_seconds += seconds
         if seconds > 0:
@@ -602,11 +639,16 @@ class MiroHttp:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         booked = False
         paced = 0.0
+        attempt_s = _attempt_seconds(self.http)
         while paced < _MAX_PACING_S:
+            if self._deadline is not None:
+                self._deadline.check(attempt_s, method=method, path=path)
             wait = self.pacer.acquire(method, cost, self._clock())
             if wait <= 0:
                 booked = True
                 break
+            if self._deadline is not None:
+                self._deadline.check(wait + attempt_s, method=method, path=path)
             paced += wait
             self.stats.paced_seconds += wait
             self._sleep(wait)
@@ -653,6 +695,12 @@ class MiroHttp:
                     path=path,
                 )
             ) from None
+
+
+def _attempt_seconds(http: httpx.Client) -> float:
+    """The longest one attempt can take: connect plus the read timeout of the client's pool."""
+    timeout = http.timeout
+    return float(timeout.connect or 0.0) + float(timeout.read or timeout.write or 30.0)
 
 
 def _describe_parse_error(exc: ValueError) -> str:

@@ -14,7 +14,16 @@ from collections.abc import Iterator
 import httpx
 
 from miro_sync.miro.errors import MiroNotFound, MiroProtocolError
-from miro_sync.miro.http import AuthHint, Clock, MiroHttp, Pacer, RequestStats, Sleep, WindowPacer
+from miro_sync.miro.http import (
+    AuthHint,
+    Clock,
+    InvocationDeadline,
+    MiroHttp,
+    Pacer,
+    RequestStats,
+    Sleep,
+    WindowPacer,
+)
 from miro_sync.miro.models import SCIM_PATCH_OP, ScimListResponse, ScimUser
 from miro_sync.secrets import TokenProvider, as_token_provider
 
@@ -52,6 +61,7 @@ class MiroScimClient:
         clock: Clock = time.time,
         stats: RequestStats | None = None,
         rate_limit_jitter: float = 1.0,
+        deadline: InvocationDeadline | None = None,
     ) -> None:
         self._http = MiroHttp(
             base_url,
@@ -63,6 +73,7 @@ class MiroScimClient:
             clock=clock,
             stats=stats,
             rate_limit_jitter=rate_limit_jitter,
+            deadline=deadline,
         )
 
     def __repr__(self) -> str:

@@ -1,7 +1,11 @@
 """The offboarding message contract (SQS body, JSON; DESIGN.md "Contracts").
 
 Anything that does not match exactly is refused with a precise reason, never guessed: unknown fields,
-an unknown action, both or neither of email/memberId, a malformed email, a naive notBefore.
+an unknown action, both or neither of email/memberId, a malformed email, a notBefore that is not an
+ISO-8601 string with an explicit offset (a bare number would be read as Unix seconds: a delete that runs
+at once), a dryRun that is not a JSON boolean. `parse_request` turns *any* failure while reading a body
+(deep nesting, out-of-range instants, odd types, lone surrogates) into InvalidRequestError, so one
+hostile record can only ever be refused on its own.
 """
 
 from __future__ import annotations
@@ -9,10 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Action = Literal["suspend", "delete", "reactivate"]
 DESTRUCTIVE_ACTIONS: frozenset[str] = frozenset({"suspend", "delete"})
@@ -34,6 +46,38 @@ RequestId = Annotated[
 ]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
+# SQS allows 1 MiB; a real request is a few hundred bytes. Larger bodies are refused unread.
+MAX_BODY_CHARS: Final = 16_384
+# How far ahead a notBefore may lie (checked by the worker and the CLI, which know the time).
+MAX_NOT_BEFORE_AHEAD: Final = timedelta(days=366)
+# How far in the past the CLI accepts a notBefore (clock skew, a command typed a minute ago).
+MAX_NOT_BEFORE_BEHIND_CLI: Final = timedelta(minutes=5)
+_ISO_WITH_OFFSET = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|z|[+-]\d{2}:?\d{2})$"
+)
+
+
+def parse_instant(value: object, field_name: str) -> datetime:
+    """An ISO-8601 string with an explicit offset (`Z` or `+01:00`), as one UTC instant. Anything else -
+    a number, a date without a time, a naive time, an instant outside datetime's range once moved to UTC
+    - is refused with a ValueError that says which."""
+    if not isinstance(value, str):
+        raise ValueError(
+            f"{field_name!r} must be an ISO-8601 string with an offset (e.g. 2025-01-31T18:00:00Z), "
+            f"got {type(value).__name__}"
+        )
+    text = value.strip()
+    if not _ISO_WITH_OFFSET.match(text):
+        raise ValueError(
+            f"{field_name!r} must be an ISO-8601 time with an explicit offset "
+            f"(e.g. 2025-01-31T18:00:00Z), got {text[:40]!r}"
+        )
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{field_name!r} is not a representable instant: {text[:40]!r}") from None
+
 
 class OffboardingRequest(BaseModel):
     """One queued action. `requestId` is the idempotency key: derived from the action and the member
@@ -52,16 +96,38 @@ class OffboardingRequest(BaseModel):
     request_id: RequestId | None = Field(default=None, alias="requestId")
     not_before: datetime | None = Field(default=None, alias="notBefore")
     dry_run: bool = Field(default=False, alias="dryRun", strict=True)
+    # Precondition set by `report inactive --offboard`: the member has shown no activity after this
+    # instant. The worker re-reads the member from Miro just before acting and refuses if they have.
+    inactive_since: datetime | None = Field(default=None, alias="inactiveSince")
+
+    @field_validator("not_before", "inactive_since", mode="before")
+    @classmethod
+    def _iso_instant(cls, value: object, info: Any) -> object:
+        if value is None:
+            return None
+        if isinstance(value, datetime):  # built in code (CLI, tests), not read from a body
+            if value.utcoffset() is None:
+                raise ValueError(f"{info.field_name} needs a timezone")
+            return value.astimezone(UTC)
+        alias = "notBefore" if info.field_name == "not_before" else "inactiveSince"
+        # one instant, one form: `Z` and `+01:00` spellings of it are the same request
+        return parse_instant(value, alias)
+
+    @field_validator("requested_by", "reason", "request_id", mode="after")
+    @classmethod
+    def _encodable_text(cls, value: str | None) -> str | None:
+        # lone surrogates (from JSON \ud800 escapes) cannot be stored in DynamoDB or sent to SQS
+        if value is not None:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("contains characters that are not valid Unicode text") from None
+        return value
 
     @model_validator(mode="after")
-    def _one_member_key_and_aware_time(self) -> OffboardingRequest:
+    def _one_member_key(self) -> OffboardingRequest:
         if (self.email is None) == (self.member_id is None):
             raise ValueError("exactly one of 'email' or 'memberId' is required")
-        if self.not_before is not None:
-            if self.not_before.utcoffset() is None:
-                raise ValueError("'notBefore' needs a timezone (e.g. 2025-01-31T18:00:00Z)")
-            # one instant, one form: `Z` and `+01:00` spellings of it are the same request
-            object.__setattr__(self, "not_before", self.not_before.astimezone(UTC))
         if self.request_id is None:
             # frozen model: set the derived key once, at validation, so every reader sees the same id
             object.__setattr__(self, "request_id", self.derived_request_id)
@@ -107,6 +173,8 @@ class OffboardingRequest(BaseModel):
             "notBefore": self.not_before.isoformat() if self.not_before else None,
             "dryRun": self.dry_run,
         }
+        if self.inactive_since is not None:
+            content["inactiveSince"] = self.inactive_since.isoformat()
         if not self.has_derived_id:
             content |= {"requestedBy": self.requested_by, "reason": self.reason}
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
@@ -164,7 +232,7 @@ class InvalidRequestError(ValueError):
     @property
     def request_id(self) -> str:
         """Stable id for the refusal record, so a redelivered poison message is recorded once."""
-        return "invalid-" + hashlib.sha256(self.body.encode()).hexdigest()[:32]
+        return "invalid-" + hashlib.sha256(self.body.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -182,17 +250,32 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_request(body: str) -> OffboardingRequest:
-    """Parse one SQS body; raises InvalidRequestError with a precise, human-readable reason."""
+def parse_request(body: object) -> OffboardingRequest:
+    """Parse one SQS body; raises InvalidRequestError with a precise, human-readable reason, and never
+    anything else, whatever the body holds."""
+    if not isinstance(body, str):
+        raise InvalidRequestError(f"the body must be text, got {type(body).__name__}", repr(body)[:1000])
+    if len(body) > MAX_BODY_CHARS:
+        raise InvalidRequestError(f"the message is {len(body)} characters; at most {MAX_BODY_CHARS}", body)
+    try:
+        body.encode("utf-8")
+    except UnicodeEncodeError as bad_text:
+        raise InvalidRequestError(f"the body is not valid UTF-8 text: {bad_text.reason}", body) from None
     try:
         payload: Any = json.loads(body)
     except json.JSONDecodeError as bad_json:
         raise InvalidRequestError(
             f"malformed JSON: {bad_json.msg} at position {bad_json.pos}", body
         ) from None
+    except RecursionError:
+        raise InvalidRequestError("malformed JSON: nested too deeply", body) from None
+    except Exception as unreadable:
+        raise InvalidRequestError(f"unreadable JSON: {type(unreadable).__name__}", body) from None
     if not isinstance(payload, dict):
         raise InvalidRequestError(f"the message must be a JSON object, got {type(payload).__name__}", body)
     try:
         return OffboardingRequest.model_validate(payload)
     except ValidationError as invalid:
         raise InvalidRequestError(describe_validation_error(invalid), body) from None
+    except Exception as unexpected:
+        raise InvalidRequestError(f"unreadable message: {type(unexpected).__name__}", body) from None

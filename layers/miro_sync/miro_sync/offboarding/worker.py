@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,12 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from miro_sync.miro.errors import MiroBadRequest, MiroConflict, MiroError, MiroNotFound
 from miro_sync.miro.models import OrgMember, ScimUser
-from miro_sync.offboarding.messages import InvalidRequestError, OffboardingRequest, parse_request
+from miro_sync.offboarding.messages import (
+    MAX_NOT_BEFORE_AHEAD,
+    InvalidRequestError,
+    OffboardingRequest,
+    parse_request,
+)
 from miro_sync.offboarding.ports import (
     ActionsStore,
     BlastRadius,
@@ -89,6 +95,19 @@ PREFETCH_MAX_AGE = timedelta(seconds=60)
 
 T = TypeVar("T")
 
+# reactivate undoes suspend/delete and the other way round: a later one of these overtakes an earlier
+OPPOSING_ACTIONS: Final = {
+    "suspend": frozenset({"reactivate"}),
+    "delete": frozenset({"reactivate"}),
+    "reactivate": frozenset({"suspend", "delete"}),
+}
+# How many generations of a hand-written intent one message may step through (see _next_generation)
+MAX_GENERATION_HOPS: Final = 8
+# An unexpected error (not a Miro or a queue failure the worker knows) on this many receives of one
+# message ends it for good as a refusal, recorded and dead-lettered: below the queue's maxReceiveCount,
+# so it never reaches the redrive DLQ without a record.
+UNEXPECTED_ERROR_RECEIVES: Final = 3
+
 
 class RetryableError(Exception):
     """The request may succeed later: the SQS record must fail so the queue redelivers it."""
@@ -123,6 +142,8 @@ class _Trail:
     request: OffboardingRequest
     record: ActionRecord | None
     receive_count: int
+    requested_at: str | None = None  # when this message was sent (SQS SentTimestamp)
+    sender_id: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
 
@@ -159,6 +180,17 @@ class _RefusalError(Exception):
         self.fields = fields or {}  # what was learnt about the member, for the record
 
 
+class _PartialError(Exception):
+    """Miro refused a later step after an earlier one took effect (a delete's SCIM DELETE after the
+    deactivation): the request ends as `partial`, and the member's state is what the done steps left."""
+
+    def __init__(self, reason: str, status: str, active: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.active = active
+
+
 @dataclass(frozen=True)
 class ResolvedMember:
     member_id: str
@@ -168,6 +200,9 @@ class ResolvedMember:
     active: bool
     scim_id: str | None
     boards_owned: int | None
+    admin_roles: tuple[str, ...] = ()
+    last_activity_at: datetime | None = None
+    license_assigned_at: datetime | None = None
 
     def record_fields(self) -> dict[str, Any]:
         return {
@@ -185,6 +220,9 @@ class GuardPolicy:
     protected_emails: frozenset[str]
     allow_admin_offboarding: bool
     max_actions_per_hour: int
+    # Set when the guard configuration could not be read (e.g. a bad PROTECTED_EMAILS entry): every
+    # suspend and delete is then refused with it, instead of running with a guard that protects nobody.
+    configuration_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -255,27 +293,83 @@ class OffboardingWorker:
         key does not block redeliveries for the whole TTL."""
         self._idempotency_config.register_lambda_context(context)
 
-    def handle_message(self, body: str, *, phase: str = PHASE_REQUEST, receive_count: int = 1) -> Result:
+    def handle_message(
+        self,
+        body: str,
+        *,
+        phase: str = PHASE_REQUEST,
+        receive_count: int = 1,
+        sent_at: datetime | None = None,
+        sender_id: str | None = None,
+    ) -> Result:
         """Process one SQS body. Returns the outcome; raises RetryableError (or a Powertools
-        in-progress error) when the message must come back."""
+        in-progress error) when the message must come back. Nothing else escapes: whatever this one
+        message causes is its own fate, never the batch's (see `_refuse_unexpected`)."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+        )
+
+        try:
+            return self._handle(body, phase, receive_count, sent_at, sender_id)
+        except (RetryableError, IdempotencyAlreadyInProgressError):
+            raise
+        except Exception as unexpected:
+            return self._refuse_unexpected(body, unexpected, receive_count)
+
+    def _handle(
+        self,
+        body: str,
+        phase: str,
+        receive_count: int,
+        sent_at: datetime | None,
+        sender_id: str | None,
+    ) -> Result:
         try:
             request = parse_request(body)
+            self._check_not_before_range(request, body)
         except InvalidRequestError as invalid:
             return self._refuse_invalid(invalid)
         if phase not in PHASES:
             phase = PHASE_REQUEST  # an unknown marker gets no privileges: treat it as a plain request
-        payload = {"requestId": request.key, "phase": phase, "message": body, "receiveCount": receive_count}
-        try:
-            stored = self._idempotent_process(payload=payload)
-        except _NotFinalError as not_final:
-            return Result(request.key, not_final.outcome)
-        except _ReusedIdError as reused:
-            return self._refuse_reused_id(request, body, reused.original)
-        fingerprint = stored.get("fingerprint")
-        if fingerprint is not None and fingerprint != request.fingerprint:
-            # Powertools answered from the result stored under this id, which is another request's
-            return self._refuse_reused_id(request, body, self._actions.get(request.key))
-        return Result(stored["requestId"], stored["outcome"], stored.get("reason"))
+        message = body
+        for _ in range(MAX_GENERATION_HOPS):
+            nonce = uuid.uuid4().hex
+            payload = {
+                "requestId": request.key,
+                "phase": phase,
+                "message": message,
+                "receiveCount": receive_count,
+                "requestedAt": utc_now_iso(sent_at or self._clock()),
+                "senderId": sender_id,
+                "nonce": nonce,
+            }
+            try:
+                stored = self._idempotent_process(payload=payload)
+            except _NotFinalError as not_final:
+                return Result(request.key, not_final.outcome)
+            except _ReusedIdError as reused:
+                return self._refuse_reused_id(request, body, reused.original)
+            fingerprint = stored.get("fingerprint")
+            if fingerprint is not None and fingerprint != request.fingerprint:
+                # Powertools answered from the result stored under this id, which is another request's
+                return self._refuse_reused_id(request, body, self._actions.get(request.key))
+            if stored.get("nonce") == nonce:
+                return Result(stored["requestId"], stored["outcome"], stored.get("reason"))
+            # Powertools answered from an earlier invocation's result: this message repeats a request
+            successor = self._successor_if_overtaken(request, stored["requestId"], phase)
+            if successor is None:
+                self._metric("OffboardingDuplicates", 1)
+                return _duplicate(stored["requestId"], stored["outcome"], stored.get("reason"))
+            request, message = successor, successor.to_body()
+        raise RetryableError(f"{request.key}: more than {MAX_GENERATION_HOPS} generations in one message")
+
+    def _check_not_before_range(self, request: OffboardingRequest, body: str) -> None:
+        if request.not_before is not None and request.not_before - self._clock() > MAX_NOT_BEFORE_AHEAD:
+            raise InvalidRequestError(
+                f"notBefore {request.not_before.isoformat()} is more than {MAX_NOT_BEFORE_AHEAD.days} days "
+                "ahead; refusing a schedule that far out",
+                body,
+            )
 
     @contextlib.contextmanager
     def batch(self, bodies: Sequence[str]) -> Iterator[None]:
@@ -288,16 +382,18 @@ class OffboardingWorker:
             try:
                 request = parse_request(body)
             except InvalidRequestError:
-                continue
+                continue  # refused when its turn comes, on its own
             deferring = request.not_before is not None and request.not_before > now and not request.dry_run
             if request.email is not None and not deferring and request.email not in emails:
                 emails.append(request.email)
         if emails:
             try:
                 self._prefetch.fill(emails, self._directory.find_members_by_email(emails), now)
-            except MiroError as error:
+            except Exception as error:
+                self._prefetch.clear()
                 self._log.warning(
-                    "batch member lookup failed; looking up one by one", extra={"error": str(error)}
+                    "batch member lookup failed; looking up one by one",
+                    extra={"error": f"{type(error).__name__}: {error}"[:300]},
                 )
         try:
             yield
@@ -349,9 +445,16 @@ class OffboardingWorker:
         request = parse_request(payload["message"])
         phase: str = payload["phase"]
         receive_count = int(payload.get("receiveCount", 1))
+        nonce: str | None = payload.get("nonce")
         now = self._clock()
         while True:
-            trail = _Trail(request=request, record=None, receive_count=receive_count)
+            trail = _Trail(
+                request=request,
+                record=None,
+                receive_count=receive_count,
+                requested_at=payload.get("requestedAt"),
+                sender_id=payload.get("senderId"),
+            )
             deferring = request.not_before is not None and request.not_before > now and not request.dry_run
             if phase == PHASE_REQUEST and not deferring:
                 # The common case, a request seen for the first time: everything before the first write
@@ -360,25 +463,26 @@ class OffboardingWorker:
                 # transient failure, a duplicate of a held request, an idempotency key that expired, a
                 # reused id), that create loses and the request goes the careful way below.
                 try:
-                    return self._stamped(self._carry_out(trail), request)
+                    return self._stamped(self._carry_out(trail), request, nonce)
                 except _RecordExistsError:
                     pass
                 existing = self._actions.get(request.key)
                 if existing is None:  # nothing deletes action records, so this is a bug
                     raise RetryableError(f"action record {request.key} vanished") from None
             else:
-                existing = self._load_or_create(request, now, look_first=phase != PHASE_REQUEST)
+                existing = self._load_or_create(trail, now, look_first=phase != PHASE_REQUEST)
             self._ensure_same_request(existing, request)
             successor = self._next_generation(request, existing, phase, now)
             if successor is None:
                 trail.record = existing
-                return self._stamped(self._continue(trail, phase, now), request)
+                return self._stamped(self._continue(trail, phase, now), request, nonce)
             request = successor
 
     @staticmethod
-    def _stamped(result: dict[str, Any], request: OffboardingRequest) -> dict[str, Any]:
-        # Stored by Powertools with the result, so a cached answer is only given to the same request.
-        return {**result, "fingerprint": request.fingerprint}
+    def _stamped(result: dict[str, Any], request: OffboardingRequest, nonce: str | None) -> dict[str, Any]:
+        # Stored by Powertools with the result, so a cached answer is only given to the same request;
+        # the nonce tells the invocation that computed it from one that is answered from the store.
+        return {**result, "fingerprint": request.fingerprint, "nonce": nonce}
 
     @staticmethod
     def _ensure_same_request(existing: ActionRecord, request: OffboardingRequest) -> None:
@@ -400,9 +504,53 @@ class OffboardingWorker:
         if phase != PHASE_REQUEST or not request.has_derived_id or not existing.is_final:
             return None
         finished = _parse_time(existing.completed_at or existing.updated_at)
-        if finished is None or now - finished < self._dedupe_window:
+        within_window = finished is not None and now - finished < self._dedupe_window
+        if within_window and self._later_opposing_request(existing) is None:
             return None
-        return request.next_generation()
+        return request.model_copy(update={"request_id": existing.request_id}).next_generation()
+
+    def _successor_if_overtaken(
+        self, request: OffboardingRequest, answered_id: str, phase: str
+    ) -> OffboardingRequest | None:
+        """A repeat answered from the idempotency store is a duplicate - unless a later, opposing request
+        for the member has been made since the original (suspend, reactivate, suspend again): then the
+        member's state says otherwise, and the repeat is the intent's next generation."""
+        if phase != PHASE_REQUEST or not request.has_derived_id:
+            return None
+        original = self._actions.get(answered_id)
+        if original is None or not original.is_final or self._later_opposing_request(original) is None:
+            return None
+        return request.model_copy(update={"request_id": original.request_id}).next_generation()
+
+    def _later_opposing_request(
+        self,
+        record: ActionRecord,
+        *,
+        member_keys: Iterable[str] = (),
+        requested: str | None = None,
+    ) -> ActionRecord | None:
+        """A request for the same member, made after `record`'s, that wants the opposite (reactivate
+        against suspend/delete and back) and was neither refused nor cancelled."""
+        if record.dry_run:
+            return None
+        opposing = OPPOSING_ACTIONS.get(record.action, frozenset())
+        mine = requested or record.requested_instant
+        keys = {record.member_key, *member_keys}
+        if record.email:
+            keys.add(record.email)
+        if record.member_id:
+            keys.add(f"id:{record.member_id}")
+        later = [
+            other
+            for key in sorted(keys)
+            for other in self._actions.by_member(key)
+            if other.request_id != record.request_id
+            and other.action in opposing
+            and not other.dry_run
+            and other.outcome not in {"refused", "cancelled"}
+            and other.requested_instant > mine
+        ]
+        return max(later, key=lambda other: other.requested_instant) if later else None
 
     def _continue(self, trail: _Trail, phase: str, now: datetime) -> dict[str, Any]:
         """A request whose record exists: its stored state decides what may happen."""
@@ -410,8 +558,10 @@ class OffboardingWorker:
         assert record is not None
         request = trail.request
         if record.is_final:
+            if phase != PHASE_REQUEST:  # a due or released message of a request closed meanwhile
+                return Result(record.request_id, record.outcome, record.outcome_reason).as_dict()
             self._metric("OffboardingDuplicates", 1)
-            return Result(record.request_id, record.outcome, record.outcome_reason).as_dict()
+            return _duplicate(record.request_id, record.outcome, record.outcome_reason).as_dict()
         if record.outcome == "held" and record.released_at is None:
             raise _NotFinalError("held")
         if request.not_before is not None and request.not_before > now and not request.dry_run:
@@ -427,7 +577,7 @@ class OffboardingWorker:
                     detail="interrupted: the invocation ended before Miro's answer was recorded",
                 )
             )
-        if record.outcome in {"pending", "held"}:
+        if record.outcome in {"pending", "held", "failed"}:
             # claim it, so an operator's cancel cannot land while we are inside Miro
             try:
                 self._write(trail, outcome="received", expected={record.outcome})
@@ -442,16 +592,15 @@ class OffboardingWorker:
             return applied
         return self._carry_out(trail)
 
-    def _load_or_create(
-        self, request: OffboardingRequest, now: datetime, *, look_first: bool
-    ) -> ActionRecord:
+    def _load_or_create(self, trail: _Trail, now: datetime, *, look_first: bool) -> ActionRecord:
         # A new request costs one round trip when created first; a due or released one (whose record
         # exists) costs one when read first.
+        request = trail.request
         if look_first:
             existing = self._actions.get(request.key)
             if existing is not None:
                 return existing
-        record = self._new_record(request, now)
+        record = self._new_record(request, now, requested_at=trail.requested_at, sender_id=trail.sender_id)
         if self._actions.create(record):
             return record
         existing = self._actions.get(request.key)
@@ -467,6 +616,8 @@ class OffboardingWorker:
         outcome: Outcome = "received",
         fields: dict[str, Any] | None = None,
         attempts: list[Attempt] | None = None,
+        requested_at: str | None = None,
+        sender_id: str | None = None,
     ) -> ActionRecord:
         stamp = utc_now_iso(now)
         record = ActionRecord(
@@ -484,6 +635,8 @@ class OffboardingWorker:
             email=request.email,
             member_id=request.member_id,
             attempts=list(attempts or []),
+            requested_at=requested_at or stamp,
+            sender_id=sender_id,
         )
         return record.model_copy(update={k: v for k, v in (fields or {}).items() if v is not None})
 
@@ -540,7 +693,8 @@ class OffboardingWorker:
             try:
                 member = self._resolve(request)
                 try:
-                    self._check_guards(member)
+                    self._check_guards(member, request)
+                    self._check_not_overtaken(trail, member)
                     user = self._scim_user(trail, member)
                 except _RefusalError as refusal:
                     raise _RefusalError(refusal.reason, member.record_fields()) from refusal
@@ -562,7 +716,7 @@ class OffboardingWorker:
             record = trail.record
             assert record is not None
             now = self._clock()
-            if request.is_destructive and record.budget_counted_at is None:
+            if record.budget_counted_at is None:  # reactivations count too: the limit is on changes
                 self._take_budget(trail, now)
                 # recorded with the outcome: an invocation that dies before that counts again on
                 # retry, which can only make the limit hold earlier, never later
@@ -572,6 +726,8 @@ class OffboardingWorker:
             except RetryableError as failure:
                 self._record_failure(trail, str(failure))
                 raise
+        except _PartialError as partial:
+            return self._partial(trail, member.member_id, partial)
         except _RefusalError as refusal:
             self._finish(trail, "refused", refusal.reason, fields=refusal.fields)
             self._metric("OffboardingRefused", 1)
@@ -612,6 +768,29 @@ class OffboardingWorker:
             },
         )
         return Result(request.key, "done", summary).as_dict()
+
+    def _partial(self, trail: _Trail, member_id: str, partial: _PartialError) -> dict[str, Any]:
+        """Some steps took effect and Miro refused the next: the Members table and the record say what
+        holds now (e.g. suspended, delete refused with Miro's reason), never "refused"."""
+        request = trail.request
+        try:
+            self._members.set_status(
+                member_id, status=partial.status, active=partial.active, at=self._clock()
+            )
+        except Exception as error:  # whatever the table raised: the record must not claim more than this
+            message = (
+                "Miro refused a step after others took effect, and updating the Members table failed: "
+                f"{error}"
+            )
+            self._record_failure(trail, message)
+            raise RetryableError(message) from error
+        self._finish(trail, "partial", partial.reason)
+        self._metric("OffboardingPartial", 1)
+        self._log.warning(
+            "offboarding partly done",
+            extra={"requestId": request.key, "outcome": "partial", "reason": partial.reason},
+        )
+        return Result(request.key, "partial", partial.reason).as_dict()
 
     def _finish_if_applied(self, trail: _Trail) -> dict[str, Any] | None:
         """A retry of a request whose final write to Miro was made (or interrupted, per `inFlight`) by an
@@ -697,6 +876,11 @@ class OffboardingWorker:
             active=live.active,
             scim_id=scim_id,
             boards_owned=boards_owned,
+            admin_roles=tuple(
+                sorted({name for role in live.admin_roles if (name := role.name or role.type)})
+            ),
+            last_activity_at=live.last_activity_at,
+            license_assigned_at=live.license_assigned_at,
         )
 
     def _live_member(self, request: OffboardingRequest, known: KnownMember | None) -> OrgMember | None:
@@ -757,7 +941,14 @@ class OffboardingWorker:
             )
         return user
 
-    def _check_guards(self, member: ResolvedMember) -> None:
+    def _check_guards(self, member: ResolvedMember, request: OffboardingRequest) -> None:
+        """Every guard fails closed: what is not positively allowed is refused, before any write."""
+        if self._policy.configuration_error is not None and request.is_destructive:
+            self._metric("OffboardingConfigurationError", 1)
+            raise _RefusalError(
+                f"configuration error, every suspend and delete is refused until it is fixed: "
+                f"{self._policy.configuration_error}"
+            )
         if member.role in REFUSED_ROLES:
             raise _RefusalError(f"{member.email} is {member.role}: {REFUSED_ROLES[member.role]}")
         if member.role not in {ROLE_ADMIN, ROLE_USER}:
@@ -766,8 +957,52 @@ class OffboardingWorker:
             )
         if member.email in self._policy.protected_emails:
             raise _RefusalError(f"{member.email} is a protected account (PROTECTED_EMAILS)")
-        if member.role == ROLE_ADMIN and not self._policy.allow_admin_offboarding:
-            raise _RefusalError(f"{member.email} is a Company Admin and ALLOW_ADMIN_OFFBOARDING is false")
+        if not self._policy.allow_admin_offboarding:
+            if member.role == ROLE_ADMIN:
+                raise _RefusalError(f"{member.email} is a Company Admin and ALLOW_ADMIN_OFFBOARDING is false")
+            if member.admin_roles:
+                raise _RefusalError(
+                    f"{member.email} holds Miro admin roles ({', '.join(member.admin_roles)}) and "
+                    "ALLOW_ADMIN_OFFBOARDING is false"
+                )
+        self._check_still_inactive(member, request)
+
+    @staticmethod
+    def _check_still_inactive(member: ResolvedMember, request: OffboardingRequest) -> None:
+        """The precondition of a request made from an inactivity report, checked against Miro's live
+        member record just before acting: activity or a new licence since the report's cutoff refuses it."""
+        since = request.inactive_since
+        if since is None:
+            return
+        if member.last_activity_at is not None and member.last_activity_at > since:
+            raise _RefusalError(
+                f"{member.email} is active again: last activity {member.last_activity_at.isoformat()} is "
+                f"after inactiveSince {since.isoformat()}"
+            )
+        if member.license_assigned_at is not None and member.license_assigned_at > since:
+            raise _RefusalError(
+                f"{member.email} was licensed {member.license_assigned_at.isoformat()}, after inactiveSince "
+                f"{since.isoformat()}: not inactive for the whole window"
+            )
+
+    def _check_not_overtaken(self, trail: _Trail, member: ResolvedMember) -> None:
+        """Requests for one member take effect in the order they were made: a request is refused when a
+        later, opposing one exists (e.g. a failed suspend redelivered after the operator reactivated)."""
+        request = trail.request
+        if request.dry_run:
+            return
+        record = trail.record or self._new_record(
+            request, self._clock(), requested_at=trail.requested_at, sender_id=trail.sender_id
+        )
+        later = self._later_opposing_request(
+            record.model_copy(update={"email": member.email, "member_id": member.member_id})
+        )
+        if later is not None:
+            raise _RefusalError(
+                f"overtaken by a later request for {member.email}: {later.request_id} ({later.action}, "
+                f"{later.outcome}, requested {later.requested_instant}); this {request.action} was "
+                f"requested {record.requested_instant} and is not carried out"
+            )
 
     # ---------------------------------------------------------------- effects
 
@@ -784,13 +1019,19 @@ class OffboardingWorker:
         if action == "delete":
             # gone_ok: a 404 right after the confirmed suspend means the user was deleted meanwhile
             # (e.g. a retry after a crash between the call and its record): the goal state holds.
-            self._scim_call(
-                trail,
-                f"DELETE /Users/{scim_id}",
-                lambda: self._scim.delete_user(scim_id),
-                write=True,
-                gone_ok=True,
-            )
+            try:
+                self._scim_call(
+                    trail,
+                    f"DELETE /Users/{scim_id}",
+                    lambda: self._scim.delete_user(scim_id),
+                    write=True,
+                    gone_ok=True,
+                )
+            except _RefusalError as refused:
+                # the deactivation above is confirmed by its read-back (or was already so): half done
+                raise _PartialError(
+                    f"suspended, but Miro refused the delete: {refused.reason}", "suspended", False
+                ) from refused
             effects += 1
         return effects
 
@@ -856,7 +1097,13 @@ class OffboardingWorker:
         changes = {**trail.fields, **(fields or {})}
         if trail.record is None:
             record = self._new_record(
-                trail.request, now, outcome=outcome or "received", fields=changes, attempts=trail.attempts
+                trail.request,
+                now,
+                outcome=outcome or "received",
+                fields=changes,
+                attempts=trail.attempts,
+                requested_at=trail.requested_at,
+                sender_id=trail.sender_id,
             )
             if not self._actions.create(record):
                 raise _RecordExistsError(trail.request.key)
@@ -880,7 +1127,7 @@ class OffboardingWorker:
             self._blast.count_unconditionally(now)
         elif not self._blast.try_take(now, self._policy.max_actions_per_hour):
             reason = (
-                f"held: more than {self._policy.max_actions_per_hour} destructive actions in the last hour; "
+                f"held: more than {self._policy.max_actions_per_hour} actions in the last hour; "
                 "run `miro-sync offboard release` to continue"
             )
             with contextlib.suppress(ActionConflictError):  # cancelled meanwhile: stays cancelled
@@ -943,6 +1190,33 @@ class OffboardingWorker:
             event="invalid offboarding message refused",
         )
 
+    def _refuse_unexpected(self, body: str, error: Exception, receive_count: int) -> Result:
+        """An error the worker does not know on one message (a bug, or a table failure it cannot tell
+        from one): re-raised for a few receives, since a throttled table recovers; on the
+        UNEXPECTED_ERROR_RECEIVES-th, this message alone is refused for good, recorded with the error
+        and copied to the dead-letter queue, instead of failing until SQS's redrive moves it there with
+        no reason anywhere. Its own record is `error-<hash of the body>`, with the request's member."""
+        described = f"{type(error).__name__}: {error}"[:500]
+        if receive_count < UNEXPECTED_ERROR_RECEIVES:
+            raise error
+        try:
+            request: OffboardingRequest | None = parse_request(body)
+        except InvalidRequestError:
+            request = None
+        reason = (
+            f"failed on {receive_count} deliveries with an unexpected error ({described}); "
+            "refused for good, nothing further is attempted"
+        )
+        digest = hashlib.sha256(_storable(body).encode()).hexdigest()[:32]
+        return self._refuse_for_good(
+            f"error-{digest}",
+            reason,
+            body,
+            request=request,
+            metric="OffboardingUnexpectedErrors",
+            event="offboarding message refused after repeated unexpected errors",
+        )
+
     def _refuse_reused_id(
         self, request: OffboardingRequest, body: str, original: ActionRecord | None
     ) -> Result:
@@ -988,6 +1262,7 @@ class OffboardingWorker:
         it twice). A failed send raises RetryableError, so the message comes back and is copied then."""
         now = self._clock()
         stamp = utc_now_iso(now)
+        body = _storable(body)
         record = ActionRecord(
             request_id=record_id,
             action=request.action if request is not None else "invalid",
@@ -1039,6 +1314,19 @@ class OffboardingWorker:
     def _metric(self, name: str, value: float) -> None:
         if self._metrics is not None:
             self._metrics.add_metric(name=name, unit="Count", value=value)
+
+
+def _storable(body: str) -> str:
+    """The body as text DynamoDB and SQS accept: lone surrogates and other unencodable characters are
+    written as backslash escapes (the record keeps what was received, readable)."""
+    return body.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _duplicate(request_id: str, outcome: str, reason: str | None) -> Result:
+    """The answer to a repeat of a finished request: not its outcome (a repeat did nothing), but that it
+    is a duplicate, with what the original came to."""
+    original = f"{outcome}: {reason}" if reason else outcome
+    return Result(request_id, "duplicate", f"duplicate of {request_id} ({original})")
 
 
 def request_id_of(body: str) -> str | None:

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import Field, field_validator
 
 from miro_sync.settings import MiroSettings
+
+_SEPARATORS = re.compile(r"[,;\s]+")
+
+
+class ProtectedEmailsError(ValueError):
+    """PROTECTED_EMAILS holds something that is not an email address."""
+
+
+def parse_protected_emails(text: str) -> tuple[str, ...]:
+    """Emails separated by commas, semicolons or whitespace; every entry must be an email address."""
+    from miro_sync.offboarding.messages import EMAIL_RE
+
+    entries = [entry for entry in _SEPARATORS.split(text.strip()) if entry]
+    bad = [entry for entry in entries if len(entry) > 254 or not EMAIL_RE.match(entry)]
+    if bad:
+        shown = ", ".join(repr(entry[:60]) for entry in bad[:5])
+        raise ProtectedEmailsError(
+            f"PROTECTED_EMAILS: not an email address: {shown}; separate addresses with commas, "
+            "semicolons or spaces"
+        )
+    return tuple(sorted({entry.lower() for entry in entries}))
 
 
 class OffboardingSettings(MiroSettings):
@@ -29,8 +51,9 @@ class OffboardingSettings(MiroSettings):
     # Where a malformed message goes (with its reason) besides the actions table. Optional so a
     # stack without it still runs; the template always sets it.
     dlq_url: str | None = Field(default=None, alias="OFFBOARDING_DLQ_URL")
-    # Comma-separated in the environment; kept as a sorted tuple of lower-case emails (hashable).
-    protected_emails: tuple[str, ...] = Field(default=(), alias="PROTECTED_EMAILS")
+    # As configured: emails separated by commas, semicolons or whitespace. Parsed by `protected_emails`
+    # (strictly: a bad entry is a configuration error the worker acts on, never an empty list).
+    protected_emails_text: str = Field(default="", alias="PROTECTED_EMAILS")
     allow_admin_offboarding: bool = Field(default=False, alias="ALLOW_ADMIN_OFFBOARDING", strict=False)
     # Blast radius: destructive actions (suspend, delete) per rolling hour before further ones are held.
     # Same default as the template's MaxActionsPerHour parameter and the README.
@@ -61,12 +84,12 @@ class OffboardingSettings(MiroSettings):
         """Miro's SCIM limits (requests per window) scaled to this container's share, at least 1 each."""
         return {method: max(1, int(limit * self.scim_budget_share)) for method, limit in limits.items()}
 
-    @field_validator("protected_emails", mode="before")
-    @classmethod
-    def _split_emails(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(sorted({email.strip().lower() for email in value.split(",") if email.strip()}))
-        return value
+    @property
+    def protected_emails(self) -> tuple[str, ...]:
+        """The protected accounts, sorted and lower case; raises ProtectedEmailsError naming every bad
+        entry. Not a validator on purpose: a bad list must not stop the function from starting (every
+        record would then fail and retry into the DLQ); the worker refuses destructive actions instead."""
+        return parse_protected_emails(self.protected_emails_text)
 
     @field_validator("allow_admin_offboarding", mode="before")
     @classmethod

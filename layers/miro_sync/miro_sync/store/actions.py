@@ -23,11 +23,14 @@ Outcome = Literal[
     "held",  # over the blast-radius limit; waits for `miro-sync offboard release`
     "failed",  # the last attempt failed transiently; the message goes back to the queue
     "done",
+    # some of the steps were carried out and Miro refused the next one (e.g. a delete whose SCIM DELETE
+    # was refused after the deactivation): final, with what happened in `outcomeReason`
+    "partial",
     "refused",
     "dry-run",
     "cancelled",
 ]
-FINAL_OUTCOMES: frozenset[str] = frozenset({"done", "refused", "dry-run", "cancelled"})
+FINAL_OUTCOMES: frozenset[str] = frozenset({"done", "partial", "refused", "dry-run", "cancelled"})
 OPEN_OUTCOMES: frozenset[str] = frozenset({"received", "pending", "held", "failed"})
 MAX_STORED_BODY = 4000
 
@@ -84,6 +87,15 @@ class ActionRecord(BaseModel):
     in_flight: str | None = Field(default=None, alias="inFlight")
     # when a refused malformed message was copied to the dead-letter queue (so it is copied once)
     dead_lettered_at: str | None = Field(default=None, alias="deadLetteredAt")
+    # When the request was sent (SQS SentTimestamp of its first message): orders requests for one member
+    requested_at: str | None = Field(default=None, alias="requestedAt")
+    # Who sent it: SQS SenderId (the IAM principal's id), recorded for the audit trail
+    sender_id: str | None = Field(default=None, alias="senderId")
+
+    @property
+    def requested_instant(self) -> str:
+        """When the request was made, for ordering requests for one member (ISO, comparable as text)."""
+        return self.requested_at or self.created_at
 
     @property
     def is_final(self) -> bool:
