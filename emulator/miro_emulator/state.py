@@ -214,11 +214,36 @@ class OrgState:
             member.email = user_name
             self.members_by_email[user_name.lower()] = member
 
+    def teams_with_sole_admin(self, member: Member) -> list[Team]:
+        """Teams in which `member` is the only admin. Deleted members have no memberships left, so every
+        other admin counted is a live (possibly deactivated) member, who still holds the team."""
+        return [
+            team
+            for team in self.teams
+            if (membership := team.memberships.get(member.index)) is not None
+            and membership.role == "admin"
+            and not any(
+                other.role == "admin" and index != member.index for index, other in team.memberships.items()
+            )
+        ]
+
     def delete_member(self, member: Member) -> list[str]:
-        """Remove a member; each board they own goes to the oldest admin of its team. Returns moved ids."""
+        """Remove a member; each board they own goes to the oldest admin of its team. Returns moved ids.
+
+        Miro (SCIM deleteUser): "A user who is the last admin in the team or the last admin in the
+        organization cannot be deleted." Deactivating such a user is allowed (see `set_active`)."""
         with self.lock:
             if member.role == ADMIN and len([a for a in self.active_admins() if a is not member]) == 0:
                 raise StateError("conflict", "The last admin of the organization cannot be deleted")
+            sole = self.teams_with_sole_admin(member)
+            if sole:
+                named = ", ".join(f"{team.name} ({team.id})" for team in sole[:3])
+                more = f" and {len(sole) - 3} more" if len(sole) > 3 else ""
+                raise StateError(
+                    "conflict",
+                    f"The last admin of a team cannot be deleted: the user is the only admin of team"
+                    f"{'s' if len(sole) > 1 else ''} {named}{more}; make another team member an admin first",
+                )
             moved: list[str] = []
             for board in self.boards:
                 if board.deleted or board.owner_index != member.index:
@@ -247,7 +272,8 @@ class OrgState:
         ]
         if admins:
             return min(admins, key=lambda entry: (entry[0], entry[1]))[2]
-        # A team without another admin hands the board to the longest-standing org admin.
+        # Unreachable through the API (the last admin of a team cannot be deleted, nor removed from
+        # it): only a hand-built state gets here. Such a board goes to the longest-standing org admin.
         org_admins = [m for m in self.active_admins() if m.index != excluding]
         return min(org_admins, key=lambda m: (m.created_ms, m.id))
 

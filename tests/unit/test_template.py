@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -442,13 +443,176 @@ def test_offboarding_queue_visibility_and_dead_letter_queue(cfn: Template) -> No
     assert queue["VisibilityTimeout"] >= 6 * timeout
     assert queue["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": ["OffboardingDeadLetterQueue", "Arn"]},
-        "maxReceiveCount": 5,
+        "maxReceiveCount": 10,  # see test_throttling_alone_never_dead_letters_an_offboarding_request
     }
     dead_letters = cfn["Resources"]["OffboardingDeadLetterQueue"]["Properties"]
     # A failed message must outlive its stay in the source queue, or the DLQ silently drops it.
     assert dead_letters["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
     assert queue["SqsManagedSseEnabled"] is True
     assert dead_letters["SqsManagedSseEnabled"] is True
+
+
+@pytest.mark.parametrize(
+    ("function_id", "parameter", "default"),
+    [
+        ("BoardWebhookFunction", "BoardWebhookReservedConcurrency", 10),
+        ("OffboardingFunction", "OffboardingReservedConcurrency", 3),
+    ],
+)
+def test_public_webhook_and_offboarding_reserve_their_concurrency(
+    cfn: Template, function_id: str, parameter: str, default: int
+) -> None:
+    # The webhook's URL is unauthenticated: a flood must hit its own ceiling, not the account's pool
+    # (which the syncs and offboarding need). Offboarding gets capacity nobody else can take.
+    properties = cfn["Resources"][function_id]["Properties"]
+    assert properties["ReservedConcurrentExecutions"] == {"Ref": parameter}
+    declared = cfn["Parameters"][parameter]
+    assert (declared["Type"], declared["Default"]) == ("Number", default)
+    assert declared["MinValue"] >= 1
+
+
+def test_offboarding_reserved_concurrency_covers_its_pollers_and_its_sweep(cfn: Template) -> None:
+    # Lambda's guidance: reserved concurrency >= the SQS mapping's MaximumConcurrency, or batches are
+    # throttled; plus one for the notBefore sweep's schedule, which runs alongside them.
+    (mapping,) = resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    pollers = mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+    sweeps = len(schedule_rules_targeting(cfn, "OffboardingFunction"))
+    declared = cfn["Parameters"]["OffboardingReservedConcurrency"]
+    assert declared["MinValue"] >= pollers + sweeps
+    assert declared["Default"] >= declared["MinValue"]
+    # and the SCIM pacing share stays the pollers' count (test_offboarding_paces_scim_to_...)
+    variables = environment(cfn, "OffboardingFunction")
+    assert int(variables["OFFBOARDING_MAX_CONCURRENCY"]) == pollers
+
+
+def test_throttling_alone_never_dead_letters_an_offboarding_request(cfn: Template) -> None:
+    # A batch Lambda received but could not run (throttled at the reserved concurrency) still counts
+    # as a receive. AWS's guidance with throttling is maxReceiveCount >= 5; the template keeps 10.
+    queue = cfn["Resources"]["OffboardingQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 10
+    # the time a failing request gets before the DLQ, well inside the queue's retention
+    timeout = cfn["Resources"]["OffboardingFunction"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert (
+        queue["RedrivePolicy"]["maxReceiveCount"] * queue["VisibilityTimeout"]
+        < queue["MessageRetentionPeriod"]
+    )
+
+
+def _redrive_targets(cfn: Template) -> set[str]:
+    return {
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for queue in resources_of_type(cfn, "AWS::SQS::Queue").values()
+        if "RedrivePolicy" in queue["Properties"]
+    }
+
+
+def test_refused_copies_have_their_own_queue_apart_from_the_redrive_dead_letter_queue(cfn: Template) -> None:
+    # The worker copies refused messages with SendMessage on purpose; SQS moves repeated failures by
+    # redrive. Sharing one queue kept the DLQ alarm in ALARM for 14 days after any refusal.
+    copies_to = environment(cfn, "OffboardingFunction")["OFFBOARDING_DLQ_URL"]["Ref"]
+    assert _redrive_targets(cfn) == {"OffboardingDeadLetterQueue"}
+    assert copies_to == "OffboardingRefusedQueue"
+    refused = cfn["Resources"]["OffboardingRefusedQueue"]
+    assert refused["Type"] == "AWS::SQS::Queue"
+    assert "RedrivePolicy" not in refused["Properties"]
+    assert refused["Properties"]["SqsManagedSseEnabled"] is True
+    assert refused["Properties"]["MessageRetentionPeriod"] == 1209600
+    assert cfn["Outputs"]["OffboardingRefusedQueueUrl"]["Value"] == {"Ref": "OffboardingRefusedQueue"}
+    assert cfn["Outputs"]["OffboardingDeadLetterQueueUrl"]["Value"] == {"Ref": "OffboardingDeadLetterQueue"}
+
+
+# A deployed CommaDelimitedList: CloudFormation splits the value on commas, so "" is [""], never [].
+def _deployed_list(value: str) -> list[str]:
+    return value.split(",")
+
+
+def _evaluate(node: Any, parameters: dict[str, Any], conditions: dict[str, Any]) -> Any:
+    """The intrinsics the queue policy uses, evaluated as CloudFormation would for these parameters."""
+    if isinstance(node, list):
+        items = [_evaluate(item, parameters, conditions) for item in node]
+        return [item for item in items if item is not _NO_VALUE]
+    if not isinstance(node, dict):
+        return node
+    if list(node) == ["Ref"]:
+        name = node["Ref"]
+        return _NO_VALUE if name == "AWS::NoValue" else parameters.get(name, f"<{name}>")
+    if list(node) == ["Fn::If"]:
+        condition, when_true, when_false = node["Fn::If"]
+        chosen = when_true if _evaluate(conditions[condition], parameters, conditions) else when_false
+        return _evaluate(chosen, parameters, conditions)
+    if list(node) == ["Fn::Not"]:
+        return not _evaluate(node["Fn::Not"][0], parameters, conditions)
+    if list(node) == ["Fn::Equals"]:
+        left, right = (_evaluate(item, parameters, conditions) for item in node["Fn::Equals"])
+        return left == right
+    if list(node) == ["Fn::Join"]:
+        delimiter, items = node["Fn::Join"]
+        return delimiter.join(_evaluate(items, parameters, conditions))
+    if list(node) == ["Fn::GetAtt"]:
+        return "<{}.{}>".format(*node["Fn::GetAtt"])
+    return {key: _evaluate(value, parameters, conditions) for key, value in node.items()}
+
+
+_NO_VALUE = object()
+SENDER_ROLES = ["arn:aws:iam::210987654321:role/hr-offboarding", "arn:aws:iam::210987654321:role/it/tickets"]
+
+
+def _queue_policy_statements(cfn: Template, sender_roles: str) -> list[dict[str, Any]]:
+    (policy,) = [
+        p["Properties"]
+        for p in resources_of_type(cfn, "AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": "OffboardingQueue"}]
+    ]
+    parameters = {"OffboardingSenderRoleArns": _deployed_list(sender_roles), "AWS::AccountId": "123456789012"}
+    document = _evaluate(policy["PolicyDocument"], parameters, cfn["Conditions"])
+    statements: list[dict[str, Any]] = document["Statement"]
+    return statements
+
+
+def test_only_this_account_may_send_to_the_offboarding_queue_by_default(cfn: Template) -> None:
+    parameter = cfn["Parameters"]["OffboardingSenderRoleArns"]
+    assert (parameter["Type"], parameter["Default"]) == ("CommaDelimitedList", "")
+    (deny,) = _queue_policy_statements(cfn, "")
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage")
+    assert deny["Resource"] == "<OffboardingQueue.Arn>"
+    # no ArnNotLike on [""]: the empty list must not reach the policy
+    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalAccount": "123456789012"}}
+
+
+def test_named_sender_roles_may_send_to_the_offboarding_queue_and_nobody_else(cfn: Template) -> None:
+    deny, allow = _queue_policy_statements(cfn, ",".join(SENDER_ROLES))
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {
+        "StringNotEquals": {"aws:PrincipalAccount": "123456789012"},
+        "ArnNotLike": {"aws:PrincipalArn": SENDER_ROLES},
+    }
+    assert allow == {
+        "Sid": "AllowNamedSenderRoles",
+        "Effect": "Allow",
+        "Principal": {"AWS": SENDER_ROLES},
+        "Action": "sqs:SendMessage",
+        "Resource": "<OffboardingQueue.Arn>",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        (SENDER_ROLES[0], True),
+        (SENDER_ROLES[1], True),
+        ("arn:aws-us-gov:iam::210987654321:role/hr", True),
+        ("arn:aws:iam::210987654321:root", False),
+        ("arn:aws:iam::210987654321:user/ann", False),
+        ("*", False),
+        ("210987654321", False),
+    ],
+)
+def test_sender_roles_parameter_takes_role_arns_only(cfn: Template, value: str, accepted: bool) -> None:
+    # CloudFormation applies a CommaDelimitedList's AllowedPattern to each value of the list.
+    pattern = cfn["Parameters"]["OffboardingSenderRoleArns"]["AllowedPattern"]
+    assert all(bool(re.fullmatch(pattern, item)) == accepted for item in _deployed_list(value))
 
 
 def test_webhook_is_a_public_function_url_behind_the_enable_webhook_condition(cfn: Template) -> None:
@@ -520,7 +684,8 @@ def test_function_environment_points_at_the_right_resources(cfn: Template, funct
         "AUDIT_RETENTION_DAYS": "AuditRetentionDays",
         "BOARD_EVENT_RETENTION_DAYS": "BoardEventRetentionDays",
         "OFFBOARDING_QUEUE_URL": "OffboardingQueue",
-        "OFFBOARDING_DLQ_URL": "OffboardingDeadLetterQueue",
+        # the worker copies refused messages there; the redrive DLQ only receives repeated failures
+        "OFFBOARDING_DLQ_URL": "OffboardingRefusedQueue",
         "PROTECTED_EMAILS": "ProtectedEmails",
         "ALLOW_ADMIN_OFFBOARDING": "AllowAdminOffboarding",
         "MAX_ACTIONS_PER_HOUR": "MaxActionsPerHour",
@@ -609,9 +774,11 @@ def test_webhook_can_only_read_subscriptions_append_events_and_touch_members(cfn
         }
         for table in EXPECTED_TABLE_ACCESS["BoardWebhookFunction"]
     }
+    # store/subscriptions.py get, store/board_events.py put_once, store/member_activity.py: no Query of
+    # the subscription directory and no batch writes, which the webhook never makes.
     assert per_table == {
-        "StateTable": {"dynamodb:GetItem", "dynamodb:Query"},
-        "BoardEventsTable": {"dynamodb:PutItem", "dynamodb:BatchWriteItem"},
+        "StateTable": {"dynamodb:GetItem"},
+        "BoardEventsTable": {"dynamodb:PutItem"},
         "MembersTable": {"dynamodb:UpdateItem"},
     }
 
@@ -626,12 +793,24 @@ def test_members_sync_table_actions_are_gets_queries_and_writes(cfn: Template) -
         }
         for table in EXPECTED_TABLE_ACCESS["MembersSyncFunction"]
     }
-    common = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"}
-    # StateTable gets BatchWriteItem for the run's chunked blobs; MembersTable also BatchGetItem.
-    assert common | {"dynamodb:BatchWriteItem"} <= per_table["StateTable"]
-    assert common | {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"} <= per_table["MembersTable"]
-    # The lost-access check (WEBHOOK_ENABLED) lists the subscription directory and rewrites a record.
-    assert {"dynamodb:Query", "dynamodb:PutItem"} <= per_table["StateTable"]
+    # Exactly (this used to be a lower bound that let PutItem, Query and DeleteItem on members and
+    # DeleteItem on state through): members are batch-written when new, updated conditionally after,
+    # and never deleted or queried by the sync.
+    assert per_table["MembersTable"] == {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateItem",
+    }
+    # StateTable gets BatchWriteItem for the run's chunked blobs; the lost-access check (WEBHOOK_ENABLED)
+    # lists the subscription directory (Query) and rewrites a record (PutItem).
+    assert per_table["StateTable"] == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+    }
 
 
 @pytest.mark.parametrize("function_id", FUNCTION_FOLDERS)
@@ -646,7 +825,8 @@ def test_function_reads_only_its_secrets(cfn: Template, function_id: str) -> Non
 @pytest.mark.parametrize("function_id", FUNCTION_FOLDERS)
 def test_only_offboarding_uses_the_queue(cfn: Template, function_id: str) -> None:
     sqs_targets = _targets(grants(cfn, function_id), "sqs:")
-    expected = {"OffboardingQueue", "OffboardingDeadLetterQueue"}
+    # Not the redrive DLQ: SQS moves failures there itself.
+    expected = {"OffboardingQueue", "OffboardingRefusedQueue"}
     assert sqs_targets == (expected if function_id == "OffboardingFunction" else set())
 
 
@@ -656,13 +836,12 @@ def test_offboarding_polls_and_requeues_only_its_queue(cfn: Template) -> None:
         assert allowed[action] == {"OffboardingQueue"}, action
 
 
-def test_offboarding_may_only_send_single_messages_to_the_dead_letter_queue(cfn: Template) -> None:
+def test_offboarding_may_only_send_single_messages_to_the_refused_queue(cfn: Template) -> None:
     allowed = grants(cfn, "OffboardingFunction")
-    on_dead_letters = {
-        action for action, targets in allowed.items() if "OffboardingDeadLetterQueue" in targets
-    }
-    assert on_dead_letters == {"sqs:SendMessage"}
-    assert allowed["sqs:SendMessage"] == {"OffboardingDeadLetterQueue"}
+    on_refused = {action for action, targets in allowed.items() if "OffboardingRefusedQueue" in targets}
+    assert on_refused == {"sqs:SendMessage"}
+    assert allowed["sqs:SendMessage"] == {"OffboardingRefusedQueue"}
+    assert [action for action, targets in allowed.items() if "OffboardingDeadLetterQueue" in targets] == []
 
 
 @pytest.mark.parametrize("function_id", ["BoardWebhookFunction", "OffboardingFunction"])
@@ -714,6 +893,209 @@ def test_audit_sync_gets_exactly_the_dynamodb_calls_on_its_path(cfn: Template) -
         ("UpdateItem", "MembersTable", ""),
         ("Query", "MembersTable", "/index/ByEmail"),
     }
+
+
+@pytest.mark.parametrize(
+    ("function_id", "expected"),
+    [
+        (
+            # sync/members.py's MembersStore and StateStore, and the lost-access check
+            "MembersSyncFunction",
+            {
+                ("GetItem", "MembersTable", ""),
+                ("BatchGetItem", "MembersTable", ""),
+                ("BatchWriteItem", "MembersTable", ""),
+                ("UpdateItem", "MembersTable", ""),
+                ("GetItem", "StateTable", ""),
+                ("UpdateItem", "StateTable", ""),
+                ("PutItem", "StateTable", ""),
+                ("Query", "StateTable", ""),
+                ("BatchWriteItem", "StateTable", ""),
+            },
+        ),
+        (
+            # SubscriptionsRepository.get, BoardEventsRepository.put_once, MemberActivityRepository
+            "BoardWebhookFunction",
+            {
+                ("GetItem", "StateTable", ""),
+                ("PutItem", "BoardEventsTable", ""),
+                ("UpdateItem", "MembersTable", ""),
+            },
+        ),
+        (
+            # ActionsRepository get/create/update/by_outcome/by_member, MembersRepository get/
+            # find_by_email/set_status, BlastRadiusCounter try_take/count_unconditionally, Idempotency
+            "OffboardingFunction",
+            {
+                ("GetItem", "ActionsTable", ""),
+                ("PutItem", "ActionsTable", ""),
+                ("UpdateItem", "ActionsTable", ""),
+                ("Query", "ActionsTable", "/index/ByOutcome"),
+                ("Query", "ActionsTable", "/index/ByMember"),
+                ("GetItem", "MembersTable", ""),
+                ("UpdateItem", "MembersTable", ""),
+                ("Query", "MembersTable", "/index/ByEmail"),
+                ("Query", "StateTable", ""),
+                ("UpdateItem", "StateTable", ""),
+                ("GetItem", "IdempotencyTable", ""),
+                ("PutItem", "IdempotencyTable", ""),
+                ("UpdateItem", "IdempotencyTable", ""),
+                ("DeleteItem", "IdempotencyTable", ""),
+            },
+        ),
+    ],
+)
+def test_function_gets_exactly_the_dynamodb_calls_on_its_path(
+    cfn: Template, function_id: str, expected: set[tuple[str, str, str]]
+) -> None:
+    # No Scan anywhere, no DeleteItem except Powertools Idempotency's, no index the code never queries.
+    assert _dynamodb_grants(cfn, function_id) == expected
+
+
+def _statements_on(cfn: Template, function_id: str, table_id: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for _, document in policy_documents(cfn, function_id)
+        for statement in document["Statement"]
+        if any(a.startswith("dynamodb:") for a in _as_list(statement["Action"]))
+        and table_id in referenced_names(statement["Resource"])
+    ]
+
+
+class _RecordingTable:
+    """A table whose conditional writes fail as often as asked; records every request."""
+
+    def __init__(self, condition_failures: int = 0) -> None:
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self._failures = condition_failures
+
+    def _record(self, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        self.requests.append((operation, kwargs))
+        if operation != "query" and "ConditionExpression" in kwargs and self._failures > 0:
+            self._failures -= 1
+            raise ClientError({"Error": {"Code": "ConditionalCheckFailedException"}}, operation)
+        return {"Items": []}
+
+    def update_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._record("update_item", kwargs)
+
+    def get_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._record("get_item", kwargs)
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        return self._record("query", kwargs)
+
+    def put_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._record("put_item", kwargs)
+
+    def delete_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._record("delete_item", kwargs)
+
+
+def test_webhook_may_update_only_the_activity_attributes_member_activity_writes(cfn: Template) -> None:
+    from datetime import UTC, datetime
+
+    from miro_sync.store.member_activity import MemberActivityRepository
+
+    # Both of member_activity.py's conditional UpdateItems (the second runs when the first's condition fails).
+    table = _RecordingTable(condition_failures=1)
+    MemberActivityRepository(table).record_board_activity(
+        "3458764517517852417", datetime(2026, 1, 2, tzinfo=UTC)
+    )
+    assert [operation for operation, _ in table.requests] == ["update_item", "update_item"]
+    referenced = set().union(
+        *(
+            set(kwargs["Key"]) | set(kwargs["ExpressionAttributeNames"].values())
+            for _, kwargs in table.requests
+        )
+    )
+    assert all("ReturnValues" not in kwargs for _, kwargs in table.requests)
+
+    (statement,) = _statements_on(cfn, "BoardWebhookFunction", "MembersTable")
+    assert statement["Action"] == "dynamodb:UpdateItem"
+    condition = statement["Condition"]
+    allowed = condition["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+    # Exactly what the code reads, writes and evaluates, the table's key (memberId) included, as AWS
+    # requires: not email, role, license or status.
+    assert set(allowed) == referenced
+    assert {
+        key["AttributeName"] for key in cfn["Resources"]["MembersTable"]["Properties"]["KeySchema"]
+    } <= set(allowed)
+    # UpdateItem may not return the whole old or new item (that would read every attribute).
+    assert condition["StringEqualsIfExists"]["dynamodb:ReturnValues"] == [
+        "NONE",
+        "UPDATED_OLD",
+        "UPDATED_NEW",
+    ]
+    assert condition["StringEqualsIfExists"]["dynamodb:Select"] == "SPECIFIC_ATTRIBUTES"
+
+
+def _partition_patterns(statement: dict[str, Any]) -> list[str]:
+    patterns: list[str] = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    return patterns
+
+
+def _other_state_partitions() -> dict[str, str]:
+    """Every StateTable partition the code writes, by owner."""
+    from miro_sync.store.audit import REJECTED_PK
+    from miro_sync.store.blast_radius import PARTITION
+    from miro_sync.store.state import USAGE_SNAPSHOT_PK
+    from miro_sync.store.subscriptions import DIRECTORY_PK, credential_pk
+    from miro_sync.sync.audit import CHECKPOINT_NAME as AUDIT_CHECKPOINT
+
+    return {
+        "blast radius": PARTITION,
+        "subscription credential": credential_pk("0" * 64),
+        "subscription directory": DIRECTORY_PK,
+        "members checkpoint": "sync#members",  # StateRepository._checkpoint_key
+        "audit checkpoint": f"sync#{AUDIT_CHECKPOINT}",
+        "members run pages": "sync#members#run#r-1",
+        "usage snapshots": USAGE_SNAPSHOT_PK,
+        "rejected audit events": REJECTED_PK,
+    }
+
+
+def _matching_partitions(patterns: list[str]) -> set[str]:
+    return {
+        owner
+        for owner, partition in _other_state_partitions().items()
+        if any(fnmatchcase(partition, pattern) for pattern in patterns)
+    }
+
+
+def test_offboarding_writes_only_its_blast_radius_items_in_the_state_table(cfn: Template) -> None:
+    from datetime import UTC, datetime
+
+    from miro_sync.store.blast_radius import PARTITION, BlastRadiusCounter
+
+    # The partition keys BlastRadiusCounter really uses (its Query and both UpdateItems).
+    table = _RecordingTable()
+    counter = BlastRadiusCounter(table)  # type: ignore[arg-type]
+    now = datetime(2026, 1, 2, 9, 30, 10, tzinfo=UTC)
+    assert counter.try_take(now, limit=25)
+    counter.count_unconditionally(now)
+    used = {kwargs["Key"]["pk"] for operation, kwargs in table.requests if operation == "update_item"}
+    for operation, kwargs in table.requests:
+        if operation == "query":  # Key("pk").eq(...) & Key("sk").between(...)
+            for part in kwargs["KeyConditionExpression"].get_expression()["values"]:
+                key, *values = part.get_expression()["values"]
+                if key.name == "pk":
+                    used |= {str(value) for value in values}
+    assert sorted(op for op, _ in table.requests) == ["query", "update_item", "update_item"]
+
+    (statement,) = _statements_on(cfn, "OffboardingFunction", "StateTable")
+    patterns = _partition_patterns(statement)
+    assert used == {PARTITION}
+    assert all(any(fnmatchcase(pk, pattern) for pattern in patterns) for pk in used)
+    assert _matching_partitions(patterns) == {"blast radius"}
+
+
+def test_webhook_reads_only_subscription_credentials_in_the_state_table(cfn: Template) -> None:
+    (statement,) = _statements_on(cfn, "BoardWebhookFunction", "StateTable")
+    assert statement["Action"] == "dynamodb:GetItem"
+    assert _matching_partitions(_partition_patterns(statement)) == {"subscription credential"}
 
 
 def test_only_offboarding_uses_the_idempotency_table(cfn: Template) -> None:
@@ -830,6 +1212,97 @@ def test_dead_letter_queue_alarm(cfn: Template) -> None:
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
 
 
+def test_dead_letter_queue_alarm_watches_only_the_redrive_target(cfn: Template) -> None:
+    # Only SQS's redrive puts messages there (nobody may send to it), so a visible message is a request
+    # that failed maxReceiveCount times, never a refused copy; NumberOfMessagesSent would miss exactly
+    # those (SQS does not count redriven messages in it).
+    (alarm,) = [
+        a["Properties"]
+        for a in alarms(cfn).values()
+        if a["Properties"]["Dimensions"]
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["OffboardingDeadLetterQueue", "QueueName"]}}]
+    ]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert _redrive_targets(cfn) == {"OffboardingDeadLetterQueue"}
+    senders = {
+        function_id
+        for function_id in FUNCTION_FOLDERS
+        if "OffboardingDeadLetterQueue" in _targets(grants(cfn, function_id), "sqs:")
+    }
+    assert senders == set()
+
+
+def test_refusals_alarm_once_per_new_refusal(cfn: Template) -> None:
+    # The worker's copies are SendMessage calls, which NumberOfMessagesSent counts: the alarm fires for
+    # the period in which a refusal happened and returns to OK, whatever stays queued for 14 days.
+    (alarm,) = [
+        a["Properties"]
+        for a in alarms(cfn).values()
+        if a["Properties"]["Dimensions"]
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["OffboardingRefusedQueue", "QueueName"]}}]
+    ]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/SQS",
+        "NumberOfMessagesSent",
+        "Sum",
+    )
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def _worker_source() -> str:
+    return (REPO_ROOT / "layers" / "miro_sync" / "miro_sync" / "offboarding" / "worker.py").read_text()
+
+
+@pytest.mark.parametrize(
+    ("metric", "emitted_today"),
+    [
+        # each record that failed and goes back to the queue: with partial batch responses a batch
+        # whose every record failed leaves Lambda's Errors metric at 0
+        ("OffboardingTransientFailures", True),
+        # invalid ProtectedEmails configuration: the worker refuses every destructive action
+        ("OffboardingConfigurationError", False),
+    ],
+)
+def test_offboarding_alarms_on_its_own_failure_metrics(
+    cfn: Template, metric: str, emitted_today: bool
+) -> None:
+    (alarm,) = [a["Properties"] for a in alarms(cfn).values() if a["Properties"]["MetricName"] == metric]
+    assert alarm["Namespace"] == {"Ref": "MetricsNamespace"}
+    assert environment(cfn, "OffboardingFunction")["POWERTOOLS_METRICS_NAMESPACE"] == {
+        "Ref": "MetricsNamespace"
+    }
+    # Powertools Metrics adds the service dimension (POWERTOOLS_SERVICE_NAME) to every metric.
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": service_name(cfn, "OffboardingFunction")}]
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "Sum",
+        "GreaterThanThreshold",
+        0,
+    )
+    assert alarm["TreatMissingData"] == "notBreaching"
+    if emitted_today:
+        assert f'"{metric}"' in _worker_source()
+
+
+def test_alarm_topic_key_lets_cloudwatch_publish(cfn: Template) -> None:
+    # CloudWatch drops an alarm's notification if it may not use the topic's key: the AWS-managed
+    # alias/aws/sns key's policy cannot allow it, a customer-managed key's can.
+    topic = cfn["Resources"]["AlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["AlarmTopicKey", "Arn"]}
+    key = cfn["Resources"]["AlarmTopicKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert cloudwatch["Effect"] == "Allow"
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert "Condition" not in cloudwatch  # a condition key the request lacks would drop every alarm
+    # The account keeps administering its key (KMS refuses a policy that would lock it out).
+    (root,) = [s for s in statements if s["Principal"] != {"Service": "cloudwatch.amazonaws.com"}]
+    assert root["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    assert (root["Effect"], root["Action"]) == ("Allow", "kms:*")
+
+
 def test_every_function_has_an_errors_alarm_with_its_condition(cfn: Template) -> None:
     watched = {
         alarm["Properties"]["Dimensions"][0]["Value"]["Ref"]: alarm.get("Condition")
@@ -903,6 +1376,25 @@ def test_parameters_constrain_what_they_can(cfn: Template) -> None:
     assert "Default" not in parameters["OrgId"]
     assert parameters["MembersSyncSchedule"]["Default"] == "rate(6 hours)"
     assert parameters["AuditLogSyncSchedule"]["Default"] == "rate(1 hour)"
+
+
+@pytest.mark.parametrize("parameter", ["MiroApiUrl", "MiroScimUrl"])
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://api.miro.com", True),
+        ("https://miro.com/api/v1/scim", True),
+        ("http://api.miro.com", False),
+        ("http://127.0.0.1:8900", False),  # the local runner bypasses this: test_template_local_runner.py
+        ("ftp://api.miro.com", False),
+        ("https://", False),
+    ],
+)
+def test_miro_urls_are_https_only(cfn: Template, parameter: str, url: str, accepted: bool) -> None:
+    # The tokens travel in the Authorization header of every request.
+    declared = cfn["Parameters"][parameter]
+    assert bool(re.fullmatch(declared["AllowedPattern"], url)) == accepted
+    assert re.fullmatch(declared["AllowedPattern"], declared["Default"])
 
 
 # --------------------------------------------------------------------------- sample events

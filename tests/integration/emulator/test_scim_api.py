@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from miro_emulator import RunningEmulator
-from miro_emulator.state import ADMIN, EXTERNAL_USER, INTERNAL_USER, TEAM_GUEST, Member
+from miro_emulator.state import ADMIN, EXTERNAL_USER, INTERNAL_USER, TEAM_GUEST, Member, Team
 from tests.fixtures.emulator import MiroSpec
 from tests.integration.emulator.conftest_helpers import rest, scim
 
@@ -114,11 +114,25 @@ def test_bad_patch_bodies_are_400(emulator: RunningEmulator, miro_spec: MiroSpec
     assert not_json.status_code == 400
 
 
+def sole_admin_teams(emulator: RunningEmulator, member: Member) -> list[Team]:
+    """The teams in which `member` is the only admin, read straight from the team memberships."""
+    return [
+        team
+        for team in emulator.state.teams
+        if [i for i, tm in team.memberships.items() if tm.role == "admin"] == [member.index]
+    ]
+
+
 def test_delete_removes_member_and_hands_boards_to_oldest_team_admin(
     emulator: RunningEmulator, miro_spec: MiroSpec
 ) -> None:
     state = emulator.state
-    board = next(b for b in state.boards if state.all_members[b.owner_index].role == INTERNAL_USER)
+    board = next(
+        b
+        for b in state.boards
+        if state.all_members[b.owner_index].role == INTERNAL_USER
+        and not sole_admin_teams(emulator, state.all_members[b.owner_index])
+    )
     owner = state.all_members[board.owner_index]
     team = state.teams[board.team_index]
     admins = [
@@ -154,7 +168,56 @@ def test_last_admin_cannot_be_deleted(
         refused = client.delete(f"/Users/{admins[-1].scim_id}")
     assert refused.status_code == 409
     miro_spec.validate("deleteUser", 409, refused.json())
+    assert "organization" in refused.json()["detail"]
     assert emulator.state.member(admins[-1].id) is not None
+
+
+def test_last_admin_of_a_team_can_be_deactivated_but_not_deleted(
+    emulator: RunningEmulator, miro_spec: MiroSpec
+) -> None:
+    state = emulator.state
+    # An ordinary internal user (not an org admin: the org-level rule stays out of the way) who is
+    # the only admin of a team.
+    user = next(
+        m
+        for m in state.all_members
+        if m.role == INTERNAL_USER and m.active and not m.deleted and sole_admin_teams(emulator, m)
+    )
+    [team] = sole_admin_teams(emulator, user)
+    owned = [b.id for b in state.boards if b.owner_index == user.index and not b.deleted]
+    with scim(emulator) as client:
+        deactivated = client.patch(f"/Users/{user.scim_id}", json=deactivate_body(False))
+        refused = client.delete(f"/Users/{user.scim_id}")
+        still_there = client.get(f"/Users/{user.scim_id}")
+    assert deactivated.status_code == 200
+    assert deactivated.json()["active"] is False
+    assert refused.status_code == 409
+    assert refused.headers["content-type"].startswith("application/scim+json")
+    miro_spec.validate("deleteUser", 409, refused.json())
+    error = refused.json()
+    assert error["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert error["status"] == "409"
+    assert "last admin of a team" in error["detail"]
+    assert team.id in error["detail"]
+    assert still_there.status_code == 200
+    assert still_there.json()["active"] is False
+    with rest(emulator) as client:
+        member = client.get(f"/v2/orgs/{emulator.org_id}/members/{user.id}")
+        admins = client.get(
+            f"/v2/orgs/{emulator.org_id}/teams/{team.id}/members", params={"role": "admin"}
+        ).json()
+        boards = client.get("/v2/boards", params={"owner": user.id, "limit": 50}).json()
+    assert member.status_code == 200
+    assert [m["id"] for m in admins["data"]] == [user.id]
+    assert sorted(b["id"] for b in boards["data"]) == sorted(owned)
+
+    # Once the team has another admin, the same DELETE goes through.
+    heir_index = next(i for i, tm in team.memberships.items() if i != user.index)
+    team.memberships[heir_index].role = "admin"
+    with scim(emulator) as client:
+        deleted = client.delete(f"/Users/{user.scim_id}")
+    assert deleted.status_code == 204
+    assert state.member(user.id) is None
 
 
 def test_scim_auth(emulator: RunningEmulator, miro_spec: MiroSpec) -> None:

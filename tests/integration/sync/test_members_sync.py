@@ -75,6 +75,8 @@ def _truth(emulator: RunningEmulator) -> dict[str, dict[str, Any]]:
             "scimId": member.scim_id,
             "teams": sorted(teams.get(member.id, [])),
             "boardsOwned": boards_owned.get(member.id, 0),
+            # Stored by name ("Content Admin"), as GET members' adminRoles[].name carries it.
+            "adminRoles": sorted(member.admin_roles),
         }
     return truth
 
@@ -90,6 +92,7 @@ def _observed(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "scimId": item.get("scimId"),
             "teams": sorted(item.get("teams", [])),
             "boardsOwned": int(item["boardsOwned"]),
+            "adminRoles": sorted(item.get("adminRoles", [])),
         }
         for member_id, item in table.items()
     }

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from miro_sync.miro.models import OrgMember
 from miro_sync.store.subscriptions import SubscriptionRecord
-from miro_sync.webhooks.receiver import hash_secret
+from miro_sync.webhooks.receiver import MAX_EVENT_TIME_SKEW, hash_secret
 from tests.integration.webhooks.conftest import Webhook
 from tests.unit.webhooks.fakes import board_event
 
@@ -92,6 +92,28 @@ def test_delivery_is_stored_once_and_refreshes_the_member(
     logged = logged_text(caplog)
     assert "board webhook request" in logged
     assert SECRET not in logged
+
+
+def test_a_future_event_time_does_not_move_last_seen_into_the_future(webhook: Webhook) -> None:
+    subscribe(webhook)
+    add_member(webhook)
+    body = json.dumps(board_event(board_id=BOARD, actor=ACTOR, event_time="2150-01-01T00:00:00.000Z"))
+
+    sent = datetime.now(UTC)
+    response = post(webhook, f"/board-events/{SECRET}", body)
+    answered = datetime.now(UTC)
+
+    assert (response.status_code, response.json()) == (200, {"stored": True})
+    # The event is kept as delivered...
+    assert stored(webhook) == ["2150-01-01T00:00:00.000Z#3458764538974307111#create"]
+    # ...but the member was seen no later than the time of receipt plus the skew allowance.
+    member = webhook.members.get(ACTOR)
+    assert member is not None
+    assert member.last_board_activity_at is not None
+    skew = MAX_EVENT_TIME_SKEW
+    # Stored at millisecond precision: allow the truncation below the earliest bound.
+    assert sent + skew - timedelta(milliseconds=1) <= member.last_board_activity_at <= answered + skew
+    assert member.last_seen_at == member.last_board_activity_at
 
 
 @pytest.mark.parametrize(

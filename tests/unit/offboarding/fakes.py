@@ -192,6 +192,7 @@ class FakeMiro:
         self.failures: dict[str, list[MiroError]] = {}  # operation -> errors to raise, in order
         self.ignore_deactivation = False  # an IdP that downgrades instead of deactivating
         self.last_admin_ids: set[str] = set()
+        self.last_team_admin_ids: set[str] = set()  # Miro refuses their SCIM DELETE (not the PATCH)
         self.on_call: Callable[[str], None] | None = None  # e.g. a duplicate delivered mid-call
         self._crash_after: dict[str, int] = {}
 
@@ -295,6 +296,8 @@ class FakeMiro:
     def delete_user(self, user_id: str) -> None:
         self._call("delete_user")
         person = self._by_scim(user_id)
+        if person.member_id in self.last_team_admin_ids:
+            raise MiroConflict("the last admin of a team cannot be deleted", status=409)
         del self.people[person.member_id]
         self.writes.append(f"delete:{user_id}")
         self._succeeded("delete_user")

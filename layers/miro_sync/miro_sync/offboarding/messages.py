@@ -113,17 +113,6 @@ class OffboardingRequest(BaseModel):
         # one instant, one form: `Z` and `+01:00` spellings of it are the same request
         return parse_instant(value, alias)
 
-    @field_validator("requested_by", "reason", "request_id", mode="after")
-    @classmethod
-    def _encodable_text(cls, value: str | None) -> str | None:
-        # lone surrogates (from JSON \ud800 escapes) cannot be stored in DynamoDB or sent to SQS
-        if value is not None:
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("contains characters that are not valid Unicode text") from None
-        return value
-
     @model_validator(mode="after")
     def _one_member_key(self) -> OffboardingRequest:
         if (self.email is None) == (self.member_id is None):
@@ -136,7 +125,13 @@ class OffboardingRequest(BaseModel):
     @property
     def derived_request_id(self) -> str:
         """The id this request's intent gets when the sender names none."""
-        return derive_request_id(self.action, self.member_key, self.not_before, dry_run=self.dry_run)
+        return derive_request_id(
+            self.action,
+            self.member_key,
+            self.not_before,
+            dry_run=self.dry_run,
+            inactive_since=self.inactive_since,
+        )
 
     @property
     def member_key(self) -> str:
@@ -200,12 +195,20 @@ class OffboardingRequest(BaseModel):
 
 
 def derive_request_id(
-    action: str, member_key: str, not_before: datetime | None, *, dry_run: bool = False
+    action: str,
+    member_key: str,
+    not_before: datetime | None,
+    *,
+    dry_run: bool = False,
+    inactive_since: datetime | None = None,
 ) -> str:
     """Stable id of an intent. notBefore counts as an instant (any offset, same id); a dry run is its
-    own intent, so a dry run never answers for the real request that follows it."""
+    own intent, so a dry run never answers for the real request that follows it; so is a request with
+    another inactivity precondition."""
     when = not_before.astimezone(UTC).isoformat() if not_before else ""
     material = f"{action}|{member_key}|{when}" + ("|dry-run" if dry_run else "")
+    if inactive_since is not None:
+        material += f"|inactive-since:{inactive_since.astimezone(UTC).isoformat()}"
     return "req-" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 

@@ -194,7 +194,9 @@ def build_member_record(
         boards_owned=boards_owned,
         scim_id=scim_id if scim_id is not None else (existing.scim_id if existing else None),
         scim_checked_at=scim_checked_at or (existing.scim_checked_at if existing else None),
-        admin_roles=tuple(sorted({name for role in member.admin_roles if (name := role.type or role.name)})),
+        # By name ("Content Admin", "User Admin", a custom role's name); `type` is only "prebuilt" or
+        # "custom", so it stands in only for a role Miro sent without a name.
+        admin_roles=tuple(sorted({name for role in member.admin_roles if (name := role.name or role.type)})),
         first_seen_at=existing.first_seen_at if existing and existing.first_seen_at else now,
         removed_at=None,
         last_sign_in_at=existing.last_sign_in_at if existing else None,

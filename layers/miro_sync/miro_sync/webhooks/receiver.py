@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -25,7 +25,16 @@ ACCEPTING_STATUSES = frozenset({"pending", "enabled"})
 # "Last seen on a board" feeds reports counted in days: one member write per member per minute is
 # plenty, and a user editing a board (dozens of events a minute) then costs one UpdateItem, not dozens.
 ACTIVITY_GRANULARITY = timedelta(seconds=60)
+# A delivery's eventTime is whatever the sender wrote: anyone holding the callback secret could date an
+# event in 2150 and keep a member off the inactivity reports for good (lastSeenAt only moves forward).
+# So a member's activity is never later than the time of receipt plus this allowance for clock skew
+# between Miro and us; the stored event keeps the eventTime it was delivered with.
+MAX_EVENT_TIME_SKEW = timedelta(minutes=5)
 _MAX_REMEMBERED_MEMBERS = 4096
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def hash_secret(secret: str) -> str:
@@ -108,6 +117,9 @@ class WebhookReceiver:
     members: MemberActivity
     max_body_bytes: int
     activity_granularity: timedelta = ACTIVITY_GRANULARITY
+    # The time of receipt (timezone-aware); tests hand in a fixed clock.
+    clock: Callable[[], datetime] = _utc_now
+    max_event_time_skew: timedelta = MAX_EVENT_TIME_SKEW
     _recorded_activity: OrderedDict[str, datetime] = field(default_factory=OrderedDict, init=False)
     _unauthorized: Outcome = field(
         default=Outcome(401, {"message": "unknown or missing subscription secret"}, "unauthorized"),
@@ -174,8 +186,13 @@ class WebhookReceiver:
         # Refreshed on duplicates too: if the first delivery stored the event and then failed, Miro's
         # retry still updates the member. The update only moves the timestamp forward, so it is idempotent.
         if actor_id is not None:
-            self._refresh_member(actor_id, delivery.event_time)
+            self._refresh_member(actor_id, self._activity_time(delivery.event_time))
         return Outcome(200, {"stored": stored}, "stored" if stored else "duplicate", stored=stored)
+
+    def _activity_time(self, event_time: datetime) -> datetime:
+        """When the member was last seen by this delivery: its eventTime, but never later than the time
+        of receipt plus MAX_EVENT_TIME_SKEW (see there)."""
+        return min(event_time, self.clock() + self.max_event_time_skew)
 
     def _refresh_member(self, member_id: str, at: datetime) -> None:
         recorded = self._recorded_activity.get(member_id)

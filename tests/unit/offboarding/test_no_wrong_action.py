@@ -1,0 +1,147 @@
+"""Requests for one member take effect in the order they were made, repeats are reported as repeats,
+cancel reaches failed requests, and a half-done delete is reported as half done."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from miro_sync.miro.errors import MiroUnavailable
+from miro_sync.offboarding.worker import RetryableError
+from tests.unit.offboarding.fakes import START, make_world
+
+
+def body(action: str = "suspend", email: str = "ann@example.com", **fields: Any) -> str:
+    return json.dumps(
+        {"action": action, "email": email, "requestedBy": "it-ops@example.com", "reason": "left", **fields}
+    )
+
+
+def test_a_failed_suspend_retried_after_a_reactivate_is_not_carried_out() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.fail("set_active", MiroUnavailable("bad gateway", status=502))
+    with pytest.raises(RetryableError):
+        worker.handle_message(body(requestId="suspend-1"), sent_at=START)
+    world.miro.people["m1"].active = False  # e.g. the IdP suspended meanwhile; the operator then:
+    reactivated = worker.handle_message(
+        body("reactivate", requestId="reactivate-1"), sent_at=START + timedelta(minutes=5)
+    )
+    assert reactivated.outcome == "done"
+    world.clock.advance(minutes=10)
+    retried = worker.handle_message(body(requestId="suspend-1"), receive_count=2, sent_at=START)
+    assert retried.outcome == "refused"
+    assert "overtaken by a later request" in (retried.reason or "")
+    assert "reactivate-1" in (retried.reason or "")
+    assert world.miro.people["m1"].active is True
+    assert world.miro.writes == ["active=True:s-ann"]
+
+
+def test_an_earlier_request_delivered_late_does_not_undo_a_later_one() -> None:
+    world = make_world()
+    worker = world.worker()
+    # SQS standard queues do not keep order: the reactivate (sent second) arrives first
+    world.miro.people["m1"].active = False
+    assert (
+        worker.handle_message(body("reactivate", requestId="b"), sent_at=START + timedelta(seconds=2)).outcome
+        == "done"
+    )
+    late = worker.handle_message(body(requestId="a"), sent_at=START)
+    assert late.outcome == "refused"
+    assert world.miro.people["m1"].active is True
+
+
+def test_requests_in_the_same_direction_do_not_overtake_each_other() -> None:
+    world = make_world()
+    worker = world.worker()
+    assert (
+        worker.handle_message(body("delete", requestId="d"), sent_at=START + timedelta(seconds=2)).outcome
+        == "done"
+    )
+    # the earlier suspend of a deleted member: refused because the user is gone, not as overtaken
+    late = worker.handle_message(body(requestId="s"), sent_at=START)
+    assert late.outcome == "refused"
+    assert "overtaken" not in (late.reason or "")
+
+
+def test_a_hand_written_repeat_after_an_opposing_request_is_a_new_request() -> None:
+    world = make_world()
+    worker = world.worker()
+    first = worker.handle_message(body(), sent_at=START)
+    assert first.outcome == "done"
+    world.clock.advance(minutes=1)
+    worker.handle_message(body("reactivate"), sent_at=START + timedelta(minutes=1))
+    world.clock.advance(minutes=1)
+    # well inside the dedupe window, but the member's state says otherwise: it is carried out again
+    again = worker.handle_message(body(), sent_at=START + timedelta(minutes=2))
+    assert again.outcome == "done"
+    assert again.request_id == first.request_id + ".2"
+    assert world.miro.people["m1"].active is False
+    # and a plain repeat of that one is a duplicate that says what the original came to
+    repeat = worker.handle_message(body(), sent_at=START + timedelta(minutes=2))
+    assert repeat.outcome == "duplicate"
+    assert "(done: suspend confirmed)" in (repeat.reason or "")
+
+
+def test_a_failed_request_is_claimed_before_it_is_retried_so_a_cancel_cannot_land_inside_miro() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.fail("set_active", MiroUnavailable("bad gateway", status=502))
+    with pytest.raises(RetryableError):
+        worker.handle_message(body(requestId="r-1"))
+    assert world.actions.items["r-1"].outcome == "failed"
+    seen: list[str] = []
+    set_active = world.miro.set_active
+
+    def observed_set_active(user_id: str, active: bool) -> Any:
+        seen.append(world.actions.items["r-1"].outcome)  # what an operator's cancel would find now
+        return set_active(user_id, active)
+
+    world.miro.set_active = observed_set_active  # type: ignore[method-assign]
+    assert worker.handle_message(body(requestId="r-1"), receive_count=2).outcome == "done"
+    assert seen == ["received"]
+
+
+def test_a_cancelled_failed_request_does_nothing_when_it_comes_back() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.fail("set_active", MiroUnavailable("bad gateway", status=502))
+    with pytest.raises(RetryableError):
+        worker.handle_message(body(requestId="r-1"))
+    world.actions.update(
+        "r-1", at=world.clock.now, expected={"pending", "held", "failed"}, outcome="cancelled"
+    )
+    result = worker.handle_message(body(requestId="r-1"), receive_count=2)
+    assert result.outcome == "duplicate"
+    assert "cancelled" in (result.reason or "")
+    assert world.miro.writes == []
+
+
+def test_a_delete_refused_after_the_deactivation_is_partial_and_the_member_is_suspended() -> None:
+    world = make_world()
+    world.miro.last_team_admin_ids.add("m1")
+    result = world.worker().handle_message(body("delete", requestId="d-1"))
+    assert result.outcome == "partial"
+    assert "suspended, but Miro refused the delete" in (result.reason or "")
+    assert "last admin of a team" in (result.reason or "")
+    record = world.actions.items["d-1"]
+    assert record.outcome == "partial"
+    assert [(a.operation, a.status) for a in record.attempts] == [
+        ("PATCH /Users/s-ann active=false", 200),
+        ("DELETE /Users/s-ann", 409),
+    ]
+    assert world.members.status_changes == [("m1", "suspended", False)]
+    assert world.miro.people["m1"].active is False
+    assert world.metrics.values["OffboardingPartial"] == 1
+
+
+def test_reactivate_counts_toward_the_blast_radius() -> None:
+    world = make_world()
+    worker = world.worker(max_per_hour=1)
+    assert worker.handle_message(body(requestId="s-1")).outcome == "done"
+    held = worker.handle_message(body("reactivate", requestId="r-1"))
+    assert held.outcome == "held"
+    assert world.miro.writes == ["active=False:s-ann"]

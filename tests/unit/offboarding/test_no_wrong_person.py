@@ -1,0 +1,145 @@
+"""Guards fail closed: a configuration that cannot be read protects everyone, admin roles count as
+admin, an inactivity report's precondition is re-checked against Miro's live record."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from miro_sync.offboarding.worker import GuardPolicy
+from miro_sync.settings.offboarding import OffboardingSettings, ProtectedEmailsError, parse_protected_emails
+from tests.unit.offboarding.fakes import START, make_world
+
+
+def body(action: str = "suspend", email: str = "ann@example.com", **fields: Any) -> str:
+    return json.dumps(
+        {"action": action, "email": email, "requestedBy": "it-ops@example.com", "reason": "left", **fields}
+    )
+
+
+# --- PROTECTED_EMAILS ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("", ()),
+        ("ceo@example.com", ("ceo@example.com",)),
+        ("CEO@example.com, cfo@example.com", ("ceo@example.com", "cfo@example.com")),
+        ("ceo@example.com;cfo@example.com", ("ceo@example.com", "cfo@example.com")),
+        (
+            "ceo@example.com cfo@example.com\n\tcto@example.com",
+            ("ceo@example.com", "cfo@example.com", "cto@example.com"),
+        ),
+        (" ceo@example.com ,; ceo@example.com ", ("ceo@example.com",)),
+    ],
+)
+def test_protected_emails_accept_commas_semicolons_and_whitespace(text: str, parsed: tuple[str, ...]) -> None:
+    assert parse_protected_emails(text) == parsed
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ceo", "ceo@example.com, cfo", "ceo@example.com|cfo@example.com", "@example.com", "ceo@", "a@b"],
+)
+def test_a_bad_protected_email_is_a_configuration_error(text: str) -> None:
+    with pytest.raises(ProtectedEmailsError, match="not an email address"):
+        parse_protected_emails(text)
+
+
+def test_settings_with_a_bad_protected_list_still_load_and_name_the_error() -> None:
+    settings = OffboardingSettings.model_validate(
+        {
+            "MIRO_ORG_ID": "o1",
+            "MIRO_TOKEN_SECRET": "t",
+            "MIRO_SCIM_TOKEN_SECRET": "s",
+            "MEMBERS_TABLE": "members",
+            "ACTIONS_TABLE": "actions",
+            "STATE_TABLE": "state",
+            "IDEMPOTENCY_TABLE": "idem",
+            "OFFBOARDING_QUEUE_URL": "http://q",
+            "PROTECTED_EMAILS": "ceo@example.com, ceo",
+        }
+    )
+    with pytest.raises(ProtectedEmailsError, match="'ceo'"):
+        _ = settings.protected_emails
+
+
+def test_a_configuration_error_refuses_every_suspend_and_delete_with_its_reason() -> None:
+    world = make_world()
+    worker = world.worker()
+    worker._policy = GuardPolicy(  # the handler builds it from the settings: see test_guard_policy_*
+        protected_emails=frozenset(),
+        allow_admin_offboarding=False,
+        max_actions_per_hour=100,
+        configuration_error="PROTECTED_EMAILS: not an email address: 'ceo'",
+    )
+    for action in ("suspend", "delete"):
+        result = worker.handle_message(body(action, email="bob@example.com", requestId=f"{action}-1"))
+        assert result.outcome == "refused"
+        assert "configuration error" in (result.reason or "")
+        assert "PROTECTED_EMAILS" in (result.reason or "")
+    assert world.miro.writes == []
+    assert world.metrics.values["OffboardingConfigurationError"] == 2
+    # undoing is never blocked by a broken protection list
+    assert worker.handle_message(body("reactivate", email="gone@example.com")).outcome == "done"
+
+
+# --- admin roles ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["Content Admin", "User Admin", "Security Admin", "Custom auditor"])
+def test_a_member_holding_a_miro_admin_role_counts_as_an_admin(role: str) -> None:
+    world = make_world()
+    world.miro.people["m2"].admin_roles = (role,)
+    result = world.worker().handle_message(body(email="bob@example.com"))
+    assert result.outcome == "refused"
+    assert f"holds Miro admin roles ({role})" in (result.reason or "")
+    assert world.miro.writes == []
+    allowed = world.worker(allow_admins=True).handle_message(body(email="bob@example.com", requestId="again"))
+    assert allowed.outcome == "done"
+
+
+# --- the inactivity precondition -----------------------------------------------------------------------
+
+CUTOFF = START - timedelta(days=90)
+
+
+def test_a_member_active_again_since_the_report_is_refused() -> None:
+    world = make_world()
+    world.miro.people["m1"].last_activity_at = CUTOFF + timedelta(days=80)
+    result = world.worker().handle_message(body(inactiveSince=CUTOFF.isoformat()))
+    assert result.outcome == "refused"
+    assert "active again" in (result.reason or "")
+    assert world.miro.writes == []
+
+
+def test_a_member_licensed_after_the_cutoff_is_refused() -> None:
+    world = make_world()
+    world.miro.people["m1"].license_assigned_at = CUTOFF + timedelta(days=1)
+    result = world.worker().handle_message(body(inactiveSince=CUTOFF.isoformat()))
+    assert result.outcome == "refused"
+    assert "licensed" in (result.reason or "")
+
+
+@pytest.mark.parametrize("last_activity", [None, CUTOFF, CUTOFF - timedelta(days=200)])
+def test_a_member_still_inactive_is_offboarded(last_activity: Any) -> None:
+    world = make_world()
+    world.miro.people["m1"].last_activity_at = last_activity
+    result = world.worker().handle_message(body(inactiveSince=CUTOFF.isoformat()))
+    assert result.outcome == "done"
+    assert world.miro.writes == ["active=False:s-ann"]
+
+
+def test_the_precondition_is_part_of_what_a_request_id_stands_for() -> None:
+    world = make_world()
+    worker = world.worker()
+    worker.handle_message(body(requestId="r-1", inactiveSince=CUTOFF.isoformat()))
+    other = worker.handle_message(
+        body(requestId="r-1", inactiveSince=(CUTOFF + timedelta(days=1)).isoformat())
+    )
+    assert other.outcome == "refused"
+    assert "requestId reused" in (other.reason or "")
