@@ -194,7 +194,7 @@ def test_blast_radius_holds_and_release_continues(harness_factory: Callable[...,
 
     from miro_sync_cli.offboard_cmd import app
 
-    result = CliRunner().invoke(app, ["release", "--by", "op@example.com"], env=harness.env)
+    result = CliRunner().invoke(app, ["release", "--by", "op@example.com", "--yes"], env=harness.env)
     assert result.exit_code == 0, result.output
     released = harness.drain()
     record = harness.record(f"r-{held}")
@@ -243,3 +243,56 @@ def test_poison_message_lands_on_the_dead_letter_queue_once_with_its_reason(
         assert record.body == letter["Body"]
         assert record.dead_lettered_at is not None
     assert harness.emulator.stats()["totalRequests"] == 0  # nothing reached Miro
+
+
+def test_an_out_of_range_not_before_is_refused_alone_and_the_batch_runs(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory()
+    ann, bob = members_with_role(harness.emulator, "organization_internal_user", 2)
+    hostile = message("delete", bob.email, requestId="far-out", notBefore="9999-12-31T23:00:00-05:00")
+    harness.send(
+        message("suspend", ann.email, requestId="s-ann"),
+        hostile,
+        message("suspend", bob.email, requestId="s-bob"),
+    )
+    report = harness.drain()
+    assert report.failed == 0, report
+    assert (ann.active, bob.active, bob.deleted) == (False, False, False)
+    done = harness.record("s-ann")
+    assert done.outcome == "done"
+    assert done.sender_id  # SQS SenderId: who sent it, in the audit trail
+    assert done.requested_at is not None
+    copies = harness.dead_letters.receive_all()
+    assert [copy["Body"] for copy in copies] == [hostile]
+    reason = copies[0]["MessageAttributes"][REJECT_REASON_ATTRIBUTE]["StringValue"]
+    assert "notBefore" in reason
+    refused = harness.record(copies[0]["MessageAttributes"][REQUEST_ID_ATTRIBUTE]["StringValue"])
+    assert refused.outcome == "refused"
+
+
+def test_a_delete_of_a_teams_last_admin_is_partial_and_leaves_the_member_suspended(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory()
+    state = harness.emulator.state
+    sole_admins = [
+        m
+        for m in state.all_members
+        if m.role == "organization_internal_user"
+        and m.active
+        and not m.deleted
+        and state.teams_with_sole_admin(m)
+    ]
+    assert sole_admins, "the emulated org has no internal user who is a team's only admin"
+    leaver = sole_admins[0]
+    harness.send(message("delete", leaver.email, requestId="d-leaver"))
+    harness.drain()
+    record = harness.record("d-leaver")
+    assert record.outcome == "partial"
+    assert "suspended, but Miro refused the delete" in (record.outcome_reason or "")
+    assert [(a.operation.split(" ")[0], a.status) for a in record.attempts if a.status] == [
+        ("PATCH", 200),
+        ("DELETE", 409),
+    ]
+    assert (leaver.active, leaver.deleted) == (False, False)

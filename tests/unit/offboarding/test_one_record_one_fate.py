@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from miro_sync.miro.errors import MiroDeadlineExceeded
 from miro_sync.offboarding.messages import MAX_NOT_BEFORE_AHEAD, InvalidRequestError, parse_request
+from miro_sync.settings.offboarding import OffboardingSettings
 from tests.unit.offboarding.fakes import (
     FakeLambdaContext,
     FakeMemberRecord,
@@ -289,3 +290,31 @@ def test_valid_requests_have_one_effect_and_hostile_bodies_one_refusal(
     assert refused_invalid == invalid
     assert all(world.actions.items[key].outcome == "refused" for key in invalid)
     assert sorted(letter.request_id for letter in world.dead_letters.sent) == sorted(invalid)
+
+
+def _settings(protected: str) -> OffboardingSettings:
+    return OffboardingSettings.model_validate(
+        {
+            "MIRO_ORG_ID": "o1",
+            "MIRO_TOKEN_SECRET": "t",
+            "MIRO_SCIM_TOKEN_SECRET": "s",
+            "MEMBERS_TABLE": "members",
+            "ACTIONS_TABLE": "actions",
+            "STATE_TABLE": "state",
+            "IDEMPOTENCY_TABLE": "idem",
+            "OFFBOARDING_QUEUE_URL": "http://q",
+            "PROTECTED_EMAILS": protected,
+        }
+    )
+
+
+def test_guard_policy_from_a_bad_protected_list_fails_closed(app: ModuleType) -> None:
+    policy = app.guard_policy(_settings("ceo@example.com; cfo"))
+    assert policy.protected_emails == frozenset()
+    assert "'cfo'" in (policy.configuration_error or "")
+
+
+def test_guard_policy_from_a_good_protected_list(app: ModuleType) -> None:
+    policy = app.guard_policy(_settings("CEO@example.com; cfo@example.com"))
+    assert policy.protected_emails == frozenset({"ceo@example.com", "cfo@example.com"})
+    assert policy.configuration_error is None
