@@ -4,13 +4,16 @@
     miro-sync offboard suspend ann@example.com --reason "left 2025-03-01" --yes    # enqueues
     miro-sync offboard delete --csv leavers.csv --reason "Q1 leavers" --yes
     miro-sync offboard status --member ann@example.com | --request REQ | --outcome held
-    miro-sync offboard release [--request REQ ...] [--max N]
+    miro-sync offboard release [--request REQ ...] [--max N] [--yes]                 # plan, then --yes
     miro-sync offboard cancel REQ ...
 
 Every request is validated with the worker's own message model before anything is sent (a CSV is all
-or nothing). Each request gets an explicit requestId unique to this run of the command (a CSV row may
-give its own): running a command again later is a new request (suspend -> reactivate -> suspend acts
-three times), while SQS redeliveries and the retried sends of one run stay one request. The CLI talks to
+or nothing): a row naming another action than the command's, a dryRun other than true/false, a
+notBefore more than MAX_NOT_BEFORE_BEHIND_CLI in the past or more than MAX_NOT_BEFORE_AHEAD ahead is
+refused with its line. Each request gets an explicit requestId unique to this run of the command (a CSV
+row may give its own): running a command again later is a new request (suspend -> reactivate -> suspend
+acts three times), while SQS redeliveries and the retried sends of one run stay one request. Everything
+shown that came from input, the tables or Miro is escaped (never read as rich markup). The CLI talks to
 AWS only through miro_sync.store adapters; heavy imports stay inside the commands so `miro-sync --help`
 stays fast.
 """
@@ -22,12 +25,13 @@ import getpass
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -77,9 +81,13 @@ def build_requests(
     not_before: str | None,
     dry_run: bool,
     submission: str | None = None,
+    now: datetime | None = None,
+    inactive_since: datetime | None = None,
 ) -> list[PlannedRequest]:
     """Validate everything first; raise InputError listing every bad row, so a CSV is all or nothing.
-    Rows without a requestId get one from `submission` (default: this run, see `new_submission`)."""
+    Rows without a requestId get one from `submission` (default: this run, see `new_submission`).
+    `now` (default: the clock) bounds notBefore; `inactive_since` is set on every request (the
+    precondition `report inactive --offboard` hands the worker)."""
     from pydantic import ValidationError
 
     from miro_sync.offboarding.messages import (
@@ -87,9 +95,18 @@ def build_requests(
         OffboardingRequest,
         cli_request_id,
         describe_validation_error,
+        parse_instant,
     )
 
-    submission = submission or new_submission()
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    submission = submission or new_submission(now)
+    if not_before is not None:
+        try:
+            problem = not_before_problem(parse_instant(not_before, "--not-before"), now)
+        except ValueError as bad:
+            problem = str(bad)
+        if problem:
+            raise InputError(f"nothing was enqueued: --not-before: {problem}")
 
     rows: list[tuple[str, dict[str, Any]]] = []
     for position, email in enumerate(emails, 1):
@@ -124,34 +141,51 @@ def build_requests(
     planned: list[PlannedRequest] = []
     problems: list[str] = []
     for source, row in rows:
-        message: dict[str, Any] = {"action": action, "requestedBy": requested_by, **row}
+        message: dict[str, Any] = {"requestedBy": requested_by, **row, "action": action}
+        row_problems: list[str] = []
+        if "action" in row and row["action"] != action:
+            # the command names the action; a row may only repeat it, never change it
+            row_problems.append(f"the action column says {row['action']!r} but this command is {action!r}")
         if reason and "reason" not in row:
             message["reason"] = reason
         if not_before and "notBefore" not in row:
             message["notBefore"] = not_before
         if "dryRun" in message:
-            message["dryRun"] = str(message["dryRun"]).lower() == "true"
+            spelled = str(message["dryRun"]).lower()
+            if spelled not in {"true", "false"}:
+                row_problems.append(f"dryRun must be true or false, got {str(message['dryRun'])[:40]!r}")
+            message["dryRun"] = spelled == "true"
         if dry_run:
             message["dryRun"] = True
+        if inactive_since is not None:
+            message["inactiveSince"] = inactive_since
+        request: OffboardingRequest | None = None
         try:
             request = OffboardingRequest.model_validate(message)
-            if "requestId" not in row:
-                request = request.model_copy(
-                    update={
-                        "request_id": cli_request_id(
-                            request.action,
-                            request.member_key,
-                            request.not_before,
-                            dry_run=request.dry_run,
-                            submission=submission,
-                        )
-                    }
-                )
-            planned.append(PlannedRequest(request, source))
         except ValidationError as invalid:
-            problems.append(f"{source}: {describe_validation_error(invalid)}")
+            row_problems.append(describe_validation_error(invalid))
         except InvalidRequestError as invalid:  # pragma: no cover - model_validate raises ValidationError
-            problems.append(f"{source}: {invalid.reason}")
+            row_problems.append(invalid.reason)
+        if request is not None and request.not_before is not None and "notBefore" in row:
+            problem = not_before_problem(request.not_before, now)
+            if problem:
+                row_problems.append(f"notBefore: {problem}")
+        if row_problems or request is None:
+            problems.append(f"{source}: {'; '.join(row_problems)}")
+            continue
+        if "requestId" not in row:
+            request = request.model_copy(
+                update={
+                    "request_id": cli_request_id(
+                        request.action,
+                        request.member_key,
+                        request.not_before,
+                        dry_run=request.dry_run,
+                        submission=submission,
+                    )
+                }
+            )
+        planned.append(PlannedRequest(request, source))
     keys = [p.request.key for p in planned]
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
     if duplicates:
@@ -159,6 +193,27 @@ def build_requests(
     if problems:
         raise InputError("nothing was enqueued:\n  " + "\n  ".join(problems))
     return planned
+
+
+def not_before_problem(not_before: datetime, now: datetime) -> str | None:
+    """Why the CLI refuses this notBefore, or None: a time well in the past is a typo or a stale file
+    (it would run at once), one more than MAX_NOT_BEFORE_AHEAD ahead is one the worker refuses."""
+    from miro_sync.offboarding.messages import MAX_NOT_BEFORE_AHEAD, MAX_NOT_BEFORE_BEHIND_CLI
+
+    if not_before < now - MAX_NOT_BEFORE_BEHIND_CLI:
+        return (
+            f"{not_before.isoformat()} is more than {_span(MAX_NOT_BEFORE_BEHIND_CLI)} in the past "
+            f"(now {now.isoformat(timespec='seconds')})"
+        )
+    if not_before > now + MAX_NOT_BEFORE_AHEAD:
+        return f"{not_before.isoformat()} is more than {_span(MAX_NOT_BEFORE_AHEAD)} ahead"
+    return None
+
+
+def _span(span: timedelta) -> str:
+    if span >= timedelta(days=1):
+        return f"{span.days} days"
+    return f"{int(span.total_seconds() // 60)} minutes"
 
 
 def new_submission(now: datetime | None = None) -> str:
@@ -199,7 +254,10 @@ def render_plan(planned: Sequence[PlannedRequest], members: Any) -> Table:
             )
         action = request.action + (" (dry run)" if request.dry_run else "")
         not_before = request.not_before.isoformat() if request.not_before else "-"
-        table.add_row(action, who, role, license_, status, boards, not_before, request.key)
+        # every cell comes from input or the tables: never read as rich markup
+        table.add_row(
+            *(escape(cell) for cell in (action, who, role, license_, status, boards, not_before, request.key))
+        )
     return table
 
 
@@ -214,7 +272,8 @@ def enqueue(planned: Sequence[PlannedRequest], queue: Any) -> int:
         failures = queue.send_batch(messages, on_sent=lambda count: progress.advance(task, count))
     for failure in failures:
         errors.print(
-            f"[red]not enqueued[/red] {planned[failure.index].source}: {failure.code} {failure.message}"
+            f"[red]not enqueued[/red] {escape(planned[failure.index].source)}: "
+            f"{escape(str(failure.code))} {escape(str(failure.message))}"
         )
     return len(messages) - len(failures)
 
@@ -244,8 +303,8 @@ def _submit(
             not_before=not_before,
             dry_run=dry_run,
         )
-    except (InputError, OSError) as bad:
-        errors.print(f"[red]{bad}[/red]")
+    except (InputError, OSError, UnicodeDecodeError, csv.Error) as bad:
+        errors.print(f"[red]{escape(str(bad))}[/red]")
         raise typer.Exit(2) from None
     import boto3
 
@@ -271,7 +330,11 @@ def _make_action_command(action: str, summary: str) -> None:
         ] = None,
         not_before: Annotated[
             str | None,
-            typer.Option("--not-before", help="ISO time with zone; carried out when due (cancellable)."),
+            typer.Option(
+                "--not-before",
+                help="ISO-8601 time with an offset, e.g. 2025-03-01T18:00:00Z (at most 366 days ahead); "
+                "carried out when due (cancellable).",
+            ),
         ] = None,
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Check guards and record the plan only.")
@@ -304,17 +367,18 @@ def _records_table(records: Iterable[ActionRecord], title: str) -> Table:
     for column in ("request id", "action", "member", "outcome", "reason", "updated", "attempts"):
         table.add_column(column, overflow="fold")
     for record in records:
-        detail = record.outcome_reason or record.last_error or ""
+        # everything in a record came from a message, an operator or Miro: escaped, never markup
+        detail = escape(record.outcome_reason or record.last_error or "")
         if record.warning:
-            detail = f"{detail} [yellow]{record.warning}[/yellow]"
+            detail = f"{detail} [yellow]{escape(record.warning)}[/yellow]"
         statuses = ",".join(str(a.status) if a.status is not None else "-" for a in record.attempts) or "-"
         table.add_row(
-            record.request_id,
-            record.action,
-            record.email or record.member_key,
-            record.outcome,
+            escape(record.request_id),
+            escape(record.action),
+            escape(record.email or record.member_key),
+            escape(record.outcome),
             detail,
-            record.updated_at,
+            escape(record.updated_at),
             statuses,
         )
     return table
@@ -356,34 +420,81 @@ def status(
     console.print(_records_table(records, f"{len(records)} request(s)"))
 
 
+def _default_release_max() -> int:
+    """The worker's own default for MAX_ACTIONS_PER_HOUR (the template's MaxActionsPerHour default)."""
+    from miro_sync.settings.offboarding import OffboardingSettings
+
+    default = OffboardingSettings.model_fields["max_actions_per_hour"].default
+    return int(default)
+
+
 @app.command()
 def release(
     request: Annotated[
         list[str] | None, typer.Option("--request", help="Only these held request ids.")
     ] = None,
     max_count: Annotated[
-        int, typer.Option("--max", min=1, help="Release at most this many (oldest first).")
-    ] = 50,
+        int | None,
+        typer.Option(
+            "--max",
+            min=1,
+            envvar="MAX_ACTIONS_PER_HOUR",
+            show_envvar=True,
+            show_default=False,
+            help="Release at most this many (oldest first). Default: MAX_ACTIONS_PER_HOUR, else 25 "
+            "(the template's MaxActionsPerHour default), so one release is at most one hour's budget.",
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Release (without it only the plan is shown).")] = False,
     by: Operator = None,
     actions_table: ActionsTable = "",
     queue_url: QueueUrl = "",
 ) -> None:
-    """Let held actions continue past the blast-radius limit (the approval is recorded)."""
+    """Show the held actions a release would let continue past the blast-radius limit; with --yes
+    release them (the approval is recorded)."""
     from miro_sync.offboarding.worker import PHASE_ATTRIBUTE, PHASE_RELEASE
     from miro_sync.store.actions import ActionConflictError, utc_now_iso
     from miro_sync.store.queue import OffboardingQueue, OutgoingMessage
 
+    limit = max_count if max_count is not None else _default_release_max()
     repository = _actions(actions_table)
-    if not queue_url:
+    if yes and not queue_url:
         errors.print("[red]set --queue-url/OFFBOARDING_QUEUE_URL[/red]")
         raise typer.Exit(2)
+    more_held = False
     if request:
-        candidates = [r for r in (repository.get(request_id) for request_id in request) if r is not None]
+        candidates: list[ActionRecord] = []
+        for request_id in request:
+            record = repository.get(request_id)
+            if record is None:
+                errors.print(f"[yellow]{escape(request_id)}: no such request; skipped[/yellow]")
+            elif record.outcome != "held":
+                errors.print(
+                    f"[yellow]{escape(request_id)} is not held ({escape(record.outcome)}); skipped[/yellow]"
+                )
+            else:
+                candidates.append(record)
+        more_held = len(candidates) > limit
     else:
-        candidates = list(repository.by_outcome("held", limit=max_count))
+        candidates = list(repository.by_outcome("held", limit=limit + 1))
+        more_held = len(candidates) > limit
+    candidates = candidates[:limit]
+    if not candidates:
+        console.print("Nothing to release.")
+        raise typer.Exit(1)
+    console.print(_records_table(candidates, f"Release plan: {len(candidates)} held request(s)"))
+    if more_held:
+        console.print(
+            f"[yellow]More held requests wait beyond --max {limit}: release them in a later run.[/yellow]"
+        )
+    if not yes:
+        console.print(
+            f"Nothing released. Re-run with [bold]--yes[/bold] to release these {len(candidates)} request(s)."
+        )
+        return
     operator = _operator(by)
     released: list[tuple[ActionRecord, OutgoingMessage]] = []
-    for record in candidates[:max_count]:
+    for record in candidates:
         now = datetime.now(UTC)
         try:
             updated = repository.update(
@@ -393,7 +504,11 @@ def release(
                 fields={"released_by": operator, "released_at": utc_now_iso(now)},
             )
         except ActionConflictError:
-            errors.print(f"[yellow]{record.request_id} is not held ({record.outcome}); skipped[/yellow]")
+            current = repository.get(record.request_id)
+            state = current.outcome if current else "unknown request"
+            errors.print(
+                f"[yellow]{escape(record.request_id)} is not held ({escape(state)}); skipped[/yellow]"
+            )
             continue
         released.append(
             (updated, OutgoingMessage(body=updated.body, attributes={PHASE_ATTRIBUTE: PHASE_RELEASE}))
@@ -404,20 +519,32 @@ def release(
     failures = OffboardingQueue.from_url(queue_url).send_batch([message for _, message in released])
     for failure in failures:
         errors.print(
-            f"[red]release of {released[failure.index][0].request_id} not enqueued: {failure.code}[/red]"
+            f"[red]release of {escape(released[failure.index][0].request_id)} not enqueued: "
+            f"{escape(str(failure.code))}[/red]"
         )
     console.print(
         _records_table([record for record, _ in released], f"Released {len(released) - len(failures)}")
     )
+    if failures:
+        raise typer.Exit(1)
+
+
+# What a cancel may stop: requests waiting for their time (pending), for an operator (held) or for their
+# next retry (failed). The worker claims a request (outcome received) before it calls Miro, so a cancel
+# can never land while the request is inside Miro.
+CANCELLABLE: frozenset[str] = frozenset({"pending", "held", "failed"})
 
 
 @app.command()
 def cancel(
-    request: Annotated[list[str], typer.Argument(help="Request id(s) of pending or held actions.")],
+    request: Annotated[
+        list[str], typer.Argument(help="Request id(s) of pending, held or failed (retrying) actions.")
+    ],
     by: Operator = None,
     actions_table: ActionsTable = "",
 ) -> None:
-    """Cancel pending (notBefore) or held actions; a cancelled request's later message does nothing."""
+    """Cancel pending (notBefore), held or failed-and-retrying actions; a cancelled request's later
+    message does nothing."""
     from miro_sync.store.actions import ActionConflictError
 
     repository = _actions(actions_table)
@@ -429,15 +556,15 @@ def cancel(
                 request_id,
                 at=datetime.now(UTC),
                 # only while waiting: once the worker has claimed a request, it may be inside Miro
-                expected={"pending", "held"},
+                expected=CANCELLABLE,
                 outcome="cancelled",
                 fields={"cancelled_by": operator, "outcome_reason": f"cancelled by {operator}"},
             )
             cancelled += 1
-            console.print(f"cancelled {request_id}")
+            console.print(f"cancelled {escape(request_id)}")
         except ActionConflictError:
             current = repository.get(request_id)
             state = current.outcome if current else "unknown request"
-            errors.print(f"[yellow]{request_id} cannot be cancelled ({state})[/yellow]")
+            errors.print(f"[yellow]{escape(request_id)} cannot be cancelled ({escape(state)})[/yellow]")
     if cancelled != len(request):
         raise typer.Exit(1)

@@ -9,21 +9,29 @@
 
 Tables come from --members-table/--state-table or MEMBERS_TABLE/STATE_TABLE; AWS region,
 credentials and endpoint (e.g. AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local) from the usual
-AWS environment. Exit codes: 0 done, 1 plan shown but not enqueued / enqueue failed, 2 bad input
-or nothing to report (no sync yet).
+AWS environment. Exit codes: 0 done, 1 plan shown but not enqueued / enqueue failed, 2 bad input,
+nothing to report (no sync yet) or, with --offboard, a members sync older than --max-sync-age.
+
+`--offboard` acts only on seats that are idle, not new: a seat whose licence was assigned inside the
+window, or whose member was first seen inside it with no activity on record, is left out (and named).
+It needs the state table, and refuses to act when the last complete members sync ended more than
+--max-sync-age ago (default twice the template's MembersSyncSchedule, rate(6 hours)). Every request it
+enqueues carries `inactiveSince` = the report's cutoff: the worker re-reads the member from Miro just
+before acting and refuses if they were active after it.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from miro_sync.reports.inactive import InactiveReport
@@ -68,6 +76,11 @@ StateTable = Annotated[
 ]
 
 
+# = miro_sync.reports.freshness.DEFAULT_MAX_SYNC_AGE (not imported here: `miro-sync --help` stays fast;
+# a unit test keeps them equal).
+DEFAULT_MAX_SYNC_AGE_HOURS = 12.0
+
+
 class CommandError(Exception):
     def __init__(self, message: str, code: int = 2) -> None:
         super().__init__(message)
@@ -99,7 +112,7 @@ def _emit(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
     except OSError as error:
         raise CommandError(f"cannot write {output}: {error}") from None
-    errors.print(f"wrote {output}")
+    errors.print(f"wrote {escape(str(output))}")
 
 
 def _guard(body: Callable[[], None]) -> None:
@@ -111,13 +124,13 @@ def _guard(body: Callable[[], None]) -> None:
     try:
         body()
     except ReportError as error:
-        errors.print(f"[red]error:[/red] {error}")
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     except CommandError as error:
-        errors.print(f"[red]error:[/red] {error}")
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(error.code) from None
     except (BotoCoreError, ClientError) as error:
-        errors.print(f"[red]error:[/red] DynamoDB: {error}")
+        errors.print(f"[red]error:[/red] DynamoDB: {escape(str(error))}")
         raise typer.Exit(1) from None
 
 
@@ -144,6 +157,14 @@ def inactive(
     queue_url: Annotated[
         str, typer.Option("--queue-url", envvar="OFFBOARDING_QUEUE_URL", help="With --offboard.")
     ] = "",
+    max_sync_age: Annotated[
+        float,
+        typer.Option(
+            "--max-sync-age",
+            help="With --offboard: refuse to act when the last complete members sync ended more than "
+            "this many hours ago (default: twice the template's MembersSyncSchedule, rate(6 hours)).",
+        ),
+    ] = DEFAULT_MAX_SYNC_AGE_HOURS,
 ) -> None:
     """Paid seats with no activity for --days (or never), their cost, and what is reclaimable."""
 
@@ -154,12 +175,20 @@ def inactive(
             )
         if offboard is not None and yes and not queue_url:
             raise CommandError("--offboard --yes needs --queue-url or OFFBOARDING_QUEUE_URL")
+        if not max_sync_age > 0:
+            raise CommandError(f"--max-sync-age must be a positive number of hours, got {max_sync_age}")
         seat_prices = _prices(prices)
         store = _open_store(members_table, state_table)
-        report, licenses = _inactive_reports(store, days, seat_prices, output_format)
+        now = datetime.now(UTC)
+        if offboard is not None:
+            # before anything else: a stale members table is no ground for acting (exit 2)
+            from miro_sync.reports.freshness import require_recent_sync
+
+            require_recent_sync(store.sync_status, now=now, max_age=timedelta(hours=max_sync_age))
+        report, licenses = _inactive_reports(store, days, seat_prices, output_format, now=now)
         _render_inactive(report, licenses, output_format, output)
         if offboard is not None:
-            _offboard(report, store, offboard.value, reason, yes, dry_run, by, queue_url)
+            _offboard(report, store, offboard.value, reason, yes, dry_run, by, queue_url, now=now)
 
     _guard(body)
 
@@ -193,11 +222,16 @@ def licenses(
 
 
 def _inactive_reports(
-    store: ReportStore, days: int, prices: SeatPrices, output_format: OutputFormat
+    store: ReportStore,
+    days: int,
+    prices: SeatPrices,
+    output_format: OutputFormat,
+    *,
+    now: datetime | None = None,
 ) -> tuple[InactiveReport, LicenseReport | None]:
     from miro_sync.reports.collect import collect_inactive, collect_licenses, seat_counts
 
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     with errors.status(f"selecting paid seats not seen for {days} days"):
         counts = seat_counts(store.seats, prices, table_name=store.members_table)
         report = collect_inactive(
@@ -274,13 +308,20 @@ def _offboard(
     dry_run: bool,
     by: str | None,
     queue_url: str,
+    *,
+    now: datetime | None = None,
 ) -> None:
-    """Feed the selection into `miro-sync offboard`'s own planning, plan display and enqueueing."""
+    """Feed the selection into `miro-sync offboard`'s own planning, plan display and enqueueing. Only
+    seats idle for the whole window are selected (not those new in it); every request carries the
+    report's cutoff as `inactiveSince`, which the worker re-checks against Miro before acting."""
     from miro_sync_cli import offboard_cmd
 
-    emails = report.emails
+    selected, left_out = report.offboard_selection()
+    for seat, why in left_out:
+        errors.print(f"[yellow]left out[/yellow] {escape(seat.email)}: new in the window ({escape(why)})")
+    emails = [seat.email for seat in selected]
     if not emails:
-        errors.print("No inactive paid seats: nothing to offboard.")
+        errors.print("No inactive paid seats to offboard.")
         return
     try:
         planned = offboard_cmd.build_requests(
@@ -291,10 +332,16 @@ def _offboard(
             requested_by=offboard_cmd._operator(by),
             not_before=None,
             dry_run=dry_run,
+            now=now,
+            inactive_since=report.cutoff,
         )
     except offboard_cmd.InputError as bad:
         raise CommandError(str(bad)) from None
     offboard_cmd.console.print(offboard_cmd.render_plan(planned, store.members))
+    offboard_cmd.console.print(
+        f"Each request carries inactiveSince {report.cutoff.isoformat().replace('+00:00', 'Z')}: the worker "
+        "refuses it if Miro shows activity after that."
+    )
     if not yes:
         offboard_cmd.console.print(
             f"Nothing enqueued. Re-run with [bold]--yes[/bold] to {action} these {len(planned)} member(s)"

@@ -1,7 +1,8 @@
 """`miro-sync subscribe`: Miro board subscriptions that deliver to the BoardWebhookFunction URL.
 
 Secrets are generated here, stored only as hashes (StateTable) and sent only to Miro inside the
-callback URL; nothing printed shows more than the first characters of the hash."""
+callback URL; nothing printed shows more than the first characters of the hash. Ids, statuses and
+error texts from Miro or the table are escaped before printing (never read as rich markup)."""
 
 from __future__ import annotations
 
@@ -52,10 +53,17 @@ def _store(state_table: str) -> SubscriptionsRepository:
     return SubscriptionsRepository(boto3.resource("dynamodb").Table(state_table))
 
 
+def _e(value: object) -> str:
+    """Untrusted text, safe inside rich markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def _fail(message: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    Console(stderr=True).print(f"[red]error:[/red] {_e(message)}")
     raise typer.Exit(1)
 
 
@@ -97,11 +105,11 @@ def create(
             record = create_subscription(client, store, board_id, webhook_url)
         except MiroError as error:
             failures += 1
-            console.print(f"[red]✗[/red] board {board_id}: {error}")
+            console.print(f"[red]✗[/red] board {_e(board_id)}: {_e(error)}")
             continue
         console.print(
-            f"[green]✓[/green] board {board_id}: subscription {record.subscription_id} "
-            f"{record.status} (secret hash {record.secret_hash[:8]}…)"
+            f"[green]✓[/green] board {_e(board_id)}: subscription {_e(record.subscription_id)} "
+            f"{_e(record.status)} (secret hash {_e(record.secret_hash[:8])}…)"
         )
     if failures:
         _fail(f"{failures} of {len(board_ids)} subscriptions failed")
@@ -126,15 +134,15 @@ def list_subscriptions(
     for column in ("subscription", "board", "status at Miro", "stored status", "secret hash"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        miro_status = row.miro_status or "[yellow]unknown to Miro[/yellow]"
+        miro_status = _e(row.miro_status) if row.miro_status else "[yellow]unknown to Miro[/yellow]"
         if row.miro_status == "lost_access":
             miro_status = "[red]lost_access[/red]"
         table.add_row(
-            row.subscription_id or "-",
-            row.board_id,
+            _e(row.subscription_id or "-"),
+            _e(row.board_id),
             miro_status,
-            row.stored_status,
-            f"{row.secret_hash_prefix}…",
+            _e(row.stored_status),
+            f"{_e(row.secret_hash_prefix)}…",
         )
     Console().print(table)
 
@@ -157,11 +165,11 @@ def _change(
     try:
         if status is None:
             record = delete_subscription(client, store, subscription_id)
-            Console().print(f"deleted subscription {subscription_id} (board {record.board_id})")
+            Console().print(f"deleted subscription {_e(subscription_id)} (board {_e(record.board_id)})")
         else:
             record = set_status(client, store, subscription_id, status)
             Console().print(
-                f"subscription {subscription_id} (board {record.board_id}) is now {record.status}"
+                f"subscription {_e(subscription_id)} (board {_e(record.board_id)}) is now {_e(record.status)}"
             )
     except (UnknownSubscriptionError, MiroError) as error:
         _fail(str(error))
@@ -223,7 +231,9 @@ def check(
     console = Console()
     console.print(f"checked {report.checked} subscriptions at Miro")
     for item in report.lost_access:
-        console.print(f"[red]lost_access[/red] subscription {item.subscription_id} board {item.board_id}")
+        console.print(
+            f"[red]lost_access[/red] subscription {_e(item.subscription_id)} board {_e(item.board_id)}"
+        )
     if report.unmanaged:
         console.print(f"{len(report.unmanaged)} subscriptions at Miro were not created by miro-sync")
     if report.lost_access:

@@ -179,16 +179,18 @@ def test_a_send_sqs_refuses_is_reported_as_a_queue_send_error(local_stack: Local
         OffboardingQueue(missing, _sqs(local_stack)).send(OutgoingMessage(body="{}"))
 
 
-def _cli(stack: LocalStack, *args: str) -> Any:
-    env = {
+def _cli(stack: LocalStack, *args: str, env: dict[str, str | None] | None = None) -> Any:
+    full_env: dict[str, str | None] = {
         **_aws_env(stack),
         "ACTIONS_TABLE": stack.tables["ActionsTable"],
         "MEMBERS_TABLE": stack.tables["MembersTable"],
         "OFFBOARDING_QUEUE_URL": stack.queue_url,
         "MIRO_SYNC_OPERATOR": "op@example.com",
         "COLUMNS": "250",
+        "MAX_ACTIONS_PER_HOUR": None,  # unset unless a test sets it
+        **(env or {}),
     }
-    return CliRunner().invoke(app, list(args), env=env)
+    return CliRunner().invoke(app, list(args), env=full_env)
 
 
 def test_cli_shows_the_plan_and_enqueues_only_with_yes(local_stack: LocalStack) -> None:
@@ -232,7 +234,7 @@ def test_cli_status_release_and_cancel(local_stack: LocalStack) -> None:
     status = _cli(local_stack, "status", "--member", "ann@example.com")
     assert status.exit_code == 0, status.output
     assert "r-held" in status.output
-    released = _cli(local_stack, "release")
+    released = _cli(local_stack, "release", "--yes")
     assert released.exit_code == 0, released.output
     record = actions.get("r-held")
     assert record is not None
@@ -247,3 +249,147 @@ def test_cli_status_release_and_cancel(local_stack: LocalStack) -> None:
     assert pending is not None
     assert pending.outcome == "cancelled"
     assert pending.cancelled_by == "op@example.com"
+
+
+def _nothing_sent(stack: LocalStack) -> bool:
+    return QueueReader(_sqs(stack), stack.queue_url).receive() == []
+
+
+def test_cli_csv_row_naming_another_action_refuses_the_file(local_stack: LocalStack, tmp_path: Path) -> None:
+    leavers = tmp_path / "leavers.csv"
+    leavers.write_text(
+        "email,action,reason\nann@example.com,suspend,left\nbob@example.com,delete,left\n", encoding="utf-8"
+    )
+    refused = _cli(local_stack, "suspend", "--csv", str(leavers), "--yes")
+    assert refused.exit_code == 2, refused.output
+    assert "leavers.csv line 3" in refused.output
+    assert "'delete'" in refused.output
+    assert _nothing_sent(local_stack)
+
+
+def test_cli_csv_dry_run_must_be_true_or_false(local_stack: LocalStack, tmp_path: Path) -> None:
+    leavers = tmp_path / "leavers.csv"
+    leavers.write_text("email,reason,dryRun\nann@example.com,left,TRUE\nbob@example.com,left,yes\n")
+    refused = _cli(local_stack, "delete", "--csv", str(leavers), "--yes")
+    assert refused.exit_code == 2, refused.output
+    assert "leavers.csv line 3" in refused.output
+    assert "dryRun must be true or false" in refused.output
+    assert _nothing_sent(local_stack)
+
+
+@pytest.mark.parametrize(
+    ("not_before", "message"),
+    [
+        ("20250301", "explicit offset"),  # a bare number would be read as Unix seconds: at once
+        ("2025-03-01", "explicit offset"),
+        ("2025-03-01T18:00:00", "explicit offset"),
+        ("2020-01-01T00:00:00Z", "in the past"),
+        ("2999-01-01T00:00:00Z", "366 days ahead"),
+    ],
+)
+def test_cli_refuses_a_bad_not_before_and_sends_nothing(
+    local_stack: LocalStack, not_before: str, message: str
+) -> None:
+    refused = _cli(
+        local_stack, "delete", "ann@example.com", "--reason", "left", "--not-before", not_before, "--yes"
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "--not-before" in refused.output
+    assert message in refused.output
+    assert "nothing was enqueued" in refused.output
+    assert _nothing_sent(local_stack)
+
+
+def test_cli_cancel_stops_failed_and_retrying_requests(local_stack: LocalStack) -> None:
+    actions = ActionsRepository(_table(local_stack, "ActionsTable"))
+    actions.create(_record("r-failed", "failed"))
+    actions.create(_record("r-claimed", "received", member="bob@example.com"))
+    cancelled = _cli(local_stack, "cancel", "r-failed", "r-claimed")
+    assert cancelled.exit_code == 1, cancelled.output
+    failed = actions.get("r-failed")
+    assert failed is not None
+    assert failed.outcome == "cancelled"
+    assert failed.cancelled_by == "op@example.com"
+    # a claimed request may be inside Miro: never cancelled
+    assert "r-claimed cannot be cancelled (received)" in cancelled.output
+    claimed = actions.get("r-claimed")
+    assert claimed is not None
+    assert claimed.outcome == "received"
+
+
+def test_cli_release_shows_its_plan_and_releases_only_with_yes(local_stack: LocalStack) -> None:
+    actions = ActionsRepository(_table(local_stack, "ActionsTable"))
+    actions.create(_record("r-held"))
+    plan = _cli(local_stack, "release")
+    assert plan.exit_code == 0, plan.output
+    assert "Release plan: 1 held request(s)" in plan.output
+    assert "r-held" in plan.output
+    assert "Re-run with --yes" in plan.output
+    assert _nothing_sent(local_stack)
+    record = actions.get("r-held")
+    assert record is not None
+    assert record.outcome == "held"
+    assert record.released_by is None
+
+
+def _held(actions: ActionsRepository, count: int) -> None:
+    for n in range(count):
+        stamp = utc_now_iso(NOW + timedelta(seconds=n))  # held one after the other: oldest first
+        record = _record(f"r-{n:02d}", member=f"user{n}@example.com")
+        actions.create(record.model_copy(update={"created_at": stamp, "updated_at": stamp}))
+
+
+def _not_released(actions: ActionsRepository) -> list[str]:
+    # a release records the approval and re-sends the message; the worker moves the outcome on
+    return sorted(r.request_id for r in actions.by_outcome("held") if r.released_by is None)
+
+
+def _released(stack: LocalStack) -> list[str]:
+    messages = QueueReader(_sqs(stack), stack.queue_url).receive_all()
+    return sorted(json.loads(m["Body"])["requestId"] for m in messages)
+
+
+def test_cli_release_defaults_to_max_actions_per_hour(local_stack: LocalStack) -> None:
+    actions = ActionsRepository(_table(local_stack, "ActionsTable"))
+    _held(actions, 4)
+    released = _cli(local_stack, "release", "--yes", env={"MAX_ACTIONS_PER_HOUR": "3"})
+    assert released.exit_code == 0, released.output
+    assert "More held requests wait beyond --max 3" in released.output
+    assert _released(local_stack) == ["r-00", "r-01", "r-02"]
+    assert _not_released(actions) == ["r-03"]
+
+
+def test_cli_release_an_explicit_max_wins_over_the_environment(local_stack: LocalStack) -> None:
+    actions = ActionsRepository(_table(local_stack, "ActionsTable"))
+    _held(actions, 3)
+    released = _cli(local_stack, "release", "--max", "1", "--yes", env={"MAX_ACTIONS_PER_HOUR": "3"})
+    assert released.exit_code == 0, released.output
+    assert _released(local_stack) == ["r-00"]
+
+
+def test_cli_release_without_the_variable_releases_at_most_25(local_stack: LocalStack) -> None:
+    actions = ActionsRepository(_table(local_stack, "ActionsTable"))
+    _held(actions, 26)
+    released = _cli(local_stack, "release", "--yes")
+    assert released.exit_code == 0, released.output
+    assert len(_released(local_stack)) == 25
+    assert _not_released(actions) == ["r-25"]
+
+
+def test_cli_shows_markup_like_text_from_the_table_as_it_is(local_stack: LocalStack) -> None:
+    actions = ActionsRepository(_table(local_stack, "ActionsTable"))
+    hostile = _record("r-[/x]", "refused", member="[/x]").model_copy(
+        update={"outcome_reason": "[bold]no[/x] such member", "warning": "[/red]"}
+    )
+    actions.create(hostile)
+    status = _cli(local_stack, "status", "--outcome", "refused")
+    assert status.exit_code == 0, status.output  # raised rich's MarkupError before
+    assert "r-[/x]" in status.output
+    assert "[bold]no[/x] such member" in status.output
+    assert "[/red]" in status.output
+    by_member = _cli(local_stack, "status", "--member", "[/x]")
+    assert by_member.exit_code == 0, by_member.output
+    cancelled = _cli(local_stack, "cancel", "r-[/x]", "[/y]")
+    assert cancelled.exit_code == 1, cancelled.output
+    assert "r-[/x] cannot be cancelled (refused)" in cancelled.output
+    assert "[/y] cannot be cancelled (unknown request)" in cancelled.output

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -151,6 +152,21 @@ def test_license_report_counts_seats_by_license_and_status(
     assert report["history"][0]["members"] == len(emulator.state.all_members)
 
 
+def _sent(stack: LocalStack) -> list[dict[str, Any]]:
+    sqs = stack.client("sqs")
+    bodies = []
+    while True:
+        received = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = received.get("Messages", [])
+        if not messages:
+            break
+        bodies.extend(json.loads(message["Body"]) for message in messages)
+    return bodies
+
+
+OFFBOARD_180 = ["inactive", "--days", "180", "--format", "json", "--output", "/dev/null"]
+
+
 def test_offboard_suspend_plans_then_enqueues_the_selection(
     synced: LocalStack, emulator: RunningEmulator
 ) -> None:
@@ -160,36 +176,76 @@ def test_offboard_suspend_plans_then_enqueues_the_selection(
 
     enqueued = runner.invoke(
         app,
-        [
-            "inactive",
-            "--days",
-            "180",
-            "--format",
-            "json",
-            "--output",
-            "/dev/null",
-            "--offboard",
-            "suspend",
-            "--dry-run",
-            "--yes",
-            "--queue-url",
-            synced.queue_url,
-        ],
+        [*OFFBOARD_180, "--offboard", "suspend", "--dry-run", "--yes", "--queue-url", synced.queue_url],
         env=synced.env,
     )
     assert enqueued.exit_code == 0, enqueued.output
     report = json.loads(run(synced, "inactive", "--days", "180", "--format", "json").stdout)
-    sqs = synced.client("sqs")
-    bodies = []
-    while True:
-        received = sqs.receive_message(QueueUrl=synced.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        messages = received.get("Messages", [])
-        if not messages:
-            break
-        bodies.extend(json.loads(message["Body"]) for message in messages)
+    bodies = _sent(synced)
     assert bodies, "an org of 240 members has seats idle for 180 days"
-    assert sorted(body["email"] for body in bodies) == sorted(seat["email"] for seat in report["seats"])
+    # Only seats idle for the whole window: not those whose licence was assigned inside it, nor those
+    # first seen (by this first sync) inside it without any activity on record.
+    cutoff = datetime.fromisoformat(report["cutoff"].replace("Z", "+00:00"))
+    assigned = {m.id: m.license_assigned_ms for m in emulator.state.all_members}
+    expected = sorted(
+        seat["email"]
+        for seat in report["seats"]
+        if seat["lastSeenSource"] != "never" and assigned[seat["memberId"]] < cutoff.timestamp() * 1000
+    )
+    assert expected, "the emulated org has long-idle seats"
+    assert len(expected) < len(report["seats"]), "and seats that are only new"
+    assert sorted(body["email"] for body in bodies) == expected
+    assert "left out" in enqueued.output
     assert all(body["action"] == "suspend" and body["dryRun"] is True for body in bodies)
+    # each request carries the report's cutoff for the worker to re-check against Miro
+    [shown] = re.findall(r"carries inactiveSince (\S+):", enqueued.output)
+    assert {body["inactiveSince"] for body in bodies} == {
+        datetime.fromisoformat(shown).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    }
+
+
+def _age_the_last_sync(stack: LocalStack, hours: float) -> None:
+    """Make the members sync's checkpoint say its last complete run ended `hours` ago."""
+    dynamodb = stack.client("dynamodb")
+    key = {"pk": {"S": "sync#members"}, "sk": {"S": "checkpoint"}}
+    table = stack.tables["StateTable"]
+    item = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    state = json.loads(item["state"]["S"])
+    ended = datetime.now(UTC) - timedelta(hours=hours)
+    state["lastCompleteAt"] = ended.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    dynamodb.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":s": {"S": json.dumps(state, sort_keys=True)}},
+    )
+
+
+def test_offboard_refuses_to_act_on_a_stale_members_sync(synced: LocalStack) -> None:
+    _age_the_last_sync(synced, hours=13)  # the default allows twice rate(6 hours)
+    offboard = [*OFFBOARD_180, "--offboard", "suspend", "--yes", "--queue-url", synced.queue_url]
+
+    refused = runner.invoke(app, offboard, env=synced.env)
+
+    assert refused.exit_code == 2, refused.output
+    assert "more than --max-sync-age" in " ".join(refused.output.split())
+    assert _sent(synced) == []
+    # a deployment with a slower schedule says so
+    accepted = runner.invoke(app, [*offboard, "--max-sync-age", "26"], env=synced.env)
+    assert accepted.exit_code == 0, accepted.output
+    assert _sent(synced)
+
+
+def test_offboard_needs_the_state_table_to_check_the_sync(synced: LocalStack) -> None:
+    env = {**synced.env, "STATE_TABLE": ""}
+    refused = runner.invoke(
+        app, [*OFFBOARD_180, "--offboard", "suspend", "--yes", "--queue-url", synced.queue_url], env=env
+    )
+
+    assert refused.exit_code == 2, refused.output
+    assert "needs the state table" in " ".join(refused.output.split())
+    assert _sent(synced) == []
 
 
 def unsynced_env(stack: LocalStack) -> dict[str, str]:

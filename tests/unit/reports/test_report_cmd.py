@@ -59,3 +59,23 @@ def test_offboard_with_a_file_format_needs_an_output_file() -> None:
 
     assert result.exit_code == 2
     assert "--output FILE" in result.output
+
+
+def test_errors_show_markup_like_names_as_they_are(tmp_path: Path) -> None:
+    prices = tmp_path / "[bold]prices.json"
+    prices.write_text('{"[/x]": "lots"}')  # rich raised MarkupError printing this licence name
+
+    result = runner.invoke(app, ["inactive", "--prices", str(prices), "--members-table", "m-t"])
+
+    assert result.exit_code == 2, result.output
+    assert "'[/x]' is not a license name" in flat(result.output)
+    assert "[bold]prices.json" in flat(result.output)
+
+
+def test_max_sync_age_must_be_positive() -> None:
+    result = runner.invoke(
+        app, ["inactive", "--offboard", "suspend", "--max-sync-age", "0", "--members-table", "m-t"]
+    )
+
+    assert result.exit_code == 2
+    assert "--max-sync-age must be a positive number of hours" in flat(result.output)

@@ -21,3 +21,7 @@ class NoSyncDataError(ReportError):
             "locally, or wait for the scheduled MembersSyncFunction in AWS."
         )
         self.table_name = table_name
+
+
+class StaleSyncError(ReportError):
+    """The members table is older than the caller accepts for acting on it (`--offboard`)."""

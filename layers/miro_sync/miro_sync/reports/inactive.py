@@ -6,6 +6,10 @@ of Miro's lastActivityAt and the signals the other functions record (audit sign-
 activity, board events); MembersTable keeps that newest value as the BySeat sort key, so the whole
 selection is one Query per paid license. External users and team guests are listed apart: they are
 not billed like members and offboarding cannot act on them (SCIM does not see them).
+
+`--offboard` acts on a narrower selection (`InactiveReport.offboard_selection`): a seat whose licence
+was assigned inside the inactivity window, or whose member miro-sync first saw inside it with no
+activity on record, is idle only because it is new, and is left out.
 """
 
 from __future__ import annotations
@@ -58,10 +62,23 @@ class InactiveSeat:
     teams: tuple[str, ...]  # team names where known, else ids
     boards_owned: int
     monthly_cost: Decimal
+    license_assigned_at: datetime | None = None  # Miro's licenseAssignedAt
+    first_seen_at: datetime | None = None  # when the members sync first recorded the member
 
     @property
     def is_admin(self) -> bool:
         return self.role == ADMIN_ROLE
+
+    def new_in_window(self, cutoff: datetime) -> str | None:
+        """Why this seat is idle only because it is new (None when it is not): its licence was assigned
+        at or after `cutoff`, or miro-sync first saw the member at or after `cutoff` and no activity of
+        theirs is on record. (Activity before the cutoff proves the member existed before the window:
+        then a recent first sighting only means miro-sync started watching recently.)"""
+        if self.license_assigned_at is not None and self.license_assigned_at >= cutoff:
+            return f"licence assigned {self.license_assigned_at.astimezone(UTC):%Y-%m-%d}"
+        if self.first_seen_at is not None and self.first_seen_at >= cutoff and self.last_seen_at is None:
+            return f"first seen {self.first_seen_at.astimezone(UTC):%Y-%m-%d}, no activity yet"
+        return None
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,18 @@ class InactiveReport:
     @property
     def emails(self) -> list[str]:
         return [seat.email for seat in self.seats]
+
+    def offboard_selection(self) -> tuple[tuple[InactiveSeat, ...], tuple[tuple[InactiveSeat, str], ...]]:
+        """The seats `--offboard` may act on, and those left out with the reason: new in the window."""
+        selected: list[InactiveSeat] = []
+        left_out: list[tuple[InactiveSeat, str]] = []
+        for seat in self.seats:
+            why = seat.new_in_window(self.cutoff)
+            if why is None:
+                selected.append(seat)
+            else:
+                left_out.append((seat, why))
+        return tuple(selected), tuple(left_out)
 
 
 def last_seen(record: MemberRecord) -> tuple[datetime | None, str]:
@@ -188,6 +217,8 @@ def build_inactive_report(
                 teams=tuple(names.get(team, team) for team in record.teams),
                 boards_owned=record.boards_owned,
                 monthly_cost=price,
+                license_assigned_at=record.license_assigned_at,
+                first_seen_at=record.first_seen_at,
             )
             (external if record.role in NOT_ACTIONABLE_ROLES else billable).append(seat)
     billable.sort(key=_oldest_first)

@@ -1,6 +1,9 @@
-"""Text renderers of the reports: JSON, CSV and a rich table. (HTML lives in `reports.html`.)
+"""Text renderers of the reports: JSON, CSV and a rich table. (HTML lives in `reports.html_report`.)
 
 rich is imported inside `render_*_table` only: it is a CLI dependency, not part of the Lambda layer.
+Text from Miro or the tables (emails, team names, licence names, the price file's name) is untrusted:
+the tables escape it (never read as rich markup) and the CSVs neutralise cells a spreadsheet would run as
+a formula (`safe_cell`).
 """
 
 from __future__ import annotations
@@ -132,6 +135,28 @@ def render_json(data: dict[str, Any]) -> str:
 
 # --- CSV -----------------------------------------------------------------------------------------
 
+# A spreadsheet opening the CSV reads a cell starting with one of these as a formula (OWASP, "CSV
+# Injection"): such text cells get a leading single quote, which makes them plain text.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def safe_cell(value: object) -> object:
+    """`value` as a CSV cell no spreadsheet runs as a formula. Numbers pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def _csv_writer(buffer: io.StringIO) -> Any:
+    """Every cell quoted (OWASP): a CR inside a cell, which the minimal quoting of a "\\n"-terminated
+    writer leaves bare, can never start a new row."""
+    return csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+
+def _write_row(writer: Any, row: tuple[object, ...]) -> None:
+    writer.writerow(tuple(safe_cell(cell) for cell in row))
+
+
 INACTIVE_CSV_COLUMNS = (
     "category",
     "email",
@@ -150,11 +175,12 @@ INACTIVE_CSV_COLUMNS = (
 def render_inactive_csv(report: InactiveReport) -> str:
     """One row per seat; `category` is `reclaimable` or `external` (listed apart, not actionable)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = _csv_writer(buffer)
     writer.writerow(INACTIVE_CSV_COLUMNS)
     for category, seats in (("reclaimable", report.seats), ("external", report.external)):
         for seat in seats:
-            writer.writerow(
+            _write_row(
+                writer,
                 (
                     category,
                     seat.email,
@@ -167,7 +193,7 @@ def render_inactive_csv(report: InactiveReport) -> str:
                     ";".join(seat.teams),
                     seat.boards_owned,
                     f"{seat.monthly_cost:.2f}",
-                )
+                ),
             )
     return buffer.getvalue()
 
@@ -188,19 +214,21 @@ def render_licenses_csv(report: LicenseReport) -> str:
     """Long format: the current counts (`source=current`, split by status) then every stored snapshot
     (`source=snapshot`; snapshots count members per license without the status split)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = _csv_writer(buffer)
     writer.writerow(LICENSES_CSV_COLUMNS)
     as_of = iso(report.generated_at)
     for row in report.rows:
         purchased = "" if row.purchased is None else row.purchased
         members = row.active + row.suspended + row.deprovisioned
-        writer.writerow(
-            (as_of, "current", row.license, purchased, members, row.active, row.suspended, row.deprovisioned)
+        _write_row(
+            writer,
+            (as_of, "current", row.license, purchased, members, row.active, row.suspended, row.deprovisioned),
         )
     for snapshot in report.history:
         for license, members in sorted(snapshot.by_license.items()):
             bought = snapshot.full_purchased if license == "full" else None
-            writer.writerow(
+            _write_row(
+                writer,
                 (
                     iso(snapshot.at),
                     "snapshot",
@@ -210,7 +238,7 @@ def render_licenses_csv(report: LicenseReport) -> str:
                     "",
                     "",
                     "",
-                )
+                ),
             )
     return buffer.getvalue()
 
@@ -219,12 +247,16 @@ def render_licenses_csv(report: LicenseReport) -> str:
 
 
 def _seen(seat: InactiveSeat) -> str:
+    """Markup-safe."""
+    from rich.markup import escape
+
     if seat.last_seen_at is None:
         return "never"
-    return f"{seat.last_seen_at:%Y-%m-%d} ({seat.days_inactive}d, {seat.last_seen_source})"
+    return escape(f"{seat.last_seen_at:%Y-%m-%d} ({seat.days_inactive}d, {seat.last_seen_source})")
 
 
 def render_inactive_table(report: InactiveReport, console: Console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     currency = report.prices.currency
@@ -240,15 +272,15 @@ def render_inactive_table(report: InactiveReport, console: Console) -> None:
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for seat in report.seats:
-        role = seat.role.removeprefix("organization_")
+        role = escape(seat.role.removeprefix("organization_"))
         table.add_row(
-            seat.email,
-            seat.license,
+            escape(seat.email),
+            escape(seat.license),
             f"[bold]{role}[/bold]" if seat.is_admin else role,
             _seen(seat),
-            ", ".join(seat.teams),
+            escape(", ".join(seat.teams)),
             str(seat.boards_owned),
-            money(seat.monthly_cost, currency),
+            escape(money(seat.monthly_cost, currency)),
         )
     console.print(table)
     if report.external:
@@ -257,11 +289,11 @@ def render_inactive_table(report: InactiveReport, console: Console) -> None:
             external.add_column(column)
         for seat in report.external:
             external.add_row(
-                seat.email,
-                seat.license,
-                seat.role.removeprefix("organization_"),
+                escape(seat.email),
+                escape(seat.license),
+                escape(seat.role.removeprefix("organization_")),
                 _seen(seat),
-                money(seat.monthly_cost),
+                escape(money(seat.monthly_cost, currency)),
             )
         console.print(external)
     of_total = ""
@@ -270,15 +302,16 @@ def render_inactive_table(report: InactiveReport, console: Console) -> None:
         of_total = f" of {report.paid_seats_total} active paid seats ({share:.0%})"
     console.print(
         f"[bold]{report.inactive_seats}[/bold] inactive paid seats{of_total}; reclaimable "
-        f"[bold green]{money(report.reclaimable_monthly, currency)}[/bold green] per month, "
-        f"{money(report.reclaimable_annual, currency)} per year. "
+        f"[bold green]{escape(money(report.reclaimable_monthly, currency))}[/bold green] per month, "
+        f"{escape(money(report.reclaimable_annual, currency))} per year. "
         f"{len(report.external)} external users/guests listed apart "
-        f"({money(report.external_monthly, currency)}/month)."
+        f"({escape(money(report.external_monthly, currency))}/month)."
     )
-    console.print(f"[dim]Prices: {report.prices.source}. Cutoff: {iso(report.cutoff)}.[/dim]")
+    console.print(f"[dim]Prices: {escape(report.prices.source)}. Cutoff: {iso(report.cutoff)}.[/dim]")
 
 
 def render_licenses_table(report: LicenseReport, console: Console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     currency = report.prices.currency
@@ -287,18 +320,18 @@ def render_licenses_table(report: LicenseReport, console: Console) -> None:
         table.add_column(column, justify="left" if column == "license" else "right")
     for row in report.rows:
         table.add_row(
-            row.license,
+            escape(row.license),
             "-" if row.purchased is None else str(row.purchased),
             str(row.active),
             str(row.suspended),
             str(row.deprovisioned),
-            money(row.monthly_price, currency),
-            money(row.monthly_cost, currency),
+            escape(money(row.monthly_price, currency)),
+            escape(money(row.monthly_cost, currency)),
         )
     console.print(table)
     console.print(
         f"{report.members_total} members, {report.paid_active} active paid seats, "
-        f"{money(report.monthly_cost, currency)} per month at {report.prices.source}."
+        f"{escape(money(report.monthly_cost, currency))} per month at {escape(report.prices.source)}."
     )
     if report.history:
         thresholds = sorted(report.history[-1].inactive_seats)

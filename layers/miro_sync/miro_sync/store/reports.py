@@ -3,7 +3,8 @@
 * seat counts per (status, license): one `Select=COUNT` Query per BySeat partition of MembersTable,
   so even a 100k-member org is counted without reading items (and never with a Scan);
 * the whole usage-snapshot history of StateTable with each snapshot's run time (the members sync's
-  `StateRepository.latest_usage_snapshots` returns the newest few without their time).
+  `StateRepository.latest_usage_snapshots` returns the newest few without their time);
+* when the members sync last completed (its checkpoint's `lastCompleteAt`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import ConditionBase, Key
 
 from miro_sync.store.dynamo import iso_utc, parse_iso, plain
 from miro_sync.store.members import STATUSES, MembersRepository
-from miro_sync.store.state import USAGE_SNAPSHOT_PK
+from miro_sync.store.state import USAGE_SNAPSHOT_PK, StateRepository
+
+# The checkpoint name of the members sync (`miro_sync.sync.members.SYNC_NAME`; not imported: the store
+# does not depend on the sync).
+MEMBERS_SYNC_NAME = "members"
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,26 @@ class UsageSnapshotHistory:
         return StoredSnapshot(at=at, run_id=item.get("runId"), data=data)
 
 
+class MembersSyncStatus:
+    def __init__(self, state_table: Any) -> None:
+        self._state = StateRepository(state_table)
+        self.table_name: str = state_table.name
+
+    def last_complete_at(self) -> datetime | None:
+        """When the last complete members sync ended, or None if none is recorded."""
+        stored = self._state.load_checkpoint(MEMBERS_SYNC_NAME)
+        if stored is None:
+            return None
+        value = stored.state.get("lastCompleteAt")
+        try:
+            completed = parse_iso(value) if isinstance(value, str) else None
+        except ValueError:
+            return None  # unreadable: as if none were recorded (the caller refuses to act)
+        if completed is not None and completed.tzinfo is None:
+            completed = completed.replace(tzinfo=UTC)
+        return completed
+
+
 @dataclass(frozen=True)
 class ReportStore:
     """The adapters a report reads through, for one pair of tables."""
@@ -103,6 +128,7 @@ class ReportStore:
     members: MembersRepository
     seats: SeatCounter
     snapshots: UsageSnapshotHistory | None
+    sync_status: MembersSyncStatus | None = None
 
     @property
     def members_table(self) -> str:
@@ -136,4 +162,5 @@ def open_report_store(members_table: str, state_table: str | None) -> ReportStor
         members=MembersRepository(members),
         seats=SeatCounter(members),
         snapshots=UsageSnapshotHistory(state) if state is not None else None,
+        sync_status=MembersSyncStatus(state) if state is not None else None,
     )
