@@ -3,8 +3,6 @@ caller hears MiroDeadlineExceeded at once, and nothing reached Miro."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from miro_sync.miro import MiroScimClient
@@ -19,8 +17,8 @@ USER = {
     "userName": "a@b.co",
     "active": True,
 }
-# httpx.Client() defaults: connect 5 s + read 5 s per attempt, and the deadline keeps a 3 s margin
-NEEDED_MS = 13_000
+# the least an attempt starts with, plus the margin kept for recording the outcome
+NEEDED_MS = int((InvocationDeadline.MIN_ATTEMPT_S + InvocationDeadline.MARGIN_S) * 1000)
 
 
 def client(miro: ScriptedMiro, deadline: InvocationDeadline) -> MiroScimClient:
@@ -28,12 +26,6 @@ def client(miro: ScriptedMiro, deadline: InvocationDeadline) -> MiroScimClient:
     return MiroScimClient(
         BASE, "token", http=miro.client(), sleep=fake_time.sleep, clock=fake_time.clock, deadline=deadline
     )
-
-
-def remaining(*values_ms: int) -> Iterator[int]:
-    yield from values_ms
-    while True:
-        yield values_ms[-1]
 
 
 def test_an_attempt_that_cannot_finish_in_time_is_not_started() -> None:
@@ -55,13 +47,23 @@ def test_an_attempt_that_fits_is_sent() -> None:
 
 def test_a_retry_that_cannot_finish_in_time_is_not_waited_for() -> None:
     miro = ScriptedMiro([json_response(503, {"status": "503"}), json_response(200, USER)])
-    left = remaining(60_000, 5_000)
     deadline = InvocationDeadline()
-    deadline.bind(lambda: next(left))
+    # plenty of time for the first attempt; once it has been answered, too little for another
+    deadline.bind(lambda: 60_000 if not miro.requests else NEEDED_MS - 1)
     with pytest.raises(MiroDeadlineExceeded) as raised:
         client(miro, deadline).get_user("s1")
     assert isinstance(raised.value, MiroUnavailable)  # transient for every caller: retried later
     assert len(miro.requests) == 1
+
+
+def test_an_attempt_gets_timeouts_cut_to_the_time_left() -> None:
+    miro = ScriptedMiro([json_response(200, USER)])
+    deadline = InvocationDeadline()
+    deadline.bind(lambda: 12_000)  # 10 s usable after the margin
+    client(miro, deadline).get_user("s1")
+    timeouts = miro.requests[0].extensions["timeout"]
+    assert timeouts["connect"] <= 5.0
+    assert timeouts["connect"] + timeouts["read"] <= 10.0 + 1e-9
 
 
 def test_unbound_it_never_stops_a_call() -> None:

@@ -57,14 +57,104 @@ def test_an_earlier_request_delivered_late_does_not_undo_a_later_one() -> None:
 def test_requests_in_the_same_direction_do_not_overtake_each_other() -> None:
     world = make_world()
     worker = world.worker()
-    assert (
-        worker.handle_message(body("delete", requestId="d"), sent_at=START + timedelta(seconds=2)).outcome
-        == "done"
+    later = worker.handle_message(body(requestId="s"), sent_at=START + timedelta(seconds=2))
+    assert later.outcome == "done"
+    # an earlier delete delivered after a later suspend: both want the member gone, so it is carried out
+    earlier = worker.handle_message(body("delete", requestId="d"), sent_at=START)
+    assert earlier.outcome == "done"
+    assert world.miro.writes == ["active=False:s-ann", "delete:s-ann"]
+
+
+def test_a_request_by_member_id_is_ordered_with_one_by_email() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.people["m1"].active = False
+    reactivated = worker.handle_message(
+        json.dumps(
+            {
+                "action": "reactivate",
+                "memberId": "m1",
+                "requestedBy": "a",
+                "reason": "b",
+                "requestId": "by-id",
+            }
+        ),
+        sent_at=START + timedelta(seconds=5),
     )
-    # the earlier suspend of a deleted member: refused because the user is gone, not as overtaken
-    late = worker.handle_message(body(requestId="s"), sent_at=START)
+    assert reactivated.outcome == "done"
+    late = worker.handle_message(body(requestId="by-email"), sent_at=START)
     assert late.outcome == "refused"
-    assert "overtaken" not in (late.reason or "")
+    assert "by-id" in (late.reason or "")
+
+
+def test_a_later_dry_run_never_overtakes_a_real_request() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.people["m1"].active = False
+    plan = worker.handle_message(
+        body("reactivate", requestId="plan", dryRun=True), sent_at=START + timedelta(seconds=5)
+    )
+    assert plan.outcome == "dry-run"
+    assert worker.handle_message(body(requestId="real"), sent_at=START).outcome == "done"
+
+
+def test_a_hand_written_request_sent_again_after_an_opposing_one_stands_as_of_its_new_send() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.fail("set_active", MiroUnavailable("bad gateway", status=502))
+    with pytest.raises(RetryableError):
+        worker.handle_message(body(), sent_at=START)  # derived id; its record is `failed`
+    world.miro.people["m1"].active = False
+    world.clock.advance(minutes=1)
+    worker.handle_message(body("reactivate"), sent_at=START + timedelta(minutes=1))
+    world.clock.advance(minutes=1)
+    # the operator sends the suspend again: the latest word is "suspend"
+    again = worker.handle_message(body(), sent_at=START + timedelta(minutes=2))
+    assert again.outcome == "done"
+    assert world.miro.people["m1"].active is False
+
+
+def test_an_opposing_request_waiting_for_its_not_before_does_not_overtake_yet() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.people["m1"].active = False
+    world.miro.fail("set_active", MiroUnavailable("bad gateway", status=502))
+    with pytest.raises(RetryableError):
+        worker.handle_message(body("reactivate", requestId="back"), sent_at=START)
+    later = (START + timedelta(days=30)).isoformat()
+    pending = worker.handle_message(
+        body("delete", requestId="later", notBefore=later), sent_at=START + timedelta(minutes=1)
+    )
+    assert pending.outcome == "pending"
+    retried = worker.handle_message(body("reactivate", requestId="back"), receive_count=2, sent_at=START)
+    assert retried.outcome == "done"
+    assert world.miro.people["m1"].active is True
+
+
+def test_an_sqs_redelivery_after_an_opposing_request_is_a_duplicate() -> None:
+    world = make_world()
+    worker = world.worker()
+    first = worker.handle_message(body(), sent_at=START)
+    world.clock.advance(minutes=1)
+    worker.handle_message(body("reactivate"), sent_at=START + timedelta(minutes=1))
+    world.clock.advance(minutes=1)
+    redelivered = worker.handle_message(body(), receive_count=2, sent_at=START)  # same SentTimestamp
+    assert redelivered.outcome == "duplicate"
+    assert redelivered.request_id == first.request_id
+    assert world.miro.people["m1"].active is True
+
+
+def test_many_suspend_reactivate_cycles_step_to_the_latest_generation() -> None:
+    world = make_world()
+    worker = world.worker()
+    for cycle in range(12):
+        at = START + timedelta(minutes=2 * cycle)
+        world.clock.now = at
+        assert worker.handle_message(body(), sent_at=at).outcome == "done", cycle
+        world.clock.now = at + timedelta(minutes=1)
+        assert worker.handle_message(body("reactivate"), sent_at=at + timedelta(minutes=1)).outcome == "done"
+    assert world.miro.people["m1"].active is True
+    assert len(world.miro.writes) == 24
 
 
 def test_a_hand_written_repeat_after_an_opposing_request_is_a_new_request() -> None:
@@ -136,6 +226,35 @@ def test_a_delete_refused_after_the_deactivation_is_partial_and_the_member_is_su
     assert world.members.status_changes == [("m1", "suspended", False)]
     assert world.miro.people["m1"].active is False
     assert world.metrics.values["OffboardingPartial"] == 1
+
+
+def test_a_delete_of_a_member_suspended_before_the_request_is_refused_not_partial() -> None:
+    world = make_world()
+    world.miro.last_team_admin_ids.add("m7")  # gone@example.com is already inactive
+    result = world.worker().handle_message(body("delete", email="gone@example.com", requestId="d-7"))
+    assert result.outcome == "refused"
+    assert "already suspended before this request" in (result.reason or "")
+    assert world.members.status_changes == []
+
+
+def test_a_retry_after_the_deactivation_took_effect_reports_partial() -> None:
+    world = make_world()
+    world.miro.last_team_admin_ids.add("m1")
+    world.miro.fail("delete_user", MiroUnavailable("bad gateway", status=502))
+    worker = world.worker()
+    with pytest.raises(RetryableError):
+        worker.handle_message(body("delete", requestId="d-1"))
+    assert world.miro.people["m1"].active is False  # the first attempt deactivated
+    result = worker.handle_message(body("delete", requestId="d-1"), receive_count=2)
+    assert result.outcome == "partial"
+
+
+def test_a_not_before_far_in_the_past_is_a_typo_not_now() -> None:
+    world = make_world()
+    result = world.worker().handle_message(body("delete", notBefore="0225-03-01T09:00:00Z"))
+    assert result.outcome == "refused"
+    assert "in the past" in (result.reason or "")
+    assert world.miro.writes == []
 
 
 def test_reactivate_counts_toward_the_blast_radius() -> None:

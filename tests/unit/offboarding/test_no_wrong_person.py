@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from miro_sync.miro.models import AdminRole
 from miro_sync.offboarding.worker import GuardPolicy
 from miro_sync.settings.offboarding import OffboardingSettings, ProtectedEmailsError, parse_protected_emails
 from tests.unit.offboarding.fakes import START, make_world
@@ -103,6 +104,21 @@ def test_a_member_holding_a_miro_admin_role_counts_as_an_admin(role: str) -> Non
     assert allowed.outcome == "done"
 
 
+def test_an_admin_role_without_a_name_still_counts() -> None:
+    world = make_world()
+    original = world.miro._member
+
+    def member_with_unnamed_role(person: Any) -> Any:
+        return original(person).model_copy(
+            update={"admin_roles": [AdminRole()] if person.member_id == "m2" else []}
+        )
+
+    world.miro._member = member_with_unnamed_role  # type: ignore[method-assign]
+    result = world.worker().handle_message(body(email="bob@example.com"))
+    assert result.outcome == "refused"
+    assert "unnamed role" in (result.reason or "")
+
+
 # --- the inactivity precondition -----------------------------------------------------------------------
 
 CUTOFF = START - timedelta(days=90)
@@ -132,6 +148,14 @@ def test_a_member_still_inactive_is_offboarded(last_activity: Any) -> None:
     result = world.worker().handle_message(body(inactiveSince=CUTOFF.isoformat()))
     assert result.outcome == "done"
     assert world.miro.writes == ["active=False:s-ann"]
+
+
+def test_a_last_activity_without_an_offset_is_read_as_utc() -> None:
+    world = make_world()
+    world.miro.people["m1"].last_activity_at = (CUTOFF + timedelta(days=1)).replace(tzinfo=None)
+    result = world.worker().handle_message(body(inactiveSince=CUTOFF.isoformat()))
+    assert result.outcome == "refused"
+    assert "active again" in (result.reason or "")
 
 
 def test_the_precondition_is_part_of_what_a_request_id_stands_for() -> None:

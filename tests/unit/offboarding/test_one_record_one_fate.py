@@ -318,3 +318,22 @@ def test_guard_policy_from_a_good_protected_list(app: ModuleType) -> None:
     policy = app.guard_policy(_settings("CEO@example.com; cfo@example.com"))
     assert policy.protected_emails == frozenset({"ceo@example.com", "cfo@example.com"})
     assert policy.configuration_error is None
+
+
+def test_a_throttled_table_is_retried_however_often_it_comes_back(app: ModuleType) -> None:
+    from botocore.exceptions import ClientError
+
+    world = world_of(1)
+    throttled = ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"
+    )
+
+    def create(record: Any) -> bool:
+        raise throttled
+
+    world.actions.create = create  # type: ignore[method-assign]
+    response = app.process_event(
+        sqs_event([request_body(0)], receive_count=7), FakeLambdaContext(), world.worker()
+    )
+    assert failed_ids(response) == {"msg-0"}  # never refused for good: the table will answer again
+    assert world.dead_letters.sent == []

@@ -483,11 +483,14 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 class InvocationDeadline:
     """The running Lambda invocation's remaining time, shared by every client of a function: no attempt
-    (and no pacing or retry wait) starts that could not finish before the function times out. Unbound
-    (CLI, tests, between invocations) it never stops anything."""
+    (and no pacing or retry wait) starts unless it and a short answer fit before the function times out,
+    and an attempt that starts gets timeouts cut to what is left. Unbound (CLI, tests, between
+    invocations) it never stops or shortens anything."""
 
-    # An attempt may take the client's whole read timeout; this much is kept for recording the outcome.
-    MARGIN_S: Final = 3.0
+    # Kept after the call for recording its outcome (two DynamoDB writes).
+    MARGIN_S: Final = 2.0
+    # The least an attempt is started with: a connect and a short answer. Below it, the record is retried.
+    MIN_ATTEMPT_S: Final = 8.0
 
     def __init__(self) -> None:
         self._remaining_ms: Callable[[], int] | None = None
@@ -498,18 +501,36 @@ class InvocationDeadline:
     def unbind(self) -> None:
         self._remaining_ms = None
 
-    def remaining_s(self) -> float | None:
-        return self._remaining_ms() / 1000.0 if self._remaining_ms is not None else None
+    def _budget_s(self) -> float | None:
+        if self._remaining_ms is None:
+            return None
+        return self._remaining_ms() / 1000.0 - self.MARGIN_S
 
-    def check(self, needed_s: float, *, method: str, path: str) -> None:
-        """Raise MiroDeadlineExceeded unless `needed_s` more seconds (plus the margin) fit."""
-        remaining = self.remaining_s()
-        if remaining is not None and remaining < needed_s + self.MARGIN_S:
+    def check(self, wait_s: float, *, method: str, path: str) -> None:
+        """Raise MiroDeadlineExceeded unless a wait of `wait_s` and an attempt after it fit."""
+        budget = self._budget_s()
+        if budget is not None and budget < wait_s + self.MIN_ATTEMPT_S:
             raise MiroDeadlineExceeded(
-                f"{remaining:.1f} s left in this invocation; a call needing {needed_s:.1f} s is not started",
+                f"{budget + self.MARGIN_S:.1f} s left in this invocation: a call after a {wait_s:.1f} s "
+                "wait is not started",
                 method=method,
                 path=path,
             )
+
+    def attempt_timeout(self, default: httpx.Timeout, *, method: str, path: str) -> httpx.Timeout | None:
+        """The client's timeouts, cut so that the attempt ends within the invocation (None: unbound)."""
+        self.check(0.0, method=method, path=path)
+        budget = self._budget_s()
+        if budget is None:
+            return None
+        connect = min(default.connect or budget, budget / 2)
+        rest = budget - connect
+        return httpx.Timeout(
+            min(default.read or rest, rest),
+            connect=connect,
+            write=min(default.write or rest, rest),
+            pool=min(default.pool or connect, connect),
+        )
 
 
 class MiroHttp:
@@ -617,8 +638,8 @@ class MiroHttp:
 
     def _retry_sleep(self, seconds: float) -> None:
         if self._deadline is not None:
-            # the wait and the attempt after it must fit, or the caller hears now (and retries later)
-            self._deadline.check(seconds + _attempt_seconds(self.http), method="RETRY", path="")
+            # the wait and an attempt after it must fit, or the caller hears now (and retries later)
+            self._deadline.check(seconds, method="RETRY", path="")
         self.stats.retries += 1
         self.stats.retry_wait_seconds += seconds
         if seconds > 0:
@@ -639,24 +660,43 @@ class MiroHttp:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         booked = False
         paced = 0.0
-        attempt_s = _attempt_seconds(self.http)
         while paced < _MAX_PACING_S:
             if self._deadline is not None:
-                self._deadline.check(attempt_s, method=method, path=path)
+                self._deadline.check(0.0, method=method, path=path)
             wait = self.pacer.acquire(method, cost, self._clock())
             if wait <= 0:
                 booked = True
                 break
             if self._deadline is not None:
-                self._deadline.check(wait + attempt_s, method=method, path=path)
+                self._deadline.check(wait, method=method, path=path)
             paced += wait
             self.stats.paced_seconds += wait
             self._sleep(wait)
+        try:
+            timeout = (
+                self._deadline.attempt_timeout(self.http.timeout, method=method, path=path)
+                if self._deadline is not None
+                else None
+            )
+        except MiroDeadlineExceeded:
+            if booked:
+                self.pacer.release(method, cost)
+            raise
         self.stats.requests += 1
         try:
-            response = self.http.request(
-                method, f"{self.base_url}{path}", params=params, json=json, headers=headers
-            )
+            if timeout is None:
+                response = self.http.request(
+                    method, f"{self.base_url}{path}", params=params, json=json, headers=headers
+                )
+            else:
+                response = self.http.request(
+                    method,
+                    f"{self.base_url}{path}",
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    timeout=timeout,
+                )
             now = self._clock()
             self.pacer.observe(response.headers, now)
         except httpx.TransportError as exc:
@@ -695,12 +735,6 @@ class MiroHttp:
                     path=path,
                 )
             ) from None
-
-
-def _attempt_seconds(http: httpx.Client) -> float:
-    """The longest one attempt can take: connect plus the read timeout of the client's pool."""
-    timeout = http.timeout
-    return float(timeout.connect or 0.0) + float(timeout.read or timeout.write or 30.0)
 
 
 def _describe_parse_error(exc: ValueError) -> str:

@@ -50,10 +50,13 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 MAX_BODY_CHARS: Final = 16_384
 # How far ahead a notBefore may lie (checked by the worker and the CLI, which know the time).
 MAX_NOT_BEFORE_AHEAD: Final = timedelta(days=366)
+# How far in the past the worker accepts a new request's notBefore: SQS keeps a message 14 days at most,
+# so an older instant is a typo (0225 for 2025), not a late delivery.
+MAX_NOT_BEFORE_BEHIND: Final = timedelta(days=14)
 # How far in the past the CLI accepts a notBefore (clock skew, a command typed a minute ago).
 MAX_NOT_BEFORE_BEHIND_CLI: Final = timedelta(minutes=5)
 _ISO_WITH_OFFSET = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|z|[+-]\d{2}:?\d{2})$"
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|z|[+-]\d{2}:?\d{2})$", re.ASCII
 )
 
 

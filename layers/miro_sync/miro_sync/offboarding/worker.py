@@ -39,6 +39,7 @@ from miro_sync.miro.errors import MiroBadRequest, MiroConflict, MiroError, MiroN
 from miro_sync.miro.models import OrgMember, ScimUser
 from miro_sync.offboarding.messages import (
     MAX_NOT_BEFORE_AHEAD,
+    MAX_NOT_BEFORE_BEHIND,
     InvalidRequestError,
     OffboardingRequest,
     parse_request,
@@ -64,6 +65,7 @@ from miro_sync.store.actions import (
     Outcome,
     utc_now_iso,
 )
+from miro_sync.store.failures import is_transient_aws_failure
 from miro_sync.store.queue import MAX_DELAY_SECONDS, OutgoingMessage, QueueSendError
 
 if TYPE_CHECKING:
@@ -144,6 +146,7 @@ class _Trail:
     receive_count: int
     requested_at: str | None = None  # when this message was sent (SQS SentTimestamp)
     sender_id: str | None = None
+    phase: str = "request"
     attempts: list[Attempt] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
 
@@ -313,6 +316,8 @@ class OffboardingWorker:
             return self._handle(body, phase, receive_count, sent_at, sender_id)
         except (RetryableError, IdempotencyAlreadyInProgressError):
             raise
+        except InvalidRequestError as invalid:
+            return self._refuse_invalid(invalid)
         except Exception as unexpected:
             return self._refuse_unexpected(body, unexpected, receive_count)
 
@@ -324,14 +329,15 @@ class OffboardingWorker:
         sent_at: datetime | None,
         sender_id: str | None,
     ) -> Result:
-        try:
-            request = parse_request(body)
-            self._check_not_before_range(request, body)
-        except InvalidRequestError as invalid:
-            return self._refuse_invalid(invalid)
         if phase not in PHASES:
             phase = PHASE_REQUEST  # an unknown marker gets no privileges: treat it as a plain request
+        try:
+            request = parse_request(body)
+            self._check_not_before_range(request, body, phase)
+        except InvalidRequestError as invalid:
+            return self._refuse_invalid(invalid)
         message = body
+        sent = utc_now_iso(sent_at or self._clock())
         for _ in range(MAX_GENERATION_HOPS):
             nonce = uuid.uuid4().hex
             payload = {
@@ -339,7 +345,7 @@ class OffboardingWorker:
                 "phase": phase,
                 "message": message,
                 "receiveCount": receive_count,
-                "requestedAt": utc_now_iso(sent_at or self._clock()),
+                "requestedAt": sent,
                 "senderId": sender_id,
                 "nonce": nonce,
             }
@@ -356,18 +362,31 @@ class OffboardingWorker:
             if stored.get("nonce") == nonce:
                 return Result(stored["requestId"], stored["outcome"], stored.get("reason"))
             # Powertools answered from an earlier invocation's result: this message repeats a request
-            successor = self._successor_if_overtaken(request, stored["requestId"], phase)
+            successor = self._successor_if_overtaken(request, stored["requestId"], phase, sent)
             if successor is None:
                 self._metric("OffboardingDuplicates", 1)
                 return _duplicate(stored["requestId"], stored["outcome"], stored.get("reason"))
             request, message = successor, successor.to_body()
-        raise RetryableError(f"{request.key}: more than {MAX_GENERATION_HOPS} generations in one message")
+        # cannot happen with _generation_after jumping to the latest generation; never retried forever
+        raise InvalidRequestError(
+            f"{request.key}: more than {MAX_GENERATION_HOPS} generations in one message", body
+        )
 
-    def _check_not_before_range(self, request: OffboardingRequest, body: str) -> None:
-        if request.not_before is not None and request.not_before - self._clock() > MAX_NOT_BEFORE_AHEAD:
+    def _check_not_before_range(self, request: OffboardingRequest, body: str, phase: str) -> None:
+        if request.not_before is None:
+            return
+        ahead = request.not_before - self._clock()
+        if ahead > MAX_NOT_BEFORE_AHEAD:
             raise InvalidRequestError(
                 f"notBefore {request.not_before.isoformat()} is more than {MAX_NOT_BEFORE_AHEAD.days} days "
                 "ahead; refusing a schedule that far out",
+                body,
+            )
+        if phase == PHASE_REQUEST and -ahead > MAX_NOT_BEFORE_BEHIND:
+            # older than any message SQS can still hold: a typo (0225 for 2025) would otherwise run now
+            raise InvalidRequestError(
+                f"notBefore {request.not_before.isoformat()} is more than {MAX_NOT_BEFORE_BEHIND.days} days "
+                "in the past; refusing to read it as 'now'",
                 body,
             )
 
@@ -454,6 +473,7 @@ class OffboardingWorker:
                 receive_count=receive_count,
                 requested_at=payload.get("requestedAt"),
                 sender_id=payload.get("senderId"),
+                phase=phase,
             )
             deferring = request.not_before is not None and request.not_before > now and not request.dry_run
             if phase == PHASE_REQUEST and not deferring:
@@ -472,7 +492,7 @@ class OffboardingWorker:
             else:
                 existing = self._load_or_create(trail, now, look_first=phase != PHASE_REQUEST)
             self._ensure_same_request(existing, request)
-            successor = self._next_generation(request, existing, phase, now)
+            successor = self._next_generation(request, existing, phase, now, sent=trail.requested_at)
             if successor is None:
                 trail.record = existing
                 return self._stamped(self._continue(trail, phase, now), request, nonce)
@@ -496,46 +516,78 @@ class OffboardingWorker:
             raise _ReusedIdError(existing)
 
     def _next_generation(
-        self, request: OffboardingRequest, existing: ActionRecord, phase: str, now: datetime
+        self,
+        request: OffboardingRequest,
+        existing: ActionRecord,
+        phase: str,
+        now: datetime,
+        *,
+        sent: str | None,
     ) -> OffboardingRequest | None:
-        """A hand-written request (derived id) whose intent finished longer ago than the dedupe window
-        is sent again on purpose (e.g. suspend -> reactivate -> suspend): it becomes a new request, the
-        next generation of the id. Within the window it is a duplicate (SQS redeliveries, double sends)."""
+        """A hand-written request (derived id) whose intent finished is sent again on purpose when it
+        finished longer ago than the dedupe window, or when an opposing request for the member was made
+        between it and this message (suspend -> reactivate -> suspend): it becomes a new request, the
+        latest generation of the id. Otherwise it is a duplicate (SQS redeliveries, double sends)."""
         if phase != PHASE_REQUEST or not request.has_derived_id or not existing.is_final:
             return None
         finished = _parse_time(existing.completed_at or existing.updated_at)
         within_window = finished is not None and now - finished < self._dedupe_window
-        if within_window and self._later_opposing_request(existing) is None:
+        if within_window and self._later_opposing_request(existing, before=sent) is None:
             return None
-        return request.model_copy(update={"request_id": existing.request_id}).next_generation()
+        return self._generation_after(request, existing, sent)
 
     def _successor_if_overtaken(
-        self, request: OffboardingRequest, answered_id: str, phase: str
+        self, request: OffboardingRequest, answered_id: str, phase: str, sent: str
     ) -> OffboardingRequest | None:
-        """A repeat answered from the idempotency store is a duplicate - unless a later, opposing request
-        for the member has been made since the original (suspend, reactivate, suspend again): then the
-        member's state says otherwise, and the repeat is the intent's next generation."""
+        """A repeat answered from the idempotency store is a duplicate - unless it was sent after an
+        opposing request that itself followed the original (suspend, reactivate, suspend again): then
+        the member's state says otherwise, and the repeat is the intent's next generation. An SQS
+        redelivery of the original message (sent before the opposing request) stays a duplicate."""
         if phase != PHASE_REQUEST or not request.has_derived_id:
             return None
         original = self._actions.get(answered_id)
-        if original is None or not original.is_final or self._later_opposing_request(original) is None:
+        if original is None or not original.is_final:
             return None
-        return request.model_copy(update={"request_id": original.request_id}).next_generation()
+        if self._later_opposing_request(original, before=sent) is None:
+            return None
+        return self._generation_after(request, original, sent)
+
+    def _generation_after(
+        self, request: OffboardingRequest, overtaken: ActionRecord, sent: str | None
+    ) -> OffboardingRequest:
+        """The generation this message stands for once `overtaken` is: the latest one recorded for the
+        intent when there is a later one that this message repeats (still open, or finished with no
+        opposing request since), else a new one. Jumping to the latest makes a member suspended and
+        reactivated many times cost one step, not one per generation."""
+        base = request.derived_request_id
+        latest = overtaken
+        for record in self._actions.by_member(request.member_key):
+            if _generation_of(record.request_id, base) > _generation_of(latest.request_id, base):
+                latest = record
+        at_latest = request.model_copy(update={"request_id": latest.request_id})
+        if latest is overtaken:
+            return at_latest.next_generation()
+        if not latest.is_final or self._later_opposing_request(latest, before=sent) is None:
+            return at_latest  # this message repeats the latest generation
+        return at_latest.next_generation()
 
     def _later_opposing_request(
         self,
         record: ActionRecord,
         *,
-        member_keys: Iterable[str] = (),
         requested: str | None = None,
+        before: str | None = None,
     ) -> ActionRecord | None:
-        """A request for the same member, made after `record`'s, that wants the opposite (reactivate
-        against suspend/delete and back) and was neither refused nor cancelled."""
+        """A request for the same member, made after `record`'s (or after `requested`) and before
+        `before` if given, that wants the opposite (reactivate against suspend/delete and back), was
+        neither refused nor cancelled, and is in effect or under way: one waiting for a notBefore still
+        ahead is not (it is ordered when it comes due)."""
         if record.dry_run:
             return None
         opposing = OPPOSING_ACTIONS.get(record.action, frozenset())
         mine = requested or record.requested_instant
-        keys = {record.member_key, *member_keys}
+        now = utc_now_iso(self._clock())
+        keys = {record.member_key}
         if record.email:
             keys.add(record.email)
         if record.member_id:
@@ -548,7 +600,9 @@ class OffboardingWorker:
             and other.action in opposing
             and not other.dry_run
             and other.outcome not in {"refused", "cancelled"}
+            and not (other.outcome == "pending" and (other.not_before or "") > now)
             and other.requested_instant > mine
+            and (before is None or other.requested_instant < before)
         ]
         return max(later, key=lambda other: other.requested_instant) if later else None
 
@@ -876,8 +930,9 @@ class OffboardingWorker:
             active=live.active,
             scim_id=scim_id,
             boards_owned=boards_owned,
+            # any entry counts, named or not: an admin role without a name is still an admin role
             admin_roles=tuple(
-                sorted({name for role in live.admin_roles if (name := role.name or role.type)})
+                sorted({role.name or role.type or "unnamed role" for role in live.admin_roles})
             ),
             last_activity_at=live.last_activity_at,
             license_assigned_at=live.license_assigned_at,
@@ -974,14 +1029,15 @@ class OffboardingWorker:
         since = request.inactive_since
         if since is None:
             return
-        if member.last_activity_at is not None and member.last_activity_at > since:
+        last_activity, licensed = _aware(member.last_activity_at), _aware(member.license_assigned_at)
+        if last_activity is not None and last_activity > since:
             raise _RefusalError(
-                f"{member.email} is active again: last activity {member.last_activity_at.isoformat()} is "
+                f"{member.email} is active again: last activity {last_activity.isoformat()} is "
                 f"after inactiveSince {since.isoformat()}"
             )
-        if member.license_assigned_at is not None and member.license_assigned_at > since:
+        if licensed is not None and licensed > since:
             raise _RefusalError(
-                f"{member.email} was licensed {member.license_assigned_at.isoformat()}, after inactiveSince "
+                f"{member.email} was licensed {licensed.isoformat()}, after inactiveSince "
                 f"{since.isoformat()}: not inactive for the whole window"
             )
 
@@ -994,14 +1050,20 @@ class OffboardingWorker:
         record = trail.record or self._new_record(
             request, self._clock(), requested_at=trail.requested_at, sender_id=trail.sender_id
         )
+        mine = record.requested_instant
+        if trail.phase == PHASE_REQUEST and trail.requested_at:
+            # sent again by its requester (not an SQS redelivery, which keeps its send time): the
+            # request stands as of this send; due and released messages keep the original's time
+            mine = max(mine, trail.requested_at)
         later = self._later_opposing_request(
-            record.model_copy(update={"email": member.email, "member_id": member.member_id})
+            record.model_copy(update={"email": member.email, "member_id": member.member_id}),
+            requested=mine,
         )
         if later is not None:
             raise _RefusalError(
                 f"overtaken by a later request for {member.email}: {later.request_id} ({later.action}, "
                 f"{later.outcome}, requested {later.requested_instant}); this {request.action} was "
-                f"requested {record.requested_instant} and is not carried out"
+                f"requested {mine} and is not carried out"
             )
 
     # ---------------------------------------------------------------- effects
@@ -1028,12 +1090,26 @@ class OffboardingWorker:
                     gone_ok=True,
                 )
             except _RefusalError as refused:
-                # the deactivation above is confirmed by its read-back (or was already so): half done
+                if not (effects or self._deactivated_earlier(trail, scim_id)):
+                    # suspended before this request, by someone else: this request changed nothing
+                    raise _RefusalError(
+                        f"already suspended before this request; Miro refused the delete: {refused.reason}"
+                    ) from refused
+                # this request's deactivation is confirmed by its read-back: half done
                 raise _PartialError(
                     f"suspended, but Miro refused the delete: {refused.reason}", "suspended", False
                 ) from refused
             effects += 1
         return effects
+
+    @staticmethod
+    def _deactivated_earlier(trail: _Trail, scim_id: str) -> bool:
+        """Whether an earlier attempt of this request deactivated the user (then failed before the rest)."""
+        operation = f"PATCH /Users/{scim_id} active=false"
+        attempts = [*(trail.record.attempts if trail.record else []), *trail.attempts]
+        return any(
+            a.operation == operation and a.status is not None and 200 <= a.status < 300 for a in attempts
+        )
 
     def _set_active(self, trail: _Trail, scim_id: str, *, active: bool) -> None:
         operation = f"PATCH /Users/{scim_id} active={str(active).lower()}"
@@ -1197,7 +1273,7 @@ class OffboardingWorker:
         and copied to the dead-letter queue, instead of failing until SQS's redrive moves it there with
         no reason anywhere. Its own record is `error-<hash of the body>`, with the request's member."""
         described = f"{type(error).__name__}: {error}"[:500]
-        if receive_count < UNEXPECTED_ERROR_RECEIVES:
+        if receive_count < UNEXPECTED_ERROR_RECEIVES or is_transient_aws_failure(error):
             raise error
         try:
             request: OffboardingRequest | None = parse_request(body)
@@ -1314,6 +1390,19 @@ class OffboardingWorker:
     def _metric(self, name: str, value: float) -> None:
         if self._metrics is not None:
             self._metrics.add_metric(name=name, unit="Count", value=value)
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """Miro sends UTC instants with `Z`; one without an offset is read as UTC, never compared naive."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+def _generation_of(request_id: str, base: str) -> int:
+    """1 for the derived id itself, n for `<base>.<n>`, 0 for anything else."""
+    if request_id == base:
+        return 1
+    suffix = request_id.removeprefix(base + ".")
+    return int(suffix) if suffix != request_id and suffix.isdigit() and len(suffix) < 9 else 0
 
 
 def _storable(body: str) -> str:
