@@ -364,7 +364,16 @@ _make_action_command("reactivate", "Reactivate suspended members.")
 
 def _records_table(records: Iterable[ActionRecord], title: str) -> Table:
     table = Table(title=title)
-    for column in ("request id", "action", "member", "outcome", "reason", "updated", "attempts"):
+    for column in (
+        "request id",
+        "action",
+        "member",
+        "requested by",
+        "outcome",
+        "reason",
+        "updated",
+        "attempts",
+    ):
         table.add_column(column, overflow="fold")
     for record in records:
         # everything in a record came from a message, an operator or Miro: escaped, never markup
@@ -376,6 +385,8 @@ def _records_table(records: Iterable[ActionRecord], title: str) -> Table:
             escape(record.request_id),
             escape(record.action),
             escape(record.email or record.member_key),
+            # who asked, and the AWS principal that sent the message (SQS SenderId)
+            escape(record.requested_by + (f" via {record.sender_id}" if record.sender_id else "")),
             escape(record.outcome),
             detail,
             escape(record.updated_at),
