@@ -181,3 +181,41 @@ def test_inactive_since_is_carried_by_every_request(tmp_path: Path) -> None:
     bodies = [json.loads(item.request.to_body()) for item in planned]
     assert [body["inactiveSince"] for body in bodies] == [iso(cutoff)] * 2
     assert all(item.request.inactive_since == cutoff for item in planned)
+
+
+# ---------------------------------------------------------------- a row's own values win over the options
+
+
+def test_a_rows_own_reason_not_before_and_request_id_are_kept(tmp_path: Path) -> None:
+    own = iso(NOW + timedelta(days=3))
+    csv_text = f"email,reason,notBefore,requestId\nann@example.com,contract ended,{own},my-id-1\n"
+    [planned] = plan("delete", csv_text, tmp_path=tmp_path, not_before=iso(NOW + timedelta(days=1)))
+    assert planned.request.reason == "contract ended"
+    assert planned.request.not_before == NOW + timedelta(days=3)
+    assert planned.request.key == "my-id-1"
+
+
+def test_an_argument_error_names_its_position(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as refused:
+        plan("suspend", None, "ann@example.com", "not-an-email", tmp_path=tmp_path)
+    assert "argument 2:" in str(refused.value)
+
+
+def test_a_not_before_just_inside_the_past_bound_is_planned(tmp_path: Path) -> None:
+    edge = NOW - MAX_NOT_BEFORE_BEHIND_CLI
+    [planned] = plan("delete", None, "ann@example.com", tmp_path=tmp_path, not_before=iso(edge))
+    assert planned.request.not_before == edge
+
+
+def test_each_action_of_one_run_gets_its_own_request_id(tmp_path: Path) -> None:
+    ids = {
+        action: plan(action, None, "ann@example.com", tmp_path=tmp_path)[0].request.key
+        for action in ("suspend", "delete", "reactivate")
+    }
+    assert len(set(ids.values())) == 3
+    dry = plan("suspend", None, "ann@example.com", tmp_path=tmp_path, dry_run=True)[0].request.key
+    assert dry != ids["suspend"]
+    later = plan(
+        "suspend", None, "ann@example.com", tmp_path=tmp_path, not_before=iso(NOW + timedelta(days=1))
+    )
+    assert later[0].request.key != ids["suspend"]

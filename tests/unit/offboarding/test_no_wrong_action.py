@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from miro_sync.miro.errors import MiroUnavailable
-from miro_sync.offboarding.worker import RetryableError
+from miro_sync.miro.errors import MiroNotFound, MiroUnavailable
+from miro_sync.offboarding.messages import MAX_NOT_BEFORE_AHEAD, MAX_NOT_BEFORE_BEHIND
+from miro_sync.offboarding.worker import PHASE_DUE, RetryableError
 from tests.unit.offboarding.fakes import START, make_world
 
 
@@ -264,3 +265,102 @@ def test_reactivate_counts_toward_the_blast_radius() -> None:
     held = worker.handle_message(body("reactivate", requestId="r-1"))
     assert held.outcome == "held"
     assert world.miro.writes == ["active=False:s-ann"]
+
+
+def test_a_request_processed_late_is_ordered_by_when_it_was_sent() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.people["m1"].active = False
+    world.clock.now = START + timedelta(minutes=5)
+    assert (
+        worker.handle_message(body("reactivate", requestId="b"), sent_at=START + timedelta(minutes=5)).outcome
+        == "done"
+    )
+    world.clock.now = START + timedelta(minutes=10)  # the suspend, sent first, is read only now
+    late = worker.handle_message(body(requestId="a"), sent_at=START)
+    assert late.outcome == "refused"
+    assert "overtaken" in (late.reason or "")
+
+
+def test_a_due_delete_is_overtaken_by_a_reactivate_made_while_it_waited() -> None:
+    world = make_world()
+    worker = world.worker()
+    due = START + timedelta(days=2)
+    assert (
+        worker.handle_message(body("delete", requestId="d", notBefore=due.isoformat()), sent_at=START).outcome
+        == "pending"
+    )
+    world.miro.people["m1"].active = False
+    world.clock.now = START + timedelta(days=1)
+    assert worker.handle_message(body("reactivate", requestId="r"), sent_at=world.clock.now).outcome == "done"
+    world.clock.now = due + timedelta(seconds=1)
+    result = worker.handle_message(world.actions.items["d"].body, phase=PHASE_DUE, sent_at=world.clock.now)
+    assert result.outcome == "refused"
+    assert "overtaken by a later request" in (result.reason or "")
+    assert world.miro.people["m1"].active is True
+
+
+def test_an_earlier_request_by_member_id_is_overtaken_by_a_later_one_by_email() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.people["m1"].active = False
+    assert (
+        worker.handle_message(
+            body("reactivate", requestId="by-email"), sent_at=START + timedelta(seconds=5)
+        ).outcome
+        == "done"
+    )
+    late = worker.handle_message(
+        json.dumps(
+            {"action": "suspend", "memberId": "m1", "requestedBy": "a", "reason": "b", "requestId": "by-id"}
+        ),
+        sent_at=START,
+    )
+    assert late.outcome == "refused"
+    assert "by-email" in (late.reason or "")
+
+
+@pytest.mark.parametrize("closed", ["refused", "cancelled"])
+def test_a_later_opposing_request_that_was_refused_or_cancelled_does_not_overtake(closed: str) -> None:
+    world = make_world()
+    worker = world.worker()
+    world.miro.people["m1"].active = False
+    worker.handle_message(
+        body("reactivate", requestId="r", notBefore=(START + timedelta(days=1)).isoformat()),
+        sent_at=START + timedelta(seconds=5),
+    )
+    world.actions.items["r"] = world.actions.items["r"].model_copy(update={"outcome": closed})
+    world.miro.people["m1"].active = True
+    assert worker.handle_message(body(requestId="s"), sent_at=START).outcome == "done"
+
+
+def test_an_opposing_request_whose_not_before_has_come_overtakes() -> None:
+    world = make_world()
+    worker = world.worker()
+    worker.handle_message(
+        body("reactivate", requestId="r", notBefore=(START + timedelta(hours=1)).isoformat()),
+        sent_at=START + timedelta(seconds=5),
+    )
+    assert world.actions.items["r"].outcome == "pending"
+    world.clock.now = START + timedelta(hours=2)  # due; its message is on its way
+    late = worker.handle_message(body(requestId="s"), sent_at=START)
+    assert late.outcome == "refused"
+    assert "overtaken" in (late.reason or "")
+
+
+def test_a_delete_whose_user_is_gone_by_the_delete_call_is_done() -> None:
+    world = make_world()
+    world.miro.fail("delete_user", MiroNotFound("User not found", status=404))
+    result = world.worker().handle_message(body("delete", requestId="d"))
+    assert result.outcome == "done"
+
+
+def test_a_not_before_exactly_at_the_bounds_is_accepted() -> None:
+    world = make_world()
+    worker = world.worker()
+    ahead = worker.handle_message(
+        body("delete", requestId="a", notBefore=(START + MAX_NOT_BEFORE_AHEAD).isoformat())
+    )
+    assert ahead.outcome == "pending"
+    behind = worker.handle_message(body(requestId="b", notBefore=(START - MAX_NOT_BEFORE_BEHIND).isoformat()))
+    assert behind.outcome == "done"

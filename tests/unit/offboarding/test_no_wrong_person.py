@@ -4,7 +4,7 @@ admin, an inactivity report's precondition is re-checked against Miro's live rec
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from miro_sync.miro.models import AdminRole
 from miro_sync.offboarding.worker import GuardPolicy
 from miro_sync.settings.offboarding import OffboardingSettings, ProtectedEmailsError, parse_protected_emails
-from tests.unit.offboarding.fakes import START, make_world
+from tests.unit.offboarding.fakes import START, OrgPerson, make_world
 
 
 def body(action: str = "suspend", email: str = "ann@example.com", **fields: Any) -> str:
@@ -167,3 +167,59 @@ def test_the_precondition_is_part_of_what_a_request_id_stands_for() -> None:
     )
     assert other.outcome == "refused"
     assert "requestId reused" in (other.reason or "")
+
+
+def test_two_miro_members_with_the_same_email_are_never_guessed_between() -> None:
+    world = make_world()
+    world.miro.people["m9"] = OrgPerson("m9", "ann@example.com", scim_id="s-ann-2")
+    result = world.worker().handle_message(body())
+    assert result.outcome == "refused"
+    assert "matches 2 Miro members; refusing to guess" in (result.reason or "")
+    assert world.miro.writes == []
+
+
+def test_a_role_that_is_neither_user_nor_admin_is_refused() -> None:
+    world = make_world()
+    world.miro.people["m2"].role = "unknown"
+    result = world.worker().handle_message(body(email="bob@example.com"))
+    assert result.outcome == "refused"
+    assert "has role 'unknown'; only internal users and admins are offboarded" in (result.reason or "")
+
+
+def test_a_member_without_a_scim_user_is_refused_with_that_reason() -> None:
+    world = make_world(table=False)
+    world.miro.people["m2"].scim_id = None
+    result = world.worker().handle_message(body(email="bob@example.com"))
+    assert result.outcome == "refused"
+    assert "bob@example.com has no SCIM user" in (result.reason or "")
+
+
+def test_a_stale_scim_id_in_the_table_is_refused_with_that_reason() -> None:
+    world = make_world()
+    world.miro.people["m2"].scim_id = "s-bob-new"  # the table still says s-bob
+    result = world.worker().handle_message(body(email="bob@example.com"))
+    assert result.outcome == "refused"
+    assert "has no SCIM user" in (result.reason or "")
+    assert [c for c in world.miro.calls if c != "find_members_by_email"] == ["get_user"]
+
+
+def test_a_licence_assigned_exactly_at_the_cutoff_is_inside_the_inactivity() -> None:
+    world = make_world()
+    world.miro.people["m1"].license_assigned_at = CUTOFF
+    assert world.worker().handle_message(body(inactiveSince=CUTOFF.isoformat())).outcome == "done"
+
+
+def test_derived_ids_tell_intents_apart() -> None:
+    from miro_sync.offboarding.messages import derive_request_id
+
+    plain = derive_request_id("suspend", "ann@example.com", None)
+    assert derive_request_id("suspend", "ann@example.com", None, dry_run=True) != plain
+    assert derive_request_id("suspend", "ann@example.com", START) != plain
+    assert derive_request_id("suspend", "ann@example.com", START) != derive_request_id(
+        "suspend", "ann@example.com", START + timedelta(hours=1)
+    )
+    assert derive_request_id("suspend", "ann@example.com", None, inactive_since=CUTOFF) != plain
+    # the same instant in another offset is the same intent
+    assert derive_request_id("suspend", "a@b.co", START) == derive_request_id(
+        "suspend", "a@b.co", START.astimezone(timezone(timedelta(hours=5)))
+    )

@@ -400,8 +400,8 @@ class OffboardingWorker:
         for body in bodies:
             try:
                 request = parse_request(body)
-            except InvalidRequestError:
-                continue  # refused when its turn comes, on its own
+            except Exception:  # noqa: S112 - refused when its turn comes, on its own
+                continue
             deferring = request.not_before is not None and request.not_before > now and not request.dry_run
             if request.email is not None and not deferring and request.email not in emails:
                 emails.append(request.email)
