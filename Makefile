@@ -9,7 +9,7 @@ DDB_LOCAL_DIR := .local/dynamodb
 DDB_LOCAL_JAR := $(DDB_LOCAL_DIR)/DynamoDBLocal.jar
 BENCHES ?= $(basename $(notdir $(filter-out bench/__init__.py bench/_%,$(wildcard bench/*.py))))
 
-.PHONY: install demo test lint unit integration bench build clean
+.PHONY: install demo test lint unit integration bench build clean mutation
 
 install: $(STAMP) $(DDB_LOCAL_JAR)
 
@@ -52,6 +52,32 @@ bench: install
 	@mkdir -p bench/results
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 	@$(BIN)/python -m bench._report
+
+# Mutation testing (mutmut 3, settings in pyproject's [tool.mutmut]) of the offboarding guards, message
+# validation and the CLI's input parsing, against the offboarding and CLI unit tests: minutes on 2 cores,
+# not part of `test`. Runs in $(MUT_DIR)/ (why: see pyproject), afresh each time. Every mutant not killed is
+# listed in $(MUT_DIR)/results.txt; `cd $(MUT_DIR) && ../$(BIN)/mutmut show NAME` prints its diff.
+MUT_DIR := .mutmut
+MUT_LINKS := miro_sync:../layers/miro_sync/miro_sync miro_sync_cli:../cli/miro_sync_cli tests:../tests \
+	template.yaml:../template.yaml functions:../functions pyproject.toml:../pyproject.toml
+
+mutation: install
+	@mkdir -p $(MUT_DIR) && rm -rf $(MUT_DIR)/mutants $(MUT_DIR)/results.txt
+	@cd $(MUT_DIR) && for link in $(MUT_LINKS); do ln -sfn "$${link#*:}" "$${link%%:*}"; done
+	cd $(MUT_DIR) && ../$(BIN)/mutmut run
+	@cd $(MUT_DIR) && ../$(BIN)/mutmut results > results.txt && grep -v ': no tests$$' results.txt || true
+	@cd $(MUT_DIR) && ../$(BIN)/python -c 'import json, glob, collections; \
+	from mutmut.stats import status_by_exit_code as status; \
+	per = {meta[len("mutants/") : -len(".meta")]: collections.Counter( \
+	    status[code] for code in json.load(open(meta))["exit_code_by_key"].values()) \
+	    for meta in sorted(glob.glob("mutants/**/*.py.meta", recursive=True))}; \
+	per["total"] = sum(per.values(), collections.Counter()); \
+	main = ("killed", "survived", "timeout", "no tests", "skipped"); \
+	[print(f"{name:34} {c.total():5} mutants", *(f"{k} {c[k]:4}" for k in main), \
+	    "score {:6.1%}".format(c["killed"] / max(1, c.total() - c["skipped"])), sep="  ") \
+	    for name, c in per.items()]; \
+	print("score = killed / (mutants - skipped); other statuses:", \
+	    dict(per["total"] - collections.Counter({k: per["total"][k] for k in main})) or "none")'
 
 # sam build needs aws-sam-cli, which pins its own boto3: it gets a venv of its own. Not part of `test`.
 # `sam build` looks for a python3.12 on PATH (the Lambda runtime); with pyenv: PYENV_VERSION=3.12.1:3.11.7 make build

@@ -148,6 +148,8 @@ def test_a_member_still_inactive_is_offboarded(last_activity: Any) -> None:
     result = world.worker().handle_message(body(inactiveSince=CUTOFF.isoformat()))
     assert result.outcome == "done"
     assert world.miro.writes == ["active=False:s-ann"]
+    # and is answered as the plain request it is: a repeat of a finished one is a duplicate
+    assert worker.handle_message(body(requestId="s-1"), phase="bogus").outcome == "duplicate"
 
 
 def test_a_last_activity_without_an_offset_is_read_as_utc() -> None:
@@ -223,3 +225,57 @@ def test_derived_ids_tell_intents_apart() -> None:
     assert derive_request_id("suspend", "a@b.co", START) == derive_request_id(
         "suspend", "a@b.co", START.astimezone(timezone(timedelta(hours=5)))
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed"), [("true", True), ("false", False), (" TRUE ", True), ("False", False)]
+)
+def test_allow_admin_offboarding_reads_true_and_false_only(text: str, allowed: bool) -> None:
+    assert _settings(ALLOW_ADMIN_OFFBOARDING=text).allow_admin_offboarding is allowed
+
+
+def test_allow_admin_offboarding_is_off_unless_set() -> None:
+    assert _settings().allow_admin_offboarding is False
+
+
+@pytest.mark.parametrize("text", ["yes", "1", "on", "", "flase"])
+def test_allow_admin_offboarding_refuses_anything_else(text: str) -> None:
+    with pytest.raises(ValueError, match="must be 'true' or 'false'"):
+        _settings(ALLOW_ADMIN_OFFBOARDING=text)
+
+
+def test_protected_emails_come_from_their_variable() -> None:
+    assert _settings(PROTECTED_EMAILS="ceo@example.com cfo@example.com").protected_emails == (
+        "ceo@example.com",
+        "cfo@example.com",
+    )
+
+
+def _settings(**env: str) -> OffboardingSettings:
+    return OffboardingSettings.model_validate(
+        {
+            "MIRO_ORG_ID": "o1",
+            "MIRO_TOKEN_SECRET": "t",
+            "MIRO_SCIM_TOKEN_SECRET": "s",
+            "MEMBERS_TABLE": "members",
+            "ACTIONS_TABLE": "actions",
+            "STATE_TABLE": "state",
+            "IDEMPOTENCY_TABLE": "idem",
+            "OFFBOARDING_QUEUE_URL": "http://q",
+            **env,
+        }
+    )
+
+
+def test_an_unknown_phase_marker_gets_no_privileges() -> None:
+    world = make_world()
+    worker = world.worker(max_per_hour=1)
+    assert worker.handle_message(body(requestId="s-1")).outcome == "done"
+    assert worker.handle_message(body(email="bob@example.com", requestId="s-2")).outcome == "held"
+    # a forged marker does not release a held request past the limit
+    assert (
+        worker.handle_message(body(email="bob@example.com", requestId="s-2"), phase="bogus").outcome == "held"
+    )
+    assert world.miro.writes == ["active=False:s-ann"]
+    # and is answered as the plain request it is: a repeat of a finished one is a duplicate
+    assert worker.handle_message(body(requestId="s-1"), phase="bogus").outcome == "duplicate"
