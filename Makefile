@@ -87,4 +87,4 @@ build:
 	.venv-sam/bin/sam build
 
 clean:
-	rm -rf $(VENV) .venv-sam .local .aws-sam bench/results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .local .aws-sam bench/results .pytest_cache .mypy_cache .ruff_cache $(MUT_DIR)
