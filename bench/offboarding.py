@@ -143,15 +143,22 @@ def run(
         # compressed. The template does not set this variable, so the local invoker passes it through.
         os.environ["MIRO_SCIM_WINDOW_S"] = str(config.scim_window_s)
 
-        # A team's only admin cannot be deleted (Miro's 409; the request ends `partial`): the bench
-        # measures requests that can each take effect once, so they are not chosen.
+        # A team's only admin cannot be deleted (Miro's 409; the request ends `partial`), and deleting
+        # one of two co-admins makes the other the only one: the bench measures requests that can each
+        # take effect once, so no team admin is chosen.
+        team_admins = {
+            index
+            for team in emulator.state.teams
+            for index, membership in team.memberships.items()
+            if membership.role == "admin"
+        }
         candidates = [
             m
             for m in emulator.state.all_members
             if m.role == "organization_internal_user"
             and m.active
             and not m.deleted
-            and not emulator.state.teams_with_sole_admin(m)
+            and m.index not in team_admins
         ]
         if len(candidates) < suspends + deletes:
             raise RuntimeError(f"the emulated org has only {len(candidates)} active internal users")

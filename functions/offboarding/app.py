@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from miro_sync.miro.http import InvocationDeadline
+from miro_sync.miro.deadline import InvocationDeadline
 from miro_sync.offboarding.worker import (
     PHASE_ATTRIBUTE,
     PHASE_REQUEST,

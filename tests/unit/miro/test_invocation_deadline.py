@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from miro_sync.miro import MiroScimClient
+from miro_sync.miro.deadline import InvocationDeadline
 from miro_sync.miro.errors import MiroDeadlineExceeded, MiroUnavailable
-from miro_sync.miro.http import InvocationDeadline
 from tests.unit.miro.fakes import FakeTime, ScriptedMiro, json_response
 
 BASE = "https://scim.miro.test/api/v1/scim"

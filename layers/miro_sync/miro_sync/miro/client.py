@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from miro_sync.miro.deadline import InvocationDeadline
 from miro_sync.miro.errors import MiroProtocolError
 from miro_sync.miro.http import (
     AuthHint,
     Clock,
-    InvocationDeadline,
     MiroHttp,
     Pacer,
     PageGuard,

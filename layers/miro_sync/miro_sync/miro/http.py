@@ -22,17 +22,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from miro_sync.miro.deadline import InvocationDeadline
 from miro_sync.miro.errors import (
     MiroAuthError,
     MiroBadRequest,
     MiroConflict,
-    MiroDeadlineExceeded,
     MiroError,
     MiroNotFound,
     MiroProtocolError,
@@ -481,58 +481,6 @@ class _RetryableFailure(Exception):  # noqa: N818 - internal signal, never escap
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-class InvocationDeadline:
-    """The running Lambda invocation's remaining time, shared by every client of a function: no attempt
-    (and no pacing or retry wait) starts unless it and a short answer fit before the function times out,
-    and an attempt that starts gets timeouts cut to what is left. Unbound (CLI, tests, between
-    invocations) it never stops or shortens anything."""
-
-    # Kept after the call for recording its outcome (two DynamoDB writes).
-    MARGIN_S: Final = 2.0
-    # The least an attempt is started with: a connect and a short answer. Below it, the record is retried.
-    MIN_ATTEMPT_S: Final = 8.0
-
-    def __init__(self) -> None:
-        self._remaining_ms: Callable[[], int] | None = None
-
-    def bind(self, remaining_ms: Callable[[], int]) -> None:
-        self._remaining_ms = remaining_ms
-
-    def unbind(self) -> None:
-        self._remaining_ms = None
-
-    def _budget_s(self) -> float | None:
-        if self._remaining_ms is None:
-            return None
-        return self._remaining_ms() / 1000.0 - self.MARGIN_S
-
-    def check(self, wait_s: float, *, method: str, path: str) -> None:
-        """Raise MiroDeadlineExceeded unless a wait of `wait_s` and an attempt after it fit."""
-        budget = self._budget_s()
-        if budget is not None and budget < wait_s + self.MIN_ATTEMPT_S:
-            raise MiroDeadlineExceeded(
-                f"{budget + self.MARGIN_S:.1f} s left in this invocation: a call after a {wait_s:.1f} s "
-                "wait is not started",
-                method=method,
-                path=path,
-            )
-
-    def attempt_timeout(self, default: httpx.Timeout, *, method: str, path: str) -> httpx.Timeout | None:
-        """The client's timeouts, cut so that the attempt ends within the invocation (None: unbound)."""
-        self.check(0.0, method=method, path=path)
-        budget = self._budget_s()
-        if budget is None:
-            return None
-        connect = min(default.connect or budget, budget / 2)
-        rest = budget - connect
-        return httpx.Timeout(
-            min(default.read or rest, rest),
-            connect=connect,
-            write=min(default.write or rest, rest),
-            pool=min(default.pool or connect, connect),
-        )
-
-
 class MiroHttp:
     """Sends one logical request with pacing, bounded retries, error mapping and parsing."""
 
@@ -673,12 +621,11 @@ class MiroHttp:
             self.stats.paced_seconds += wait
             self._sleep(wait)
         try:
-            timeout = (
-                self._deadline.attempt_timeout(self.http.timeout, method=method, path=path)
-                if self._deadline is not None
-                else None
+            budget = (
+                None if self._deadline is None else self._deadline.attempt_budget_s(method=method, path=path)
             )
-        except MiroDeadlineExceeded:
+            timeout = _cut_to(self.http.timeout, budget)
+        except MiroError:  # MiroDeadlineExceeded: nothing is sent
             if booked:
                 self.pacer.release(method, cost)
             raise
@@ -735,6 +682,20 @@ class MiroHttp:
                     path=path,
                 )
             ) from None
+
+
+def _cut_to(default: httpx.Timeout, budget_s: float | None) -> httpx.Timeout | None:
+    """The client's timeouts, cut so that an attempt ends within `budget_s` (None: no deadline)."""
+    if budget_s is None:
+        return None
+    connect = min(default.connect or budget_s, budget_s / 2)
+    rest = budget_s - connect
+    return httpx.Timeout(
+        min(default.read or rest, rest),
+        connect=connect,
+        write=min(default.write or rest, rest),
+        pool=min(default.pool or connect, connect),
+    )
 
 
 def _describe_parse_error(exc: ValueError) -> str:

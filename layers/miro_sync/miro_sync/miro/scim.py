@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import httpx
 
+from miro_sync.miro.deadline import InvocationDeadline
 from miro_sync.miro.errors import MiroNotFound, MiroProtocolError
 from miro_sync.miro.http import (
     AuthHint,
     Clock,
-    InvocationDeadline,
     MiroHttp,
     Pacer,
     RequestStats,
