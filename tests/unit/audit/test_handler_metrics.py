@@ -6,13 +6,10 @@ EMF document is inspected."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,22 +24,15 @@ from miro_sync.store.audit import AuditRepository, RejectedEventsRepository
 from miro_sync.store.members import MembersRepository
 from miro_sync.store.state import StateRepository
 from miro_sync_cli.local.invoke import LocalLambdaContext
+from tests.fixtures.functions import load_function_app
 from tests.unit.audit.fakes import make_event
 from tests.unit.audit.tables import Tables
 from tests.unit.miro.fakes import FakeTime
 
-APP = Path(__file__).resolve().parents[3] / "functions/audit_log_sync/app.py"
-
 
 @pytest.fixture(scope="module")
 def app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("audit_log_sync_app_under_test", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_function_app("audit_log_sync")
 
 
 @dataclass

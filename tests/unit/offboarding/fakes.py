@@ -20,6 +20,7 @@ from miro_sync.miro.errors import MiroConflict, MiroError, MiroNotFound
 from miro_sync.miro.models import BoardsPage, OrgMember, ScimUser
 from miro_sync.offboarding.ports import LogSink
 from miro_sync.offboarding.worker import GuardPolicy, OffboardingWorker
+from miro_sync.settings.offboarding import OffboardingSettings
 from miro_sync.store.actions import ActionConflictError, ActionRecord, Attempt, Outcome, utc_now_iso
 from miro_sync.store.queue import OutgoingMessage, QueueSendError
 
@@ -427,3 +428,20 @@ def make_world(*, table: bool = True) -> World:
     people = standard_org()
     records = [FakeMemberRecord(p.member_id, p.email, p.scim_id, p.boards) for p in people] if table else []
     return World(miro=FakeMiro(people), members=FakeMembers(records))
+
+
+def offboarding_settings(**env: str) -> OffboardingSettings:
+    """The function's settings from an environment like the template's, with `env` on top."""
+    base = {
+        "MIRO_API_URL": "http://127.0.0.1:1",
+        "MIRO_SCIM_URL": "http://127.0.0.1:1/scim",
+        "MIRO_ORG_ID": "org",
+        "MIRO_TOKEN_SECRET": "token",
+        "MIRO_SCIM_TOKEN_SECRET": "scim-token",
+        "MEMBERS_TABLE": "members",
+        "ACTIONS_TABLE": "actions",
+        "STATE_TABLE": "state",
+        "IDEMPOTENCY_TABLE": "idempotency",
+        "OFFBOARDING_QUEUE_URL": "http://127.0.0.1:1/queue",
+    }
+    return OffboardingSettings.from_env({**base, **env})

@@ -11,8 +11,8 @@ import pytest
 
 from miro_sync.miro.models import AdminRole
 from miro_sync.offboarding.worker import GuardPolicy
-from miro_sync.settings.offboarding import OffboardingSettings, ProtectedEmailsError, parse_protected_emails
-from tests.unit.offboarding.fakes import START, OrgPerson, make_world
+from miro_sync.settings.offboarding import ProtectedEmailsError, parse_protected_emails
+from tests.unit.offboarding.fakes import START, OrgPerson, make_world, offboarding_settings
 
 
 def body(action: str = "suspend", email: str = "ann@example.com", **fields: Any) -> str:
@@ -52,19 +52,7 @@ def test_a_bad_protected_email_is_a_configuration_error(text: str) -> None:
 
 
 def test_settings_with_a_bad_protected_list_still_load_and_name_the_error() -> None:
-    settings = OffboardingSettings.model_validate(
-        {
-            "MIRO_ORG_ID": "o1",
-            "MIRO_TOKEN_SECRET": "t",
-            "MIRO_SCIM_TOKEN_SECRET": "s",
-            "MEMBERS_TABLE": "members",
-            "ACTIONS_TABLE": "actions",
-            "STATE_TABLE": "state",
-            "IDEMPOTENCY_TABLE": "idem",
-            "OFFBOARDING_QUEUE_URL": "http://q",
-            "PROTECTED_EMAILS": "ceo@example.com, ceo",
-        }
-    )
+    settings = offboarding_settings(PROTECTED_EMAILS="ceo@example.com, ceo")
     with pytest.raises(ProtectedEmailsError, match="'ceo'"):
         _ = settings.protected_emails
 
@@ -229,39 +217,24 @@ def test_derived_ids_tell_intents_apart() -> None:
     ("text", "allowed"), [("true", True), ("false", False), (" TRUE ", True), ("False", False)]
 )
 def test_allow_admin_offboarding_reads_true_and_false_only(text: str, allowed: bool) -> None:
-    assert _settings(ALLOW_ADMIN_OFFBOARDING=text).allow_admin_offboarding is allowed
+    assert offboarding_settings(ALLOW_ADMIN_OFFBOARDING=text).allow_admin_offboarding is allowed
 
 
-def test_allow_admin_offboarding_is_off_unless_set() -> None:
-    assert _settings().allow_admin_offboarding is False
+@pytest.mark.parametrize("env", [{}, {"ALLOW_ADMIN_OFFBOARDING": ""}])  # SAM renders unset as ""
+def test_allow_admin_offboarding_is_off_unless_set(env: dict[str, str]) -> None:
+    assert offboarding_settings(**env).allow_admin_offboarding is False
 
 
-@pytest.mark.parametrize("text", ["yes", "1", "on", "", "flase"])
+@pytest.mark.parametrize("text", ["yes", "1", "on", "flase"])
 def test_allow_admin_offboarding_refuses_anything_else(text: str) -> None:
     with pytest.raises(ValueError, match="must be 'true' or 'false'"):
-        _settings(ALLOW_ADMIN_OFFBOARDING=text)
+        offboarding_settings(ALLOW_ADMIN_OFFBOARDING=text)
 
 
 def test_protected_emails_come_from_their_variable() -> None:
-    assert _settings(PROTECTED_EMAILS="ceo@example.com cfo@example.com").protected_emails == (
+    assert offboarding_settings(PROTECTED_EMAILS="ceo@example.com cfo@example.com").protected_emails == (
         "ceo@example.com",
         "cfo@example.com",
-    )
-
-
-def _settings(**env: str) -> OffboardingSettings:
-    return OffboardingSettings.model_validate(
-        {
-            "MIRO_ORG_ID": "o1",
-            "MIRO_TOKEN_SECRET": "t",
-            "MIRO_SCIM_TOKEN_SECRET": "s",
-            "MEMBERS_TABLE": "members",
-            "ACTIONS_TABLE": "actions",
-            "STATE_TABLE": "state",
-            "IDEMPOTENCY_TABLE": "idem",
-            "OFFBOARDING_QUEUE_URL": "http://q",
-            **env,
-        }
     )
 
 

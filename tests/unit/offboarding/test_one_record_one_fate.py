@@ -4,11 +4,8 @@ handler code (`process_event`: Powertools' BatchProcessor and the record handler
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import timedelta
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -18,7 +15,7 @@ from hypothesis import strategies as st
 
 from miro_sync.miro.errors import MiroDeadlineExceeded
 from miro_sync.offboarding.messages import MAX_NOT_BEFORE_AHEAD, InvalidRequestError, parse_request
-from miro_sync.settings.offboarding import OffboardingSettings
+from tests.fixtures.functions import load_function_app
 from tests.unit.offboarding.fakes import (
     FakeLambdaContext,
     FakeMemberRecord,
@@ -27,21 +24,15 @@ from tests.unit.offboarding.fakes import (
     OrgPerson,
     TableWriteError,
     World,
+    offboarding_settings,
 )
 
-APP = Path(__file__).resolve().parents[3] / "functions/offboarding/app.py"
 SENDER = "AROAEXAMPLE:ops-automation"
 
 
 @pytest.fixture(scope="module")
 def app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("offboarding_app_under_test", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_function_app("offboarding")
 
 
 def people(count: int) -> list[OrgPerson]:
@@ -292,30 +283,14 @@ def test_valid_requests_have_one_effect_and_hostile_bodies_one_refusal(
     assert sorted(letter.request_id for letter in world.dead_letters.sent) == sorted(invalid)
 
 
-def _settings(protected: str) -> OffboardingSettings:
-    return OffboardingSettings.model_validate(
-        {
-            "MIRO_ORG_ID": "o1",
-            "MIRO_TOKEN_SECRET": "t",
-            "MIRO_SCIM_TOKEN_SECRET": "s",
-            "MEMBERS_TABLE": "members",
-            "ACTIONS_TABLE": "actions",
-            "STATE_TABLE": "state",
-            "IDEMPOTENCY_TABLE": "idem",
-            "OFFBOARDING_QUEUE_URL": "http://q",
-            "PROTECTED_EMAILS": protected,
-        }
-    )
-
-
 def test_guard_policy_from_a_bad_protected_list_fails_closed(app: ModuleType) -> None:
-    policy = app.guard_policy(_settings("ceo@example.com; cfo"))
+    policy = app.guard_policy(offboarding_settings(PROTECTED_EMAILS="ceo@example.com; cfo"))
     assert policy.protected_emails == frozenset()
     assert "'cfo'" in (policy.configuration_error or "")
 
 
 def test_guard_policy_from_a_good_protected_list(app: ModuleType) -> None:
-    policy = app.guard_policy(_settings("CEO@example.com; cfo@example.com"))
+    policy = app.guard_policy(offboarding_settings(PROTECTED_EMAILS="CEO@example.com; cfo@example.com"))
     assert policy.protected_emails == frozenset({"ceo@example.com", "cfo@example.com"})
     assert policy.configuration_error is None
 

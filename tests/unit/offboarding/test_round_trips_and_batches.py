@@ -11,8 +11,7 @@ import pytest
 from miro_sync.miro.errors import MiroUnavailable
 from miro_sync.miro.http import SCIM_LIMITS
 from miro_sync.offboarding.worker import RetryableError
-from miro_sync.settings.offboarding import OffboardingSettings
-from tests.unit.offboarding.fakes import InvocationCrashError, make_world
+from tests.unit.offboarding.fakes import InvocationCrashError, make_world, offboarding_settings
 
 
 def body(action: str = "suspend", **fields: Any) -> str:
@@ -135,32 +134,16 @@ def test_the_batch_lookup_is_not_trusted_for_long() -> None:
     assert world.miro.writes == []
 
 
-def _settings(**env: str) -> OffboardingSettings:
-    base = {
-        "MIRO_API_URL": "http://127.0.0.1:1",
-        "MIRO_SCIM_URL": "http://127.0.0.1:1/scim",
-        "MIRO_ORG_ID": "org",
-        "MIRO_TOKEN_SECRET": "token",
-        "MIRO_SCIM_TOKEN_SECRET": "scim-token",
-        "MEMBERS_TABLE": "members",
-        "ACTIONS_TABLE": "actions",
-        "STATE_TABLE": "state",
-        "IDEMPOTENCY_TABLE": "idempotency",
-        "OFFBOARDING_QUEUE_URL": "http://127.0.0.1:1/queue",
-    }
-    return OffboardingSettings.from_env({**base, **env})
-
-
 def test_each_container_paces_to_its_share_of_the_scim_budget() -> None:
-    assert _settings().scim_limits(SCIM_LIMITS)["PATCH"] == 100  # one container: the whole budget
-    two = _settings(OFFBOARDING_MAX_CONCURRENCY="2").scim_limits(SCIM_LIMITS)
+    assert offboarding_settings().scim_limits(SCIM_LIMITS)["PATCH"] == 100  # one container: the whole budget
+    two = offboarding_settings(OFFBOARDING_MAX_CONCURRENCY="2").scim_limits(SCIM_LIMITS)
     assert (two["GET"], two["PATCH"], two["DELETE"]) == (100, 50, 10)
-    overridden = _settings(OFFBOARDING_MAX_CONCURRENCY="2", SCIM_BUDGET_SHARE="0.25")
+    overridden = offboarding_settings(OFFBOARDING_MAX_CONCURRENCY="2", SCIM_BUDGET_SHARE="0.25")
     assert overridden.scim_limits(SCIM_LIMITS)["DELETE"] == 5
-    assert _settings(OFFBOARDING_MAX_CONCURRENCY="1000").scim_limits(SCIM_LIMITS)["DELETE"] == 1
+    assert offboarding_settings(OFFBOARDING_MAX_CONCURRENCY="1000").scim_limits(SCIM_LIMITS)["DELETE"] == 1
 
 
 @pytest.mark.parametrize("share", ["0", "1.5", "half"])
 def test_a_share_outside_0_to_1_is_rejected(share: str) -> None:
     with pytest.raises(Exception, match="SCIM_BUDGET_SHARE"):
-        _settings(SCIM_BUDGET_SHARE=share)
+        offboarding_settings(SCIM_BUDGET_SHARE=share)

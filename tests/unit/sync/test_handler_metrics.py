@@ -7,12 +7,9 @@ recording invoker; metrics go to a Powertools EphemeralMetrics provider whose EM
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -26,22 +23,16 @@ from miro_sync.miro.models import BoardSubscription
 from miro_sync.settings.members_sync import MembersSyncSettings
 from miro_sync.store.subscriptions import SubscriptionRecord
 from miro_sync_cli.local.invoke import LocalLambdaContext
+from tests.fixtures.functions import load_function_app
 from tests.unit.sync.fakes import FakeMembersStore, FakeMiro, FakeScim, FakeStateStore
 from tests.unit.sync.test_members_sync import org
 
-APP = Path(__file__).resolve().parents[3] / "functions/members_sync/app.py"
 FUNCTION_NAME = "stack-members-sync"
 
 
 @pytest.fixture(scope="module")
 def app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("members_sync_app_under_test", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_function_app("members_sync")
 
 
 @dataclass
