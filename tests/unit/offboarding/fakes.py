@@ -16,8 +16,16 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer, DataRecord
 
-from miro_sync.miro.errors import MiroConflict, MiroError, MiroNotFound
-from miro_sync.miro.models import BoardsPage, OrgMember, ScimUser
+from miro_sync.miro.errors import MiroAuthError, MiroConflict, MiroError, MiroNotFound
+from miro_sync.miro.models import (
+    BoardInvitation,
+    BoardMember,
+    BoardsPage,
+    OrgMember,
+    ScimUser,
+    TeamMember,
+    TeamMembersPage,
+)
 from miro_sync.offboarding.ports import LogSink
 from miro_sync.offboarding.worker import GuardPolicy, OffboardingWorker
 from miro_sync.settings.offboarding import OffboardingSettings
@@ -118,7 +126,12 @@ class FakeActions:
         appended = [*attempts, *([attempt] if attempt is not None else [])]
         if appended:
             changes["attempts"] = [*record.attempts, *appended]
-        updated = record.model_copy(update=changes, deep=True)
+        # validated like the real repository's answer (ALL_NEW read back through the model)
+        updated = ActionRecord.model_validate(
+            {**record.model_dump(), **{k: v for k, v in changes.items() if v is not None}}
+        )
+        for name in (k for k, v in changes.items() if v is None):
+            setattr(updated, name, None)
         self.items[request_id] = updated
         return updated.model_copy(deep=True)
 
@@ -136,6 +149,13 @@ class FakeActions:
         return [r.model_copy(deep=True) for r in matching]
 
 
+@dataclass(frozen=True)
+class FakeTeamRole:
+    id: str
+    name: str
+    role: str
+
+
 @dataclass
 class FakeMemberRecord:
     member_id: str
@@ -144,6 +164,7 @@ class FakeMemberRecord:
     boards_owned: int = 0
     status: str = "active"
     active: bool = True
+    team_memberships: tuple[FakeTeamRole, ...] = ()
 
 
 class FakeMembers:
@@ -196,6 +217,10 @@ class FakeMiro:
         self.last_team_admin_ids: set[str] = set()  # Miro refuses their SCIM DELETE (not the PATCH)
         self.on_call: Callable[[str], None] | None = None  # e.g. a duplicate delivered mid-call
         self._crash_after: dict[str, int] = {}
+        self.sessions_reset: list[str] = []  # emails, one per successful reset
+        self.board_members: dict[str, dict[str, str]] = {}  # board id -> member id -> role
+        self.teams: dict[str, dict[str, str]] = {}  # team id -> member id -> team role
+        self.hidden_boards: set[str] = set()  # boards the token cannot share (403)
 
     def crash_after(self, operation: str, nth: int = 1) -> None:
         """The invocation dies right after the nth successful `operation` (e.g. "delete_user") took
@@ -270,6 +295,78 @@ class FakeMiro:
         count = self.people[owner].boards if owner in self.people else 0
         boards = [{"id": f"b{owner}-{n}", "name": f"board {n}"} for n in range(count)]
         yield BoardsPage.model_validate({"data": boards, "total": count})
+
+    def iter_team_member_pages(
+        self, team_id: str, cursor: str | None = None, limit: int = 100, role: str | None = None
+    ) -> Iterator[TeamMembersPage]:
+        self._call("iter_team_member_pages")
+        members = self.teams.get(team_id, {})
+        data = [
+            {"id": member_id, "role": team_role, "teamId": team_id}
+            for member_id, team_role in sorted(members.items())
+            if role is None or team_role == role
+        ]
+        yield TeamMembersPage.model_validate({"data": data, "size": len(data), "limit": limit})
+
+    def _person_by_email(self, email: str) -> OrgPerson | None:
+        return next((p for p in self.people.values() if p.email == email), None)
+
+    def share_board(self, board_id: str, emails: list[str], role: str) -> BoardInvitation:
+        self._call("share_board")
+        if board_id in self.hidden_boards:
+            raise MiroAuthError("no access to the board", status=403)
+        members = self.board_members.setdefault(board_id, {})
+        successful, failed = [], []
+        for email in emails:
+            person = self._person_by_email(email)
+            if person is None:
+                failed.append({"email": email, "reason": "INVITATION_FAILED"})
+                continue
+            members[person.member_id] = role
+            successful.append(person.member_id)
+        self.writes.append(f"share:{board_id}:{','.join(emails)}")
+        self._succeeded("share_board")
+        return BoardInvitation.model_validate({"successful": successful, "failed": failed})
+
+    def get_board_member(self, board_id: str, member_id: str) -> BoardMember:
+        self._call("get_board_member")
+        role = self.board_members.get(board_id, {}).get(member_id)
+        if role is None:
+            raise MiroNotFound("board member not found", status=404)
+        return BoardMember.model_validate({"id": member_id, "role": role})
+
+    def get_team_member(self, team_id: str, member_id: str) -> TeamMember:
+        self._call("get_team_member")
+        role = self.teams.get(team_id, {}).get(member_id)
+        if role is None:
+            raise MiroNotFound("team member not found", status=404)
+        return TeamMember.model_validate({"id": member_id, "role": role, "teamId": team_id})
+
+    def set_team_role(self, team_id: str, member_id: str, role: str) -> TeamMember:
+        self._call("set_team_role")
+        if member_id not in self.teams.get(team_id, {}):
+            raise MiroNotFound("team member not found", status=404)
+        self.teams[team_id][member_id] = role
+        self.writes.append(f"team-role:{team_id}:{member_id}={role}")
+        self._succeeded("set_team_role")
+        return TeamMember.model_validate({"id": member_id, "role": role, "teamId": team_id})
+
+    def add_team_member(self, team_id: str, email: str, role: str) -> TeamMember:
+        self._call("add_team_member")
+        person = self._person_by_email(email)
+        if person is None:
+            raise MiroNotFound("no such member", status=404)
+        self.teams.setdefault(team_id, {})[person.member_id] = role
+        self.writes.append(f"team-add:{team_id}:{person.member_id}={role}")
+        self._succeeded("add_team_member")
+        return TeamMember.model_validate({"id": person.member_id, "role": role, "teamId": team_id})
+
+    def reset_sessions(self, email: str) -> None:
+        self._call("reset_sessions")
+        if self._person_by_email(email) is None:
+            raise MiroNotFound("user not found", status=404)
+        self.sessions_reset.append(email)
+        self._succeeded("reset_sessions")
 
     # SCIM
     def find_user_by_username(self, user_name: str) -> ScimUser | None:
@@ -386,6 +483,9 @@ class World:
         max_per_hour: int = 100,
         dedupe_window_s: int = 3600,
         logger: LogSink | None = None,
+        # off by default here: most tests are about the SCIM steps; tests of the sign-out turn it on
+        reset_sessions: bool = False,
+        default_successor: str | None = None,
     ) -> OffboardingWorker:
         worker = OffboardingWorker(
             actions=self.actions,
@@ -398,6 +498,8 @@ class World:
                 protected_emails=frozenset(protected),
                 allow_admin_offboarding=allow_admins,
                 max_actions_per_hour=max_per_hour,
+                reset_sessions=reset_sessions,
+                default_successor=default_successor,
             ),
             persistence_store=self.idempotency,
             idempotency_config=IdempotencyConfig(

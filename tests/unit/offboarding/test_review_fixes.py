@@ -202,7 +202,7 @@ def test_a_delete_interrupted_right_after_miro_deleted_the_user_is_done_on_retry
     world.miro.crash_after("delete_user")
     with pytest.raises(InvocationCrashError):
         worker.handle_message(body("delete", requestId="d1"))
-    assert world.actions.items["d1"].in_flight == "PATCH /Users/s-ann active=false; DELETE /Users/s-ann"
+    assert world.actions.items["d1"].in_flight == "DELETE /Users/s-ann"
 
     result = worker.handle_message(body("delete", requestId="d1"), receive_count=2)
 
@@ -211,7 +211,7 @@ def test_a_delete_interrupted_right_after_miro_deleted_the_user_is_done_on_retry
     assert world.miro.writes == ["active=False:s-ann", "delete:s-ann"]
     record = world.actions.items["d1"]
     assert record.in_flight is None
-    assert "interrupted" in str(record.attempts[0].detail)
+    assert any("interrupted" in str(a.detail) for a in record.attempts)
     assert record.attempts[-1].operation == "GET /Users/s-ann"  # the confirmation, with Miro's 404
     assert record.attempts[-1].status == 404
 

@@ -22,12 +22,19 @@ def body(action: str = "suspend", **fields: Any) -> str:
     return json.dumps(message)
 
 
-def test_a_new_request_is_recorded_by_two_writes_and_no_read() -> None:
+def test_a_new_request_is_recorded_by_three_writes_and_no_read() -> None:
     world = make_world()
     assert world.worker().handle_message(body(requestId="r-1")).outcome == "done"
-    # the member's other requests are read (a later, opposing one would overtake this one); the write
-    # before the PATCH creates the record; the one after stores the outcome with the attempt
-    assert world.actions.round_trips == ["query ann@example.com", "query id:m1", "create r-1", "update r-1"]
+    # the member's other requests are read (a later, opposing one would overtake this one); the first
+    # write creates the record naming the PATCH; the second stores the blast-radius count before Miro
+    # is called (so a crash inside the PATCH does not count it again); the last stores the outcome
+    assert world.actions.round_trips == [
+        "query ann@example.com",
+        "query id:m1",
+        "create r-1",
+        "update r-1",
+        "update r-1",
+    ]
     record = world.actions.items["r-1"]
     assert [(a.operation, a.status) for a in record.attempts] == [("PATCH /Users/s-ann active=false", 200)]
     assert record.budget_counted_at is not None
@@ -35,10 +42,20 @@ def test_a_new_request_is_recorded_by_two_writes_and_no_read() -> None:
     assert (record.member_id, record.scim_id) == ("m1", "s-ann")
 
 
-def test_a_delete_is_recorded_by_two_writes_with_both_attempts() -> None:
+def test_a_delete_is_recorded_by_one_write_per_writing_step_with_every_attempt() -> None:
     world = make_world()
     assert world.worker().handle_message(body("delete", requestId="d-1")).outcome == "done"
-    assert world.actions.round_trips == ["query ann@example.com", "query id:m1", "create d-1", "update d-1"]
+    # created naming the PATCH; the count before the PATCH; between the deactivation and the DELETE;
+    # the outcome
+    assert world.actions.round_trips == [
+        "query ann@example.com",
+        "query id:m1",
+        "create d-1",
+        "update d-1",
+        "update d-1",
+        "update d-1",
+    ]
+    assert [step.kind for step in world.actions.items["d-1"].steps] == ["deactivate", "read_back", "delete"]
     statuses = [(a.operation, a.status) for a in world.actions.items["d-1"].attempts]
     assert statuses == [("PATCH /Users/s-ann active=false", 200), ("DELETE /Users/s-ann", 204)]
 
@@ -79,8 +96,11 @@ def test_an_invocation_that_dies_inside_miro_leaves_a_trace_and_the_retry_comple
     assert result.outcome == "done"
     # the retry confirms the interrupted PATCH took effect instead of calling it a no-op
     assert result.reason is not None
-    assert result.reason.startswith("suspend confirmed: SCIM user s-ann reads active=false")
+    assert result.reason.startswith("suspend confirmed")
     record = world.actions.items["r-1"]
+    deactivate = record.step("deactivate")
+    assert deactivate is not None and deactivate.count == 1
+    assert "after the earlier attempt's PATCH" in (deactivate.answer or "")
     assert [(a.operation, a.status) for a in record.attempts] == [("PATCH /Users/s-ann active=false", None)]
     assert "interrupted" in str(record.attempts[0].detail)
     assert record.in_flight is None

@@ -31,6 +31,8 @@ from miro_sync.miro.http import (
 from miro_sync.miro.models import (
     AuditPage,
     Board,
+    BoardInvitation,
+    BoardMember,
     BoardsPage,
     BoardSubscription,
     CursorPage,
@@ -38,6 +40,7 @@ from miro_sync.miro.models import (
     Organization,
     OrgMember,
     SubscriptionsPage,
+    TeamMember,
     TeamMembersPage,
     TeamsPage,
 )
@@ -55,6 +58,11 @@ _ORG_READ = AuthHint(scope="organizations:read", role=_COMPANY_ADMIN)
 _TEAMS_READ = AuthHint(scope="organizations:teams:read", role=_COMPANY_ADMIN)
 _BOARDS_READ = AuthHint(scope="boards:read")
 _AUDIT_READ = AuthHint(scope="auditlogs:read", role=_COMPANY_ADMIN)
+_TEAMS_WRITE = AuthHint(scope="organizations:teams:write", role=_COMPANY_ADMIN)
+_BOARDS_WRITE = AuthHint(scope="boards:write")
+_SESSIONS_DELETE = AuthHint(scope="sessions:delete", role=_COMPANY_ADMIN)
+# share-board takes at most this many emails per call
+MAX_BOARD_INVITES_PER_CALL = 20
 
 _WEBHOOKS = "/v2-experimental/webhooks"
 
@@ -196,15 +204,63 @@ class MiroRestClient:
         )
 
     def iter_team_member_pages(
-        self, team_id: str, cursor: str | None = None, limit: int = 100
+        self, team_id: str, cursor: str | None = None, limit: int = 100, role: str | None = None
     ) -> Iterator[TeamMembersPage]:
+        params: dict[str, str | int] = {"limit": limit}
+        if role is not None:
+            params["role"] = role
         yield from self._iter_cursor_pages(
             f"/v2/orgs/{self.org_id}/teams/{team_id}/members",
             TeamMembersPage,
-            {"limit": limit},
+            params,
             cursor,
             LEVEL_2,
             _TEAMS_READ,
+        )
+
+    def get_team_member(self, team_id: str, member_id: str) -> TeamMember:
+        return self._http.request(
+            "GET",
+            f"/v2/orgs/{self.org_id}/teams/{team_id}/members/{member_id}",
+            _model_parser(TeamMember),
+            cost=LEVEL_2,
+            hint=_TEAMS_READ,
+        )
+
+    def set_team_role(self, team_id: str, member_id: str, role: str) -> TeamMember:
+        """PATCH the member's role in the team (idempotent: the same body twice is one state)."""
+        return self._http.request(
+            "PATCH",
+            f"/v2/orgs/{self.org_id}/teams/{team_id}/members/{member_id}",
+            _model_parser(TeamMember),
+            json={"role": role},
+            cost=LEVEL_2,
+            hint=_TEAMS_WRITE,
+        )
+
+    def add_team_member(self, team_id: str, email: str, role: str) -> TeamMember:
+        return self._http.request(
+            "POST",
+            f"/v2/orgs/{self.org_id}/teams/{team_id}/members",
+            _model_parser(TeamMember),
+            json={"email": email, "role": role},
+            cost=LEVEL_2,
+            hint=_TEAMS_WRITE,
+            idempotent=False,
+        )
+
+    # --- sessions ---------------------------------------------------------------------------------
+
+    def reset_sessions(self, email: str) -> None:
+        """Sign the user out of every device (Enterprise; scope sessions:delete)."""
+        self._http.request(
+            "POST",
+            "/v2/sessions/reset_all",
+            _no_content,
+            params={"email": email},
+            cost=LEVEL_3,
+            hint=_SESSIONS_DELETE,
+            idempotent=False,
         )
 
     # --- boards -----------------------------------------------------------------------------------
@@ -240,6 +296,29 @@ class MiroRestClient:
     def iter_boards(self, owner: str | None = None, team_id: str | None = None) -> Iterator[Board]:
         for page in self.iter_board_pages(owner=owner, team_id=team_id):
             yield from page.data
+
+    def share_board(self, board_id: str, emails: list[str], role: str) -> BoardInvitation:
+        """Invite up to 20 emails to a board with `role` (e.g. coowner)."""
+        if not 1 <= len(emails) <= MAX_BOARD_INVITES_PER_CALL:
+            raise ValueError(f"share_board takes 1 to {MAX_BOARD_INVITES_PER_CALL} emails")
+        return self._http.request(
+            "POST",
+            f"/v2/boards/{board_id}/members",
+            _model_parser(BoardInvitation),
+            json={"emails": emails, "role": role},
+            cost=LEVEL_3,
+            hint=_BOARDS_WRITE,
+            idempotent=False,
+        )
+
+    def get_board_member(self, board_id: str, member_id: str) -> BoardMember:
+        return self._http.request(
+            "GET",
+            f"/v2/boards/{board_id}/members/{member_id}",
+            _model_parser(BoardMember),
+            cost=LEVEL_1,
+            hint=_BOARDS_READ,
+        )
 
     # --- audit logs -------------------------------------------------------------------------------
 

@@ -123,6 +123,25 @@ class Board(MiroModel):
     view_link: StrictStr | None = Field(default=None, alias="viewLink")
 
 
+class BoardMember(MiroModel):
+    id: StrictStr
+    name: StrictStr | None = None
+    role: StrictStr | None = None  # viewer | commenter | editor | coowner | owner
+    type: StrictStr = "board_member"
+
+
+class InvitationFailure(MiroModel):
+    email: StrictStr | None = None
+    reason: StrictStr | None = None
+
+
+class BoardInvitation(MiroModel):
+    """share-board's answer: the user ids invited and the invites that failed, with why."""
+
+    successful: list[int | StrictStr] = Field(default_factory=list)
+    failed: list[InvitationFailure] = Field(default_factory=list)
+
+
 class BoardsPage(MiroModel):
     """Offset-paged (`/v2/boards` is not cursor-paged)."""
 

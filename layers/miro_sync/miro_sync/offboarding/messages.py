@@ -102,6 +102,9 @@ class OffboardingRequest(BaseModel):
     # Precondition set by `report inactive --offboard`: the member has shown no activity after this
     # instant. The worker re-reads the member from Miro just before acting and refuses if they have.
     inactive_since: datetime | None = Field(default=None, alias="inactiveSince")
+    # Who takes over: co-owner of every board the leaver owns and, on delete, admin of the teams the
+    # leaver is the last admin of. An active internal member with a full licence, never the leaver.
+    successor: Email | None = None
 
     @field_validator("not_before", "inactive_since", mode="before")
     @classmethod
@@ -120,6 +123,11 @@ class OffboardingRequest(BaseModel):
     def _one_member_key(self) -> OffboardingRequest:
         if (self.email is None) == (self.member_id is None):
             raise ValueError("exactly one of 'email' or 'memberId' is required")
+        if self.successor is not None:
+            if self.action == "reactivate":
+                raise ValueError("'successor' only goes with suspend or delete")
+            if self.successor == self.email:
+                raise ValueError("'successor' is the leaver: boards cannot be handed over to their owner")
         if self.request_id is None:
             # frozen model: set the derived key once, at validation, so every reader sees the same id
             object.__setattr__(self, "request_id", self.derived_request_id)
@@ -134,6 +142,7 @@ class OffboardingRequest(BaseModel):
             self.not_before,
             dry_run=self.dry_run,
             inactive_since=self.inactive_since,
+            successor=self.successor,
         )
 
     @property
@@ -173,6 +182,8 @@ class OffboardingRequest(BaseModel):
         }
         if self.inactive_since is not None:
             content["inactiveSince"] = self.inactive_since.isoformat()
+        if self.successor is not None:
+            content["successor"] = self.successor
         if not self.has_derived_id:
             content |= {"requestedBy": self.requested_by, "reason": self.reason}
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
@@ -181,6 +192,8 @@ class OffboardingRequest(BaseModel):
     def describe(self) -> str:
         """e.g. "delete bob@example.com (notBefore 2025-03-04T10:00:00+00:00)", for refusal reasons."""
         text = f"{self.action} {self.member_key}"
+        if self.successor is not None:
+            text += f" (successor {self.successor})"
         if self.not_before is not None:
             text += f" (notBefore {self.not_before.isoformat()})"
         return text + (" (dry run)" if self.dry_run else "")
@@ -204,14 +217,17 @@ def derive_request_id(
     *,
     dry_run: bool = False,
     inactive_since: datetime | None = None,
+    successor: str | None = None,
 ) -> str:
     """Stable id of an intent. notBefore counts as an instant (any offset, same id); a dry run is its
     own intent, so a dry run never answers for the real request that follows it; so is a request with
-    another inactivity precondition."""
+    another inactivity precondition or another successor."""
     when = not_before.astimezone(UTC).isoformat() if not_before else ""
     material = f"{action}|{member_key}|{when}" + ("|dry-run" if dry_run else "")
     if inactive_since is not None:
         material += f"|inactive-since:{inactive_since.astimezone(UTC).isoformat()}"
+    if successor is not None:
+        material += f"|successor:{successor}"
     return "req-" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 

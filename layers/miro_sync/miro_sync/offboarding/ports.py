@@ -10,7 +10,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from miro_sync.miro.models import BoardsPage, OrgMember, ScimUser
+from miro_sync.miro.models import (
+    BoardInvitation,
+    BoardMember,
+    BoardsPage,
+    OrgMember,
+    ScimUser,
+    TeamMember,
+    TeamMembersPage,
+)
 from miro_sync.store.actions import ActionRecord, Attempt, Outcome
 from miro_sync.store.queue import OutgoingMessage
 
@@ -26,6 +34,29 @@ class OrgDirectory(Protocol):
     def get_member(self, member_id: str) -> OrgMember: ...
     def find_members_by_email(self, emails: list[str]) -> Sequence[OrgMember]: ...
     def iter_board_pages(self, owner: str | None = None) -> Iterator[BoardsPage]: ...
+    def iter_team_member_pages(
+        self, team_id: str, cursor: str | None = None, limit: int = 100, role: str | None = None
+    ) -> Iterator[TeamMembersPage]: ...
+
+
+class Workspace(Protocol):
+    """The REST calls the steps make besides SCIM: boards, team roles, sessions."""
+
+    def share_board(self, board_id: str, emails: list[str], role: str) -> BoardInvitation: ...
+    def get_board_member(self, board_id: str, member_id: str) -> BoardMember: ...
+    def get_team_member(self, team_id: str, member_id: str) -> TeamMember: ...
+    def set_team_role(self, team_id: str, member_id: str, role: str) -> TeamMember: ...
+    def add_team_member(self, team_id: str, email: str, role: str) -> TeamMember: ...
+    def reset_sessions(self, email: str) -> None: ...
+
+
+class TeamRole(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
 
 
 class KnownMember(Protocol):
@@ -39,6 +70,8 @@ class KnownMember(Protocol):
     def scim_id(self) -> str | None: ...
     @property
     def boards_owned(self) -> int | None: ...
+    @property
+    def team_memberships(self) -> Sequence[TeamRole]: ...
 
 
 class MembersStore(Protocol):

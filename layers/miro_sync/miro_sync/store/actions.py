@@ -50,6 +50,18 @@ class Attempt(BaseModel):
     detail: str | None = None
 
 
+class StepRecord(BaseModel):
+    """One finished step of a request (see miro_sync.offboarding.steps), with what Miro answered."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    kind: str
+    status: Literal["done", "skipped", "partly"]
+    at: str
+    answer: str | None = None
+    count: int | None = None  # e.g. boards handed over, teams promoted
+
+
 class ActionRecord(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
@@ -91,6 +103,15 @@ class ActionRecord(BaseModel):
     requested_at: str | None = Field(default=None, alias="requestedAt")
     # Who sent it: SQS SenderId (the IAM principal's id), recorded for the audit trail
     sender_id: str | None = Field(default=None, alias="senderId")
+    # Who takes over the leaver's boards and team admin roles (the message's or DefaultSuccessor)
+    successor: str | None = None
+    # The steps finished so far, in order: a retry resumes at the first kind not listed here
+    steps: list[StepRecord] = Field(default_factory=list)
+    # Boards shared with the successor so far (ids), so a retry of the hand-over skips them
+    handed_over: list[str] = Field(default_factory=list, alias="handedOver")
+
+    def step(self, kind: str) -> StepRecord | None:
+        return next((step for step in self.steps if step.kind == kind), None)
 
     @property
     def requested_instant(self) -> str:

@@ -4,10 +4,12 @@ Item attributes (camelCase, as stored):
   memberId, email (lower-cased; GSI ByEmail), role, license, active, status
   (active|suspended|deprovisioned), seat = "{status}#{license}" and lastSeenAt (GSI BySeat;
   "0000-00-00T00:00:00Z" when never seen so such seats sort as the oldest), lastActivityAt,
-  licenseAssignedAt, teams (team ids), boardsOwned, scimId, scimCheckedAt, adminRoles,
-  firstSeenAt, lastChangedAt, removedAt, fingerprint (hash of the Miro-owned content) and the
-  derived signals written by other functions: lastSignInAt, lastAuditActivityAt,
-  lastBoardActivityAt. lastSeenAt is the newest of lastActivityAt and those signals.
+  licenseAssignedAt, teams (team ids), teamMemberships (list of maps {id, name, role}: the member's
+  teams with the team's name and the member's team role, sorted by team id; absent when none),
+  boardsOwned, scimId, scimCheckedAt, adminRoles, firstSeenAt, lastChangedAt, removedAt,
+  fingerprint (hash of the Miro-owned content) and the derived signals written by other
+  functions: lastSignInAt, lastAuditActivityAt, lastBoardActivityAt. lastSeenAt is the newest
+  of lastActivityAt and those signals.
 
 Concurrency rule that keeps the signals safe: the sync never writes the signal attributes, and
 when it rewrites an existing item it conditions on the lastSeenAt it read. Every signal writer
@@ -47,6 +49,21 @@ STATUS_DEPROVISIONED = "deprovisioned"
 STATUSES = (STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_DEPROVISIONED)
 
 _SIGNALS = ("last_sign_in_at", "last_audit_activity_at", "last_board_activity_at")
+TEAM_ROLE_ADMIN = "admin"
+
+
+class TeamMembership(BaseModel):
+    """One of a member's teams: the team's id and name and the member's role in it (Miro's team
+    role: "member", "admin", "non_team", "team_guest", ...). Stored as a map {id, name, role}."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    role: str
+
+    def to_item(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "role": self.role}
 
 
 class MemberRecord(BaseModel):
@@ -61,6 +78,8 @@ class MemberRecord(BaseModel):
     last_activity_at: datetime | None = Field(default=None, alias="lastActivityAt")
     license_assigned_at: datetime | None = Field(default=None, alias="licenseAssignedAt")
     teams: tuple[str, ...] = ()
+    # Absent from items written before team roles were stored: read back as ().
+    team_memberships: tuple[TeamMembership, ...] = Field(default=(), alias="teamMemberships")
     boards_owned: int = Field(default=0, alias="boardsOwned")
     scim_id: str | None = Field(default=None, alias="scimId")
     scim_checked_at: datetime | None = Field(default=None, alias="scimCheckedAt")
@@ -76,6 +95,11 @@ class MemberRecord(BaseModel):
     @property
     def seat(self) -> str:
         return f"{self.status}#{self.license}"
+
+    @property
+    def admin_team_ids(self) -> tuple[str, ...]:
+        """The ids of the teams in which the member is a team admin, sorted."""
+        return tuple(sorted(m.id for m in self.team_memberships if m.role == TEAM_ROLE_ADMIN))
 
     @property
     def last_seen_at(self) -> datetime | None:
@@ -106,6 +130,10 @@ class MemberRecord(BaseModel):
             "adminRoles": sorted(self.admin_roles),
             "removedAt": _iso_or_none(self.removed_at),
         }
+        if self.team_memberships:
+            # Only when there are any: a member in no team keeps the fingerprint it had before
+            # memberships were stored, so the first sync after the upgrade does not rewrite it.
+            content["teamMemberships"] = [[m.id, m.name, m.role] for m in _sorted(self.team_memberships)]
         digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode())
         return digest.hexdigest()[:24]
 
@@ -125,6 +153,7 @@ class MemberRecord(BaseModel):
             "lastActivityAt": _iso_or_none(self.last_activity_at),
             "licenseAssignedAt": _iso_or_none(self.license_assigned_at),
             "teams": list(self.teams) or None,
+            "teamMemberships": [m.to_item() for m in _sorted(self.team_memberships)] or None,
             "adminRoles": list(self.admin_roles) or None,
             "scimId": self.scim_id,
             "scimCheckedAt": _iso_or_none(self.scim_checked_at),
@@ -144,7 +173,8 @@ class MemberRecord(BaseModel):
         item = self.to_item()
         owned = (
             *("email", "role", "license", "active", "status", "seat", "lastSeenAt", "boardsOwned"),
-            *("lastActivityAt", "licenseAssignedAt", "teams", "adminRoles", "scimId", "scimCheckedAt"),
+            *("lastActivityAt", "licenseAssignedAt", "teams", "teamMemberships", "adminRoles"),
+            *("scimId", "scimCheckedAt"),
             *("firstSeenAt", "lastChangedAt", "removedAt", "fingerprint"),
         )
         return {name: item.get(name) for name in owned}
@@ -159,11 +189,20 @@ class MemberRecord(BaseModel):
         for name in ("teams", "adminRoles"):
             if name in data:
                 data[name] = tuple(data[name])
+        if "teamMemberships" in data:
+            data["teamMemberships"] = tuple(
+                TeamMembership(id=str(m["id"]), name=str(m.get("name", "")), role=str(m.get("role", "")))
+                for m in data["teamMemberships"]
+            )
         return cls.model_validate(data)
 
 
 def _iso_or_none(moment: datetime | None) -> str | None:
     return iso_utc(moment) if moment is not None else None
+
+
+def _sorted(memberships: Iterable[TeamMembership]) -> list[TeamMembership]:
+    return sorted(memberships, key=lambda m: (m.id, m.role, m.name))
 
 
 def build_member_record(
@@ -175,8 +214,12 @@ def build_member_record(
     scim_id: str | None,
     scim_checked_at: datetime | None,
     now: datetime,
+    team_memberships: Sequence[TeamMembership] | None = None,
 ) -> MemberRecord:
     """The record a sync would store for `member`; keeps signals and history from `existing`.
+
+    `team_memberships`: the member's teams with name and role; None keeps `existing`'s (for callers
+    that, like `teams=existing.teams`, refresh a member without listing teams).
 
     When nothing the sync owns changed, the result carries `existing`'s fingerprint and
     lastChangedAt, so callers compare fingerprints to decide whether to write.
@@ -191,6 +234,11 @@ def build_member_record(
         last_activity_at=member.last_activity_at,
         license_assigned_at=member.license_assigned_at,
         teams=tuple(sorted(set(teams))),
+        team_memberships=tuple(
+            _sorted(set(team_memberships))
+            if team_memberships is not None
+            else (existing.team_memberships if existing else ())
+        ),
         boards_owned=boards_owned,
         scim_id=scim_id if scim_id is not None else (existing.scim_id if existing else None),
         scim_checked_at=scim_checked_at or (existing.scim_checked_at if existing else None),

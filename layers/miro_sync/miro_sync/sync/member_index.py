@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
@@ -57,32 +58,120 @@ def _array(code: str, data: bytes) -> array[int]:
     return values
 
 
-class TeamIndex:
-    """member id -> team ids. Built from (member, team) pairs as team member pages arrive."""
+class StaleIndexFormatError(ValueError):
+    """A serialised index written by an older version of this module; the caller collects it anew."""
 
-    def __init__(self, team_ids: list[str], keys: array[int], teams: array[int]) -> None:
+
+# Team roles as Miro names them; a role is kept as a small code in its member's pair. The codes of
+# these are fixed, any other role Miro sends gets the next free code for the run (listed in the header).
+TEAM_ROLES = ("member", "admin", "non_team", "team_guest")
+UNKNOWN_TEAM_ROLE = "unknown"  # the last code, for an eighth distinct role and beyond (never seen)
+_ROLE_BITS = 3  # 8 codes; the pair (hash << 27 | team << 3 | role) stays a 3-digit Python int
+_ROLE_MASK = (1 << _ROLE_BITS) - 1
+_TEAM_INDEX_FORMAT = 2  # 1 (no "format" in the header): team ids only, no names or roles
+
+
+class TeamRoles:
+    """Team role <-> small code (0..7), assigned on first sight. Thread-safe: the team member
+    listings of several teams run at once."""
+
+    def __init__(self, roles: Sequence[str] = TEAM_ROLES) -> None:
+        self.roles = list(roles)
+        self._codes = {role: code for code, role in enumerate(self.roles)}
+        self._lock = threading.Lock()
+
+    def code(self, role: str) -> int:
+        code = self._codes.get(role)
+        if code is not None:
+            return code
+        with self._lock:
+            code = self._codes.get(role)
+            if code is not None:
+                return code
+            if len(self.roles) < _ROLE_MASK:
+                code = len(self.roles)
+                self.roles.append(role)
+                self._codes[role] = code
+                return code
+            if len(self.roles) == _ROLE_MASK:
+                self.roles.append(UNKNOWN_TEAM_ROLE)
+            return _ROLE_MASK  # an eighth distinct role: stored as "unknown"
+
+
+class TeamIndex:
+    """member id -> the member's teams (id, name, team role). Built from (member, team, role) pairs
+    as team member pages arrive.
+
+    Per membership: 8 bytes of member key hash + one word holding team number << 3 | role code.
+    Team ids and names are kept once per team (the header), role names once per run."""
+
+    def __init__(
+        self,
+        team_ids: list[str],
+        keys: array[int],
+        teams: array[int],
+        *,
+        team_names: list[str] | None = None,
+        roles: Sequence[str] = TEAM_ROLES,
+    ) -> None:
         self.team_ids = team_ids
+        self.team_names = team_names if team_names is not None else [""] * len(team_ids)
+        self.roles = list(roles)
         self._keys = keys
-        self._teams = teams
+        self._teams = teams  # team number << _ROLE_BITS | role code
 
     @classmethod
-    def build(cls, team_ids: list[str], pairs: list[int]) -> TeamIndex:
-        """`pairs` holds TeamIndexBuilder.pair() values; sorted in place, then dropped by the caller."""
+    def build(
+        cls,
+        team_ids: list[str],
+        pairs: list[int],
+        *,
+        team_names: list[str] | None = None,
+        roles: TeamRoles | Sequence[str] = TEAM_ROLES,
+    ) -> TeamIndex:
+        """`pairs` holds TeamIndex.pair() values; sorted in place, then dropped by the caller.
+
+        A member listed twice in one team (a page repeated by Miro) is kept once, with the role
+        of the higher code (admin over member)."""
         pairs.sort()
-        mask = (1 << _TEAM_BITS) - 1
-        keys = array("q", (pair >> _TEAM_BITS for pair in pairs))
-        teams = array("l", (pair & mask for pair in pairs))
-        return cls(team_ids, keys, teams)
+        mask = (1 << (_TEAM_BITS + _ROLE_BITS)) - 1
+        keys: array[int] = array("q")
+        teams: array[int] = array("l")
+        previous: int | None = None  # (key, team) of the last pair kept
+        for pair in pairs:
+            member_team = pair >> _ROLE_BITS
+            if member_team == previous:
+                teams[-1] = pair & mask  # sorted: the same membership with a higher role code
+                continue
+            previous = member_team
+            keys.append(pair >> (_TEAM_BITS + _ROLE_BITS))
+            teams.append(pair & mask)
+        role_names = roles.roles if isinstance(roles, TeamRoles) else roles
+        return cls(team_ids, keys, teams, team_names=team_names, roles=list(role_names))
 
     @staticmethod
-    def pair(member_id: str, team_number: int) -> int:
-        return (key_hash(member_id) << _TEAM_BITS) | team_number
+    def pair(member_id: str, team_number: int, role_code: int = 0) -> int:
+        return (((key_hash(member_id) << _TEAM_BITS) | team_number) << _ROLE_BITS) | role_code
 
-    def teams_of(self, member_id: str) -> list[str]:
+    def _range(self, member_id: str) -> range:
         key = key_hash(member_id)
         start = bisect_left(self._keys, key)
-        end = bisect_right(self._keys, key, start)
-        return sorted({self.team_ids[self._teams[index]] for index in range(start, end)})
+        return range(start, bisect_right(self._keys, key, start))
+
+    def teams_of(self, member_id: str) -> list[str]:
+        return sorted({self.team_ids[self._teams[index] >> _ROLE_BITS] for index in self._range(member_id)})
+
+    def memberships_of(self, member_id: str) -> list[tuple[str, str, str]]:
+        """(team id, team name, team role) of each of the member's teams, sorted by team id."""
+        found: dict[str, tuple[str, str, str]] = {}
+        for index in self._range(member_id):
+            value = self._teams[index]
+            number = value >> _ROLE_BITS
+            role_code = value & _ROLE_MASK
+            role = self.roles[role_code] if role_code < len(self.roles) else UNKNOWN_TEAM_ROLE
+            team_id = self.team_ids[number]
+            found[team_id] = (team_id, self.team_names[number], role)
+        return [found[team_id] for team_id in sorted(found)]
 
     @property
     def members(self) -> int:
@@ -95,17 +184,33 @@ class TeamIndex:
         return distinct
 
     def to_parts(self) -> list[Buffer]:
-        return pack_section_parts(
-            [[memoryview(self._keys)], [memoryview(self._teams)]], {"teamIds": self.team_ids}
-        )
+        header = {
+            "format": _TEAM_INDEX_FORMAT,
+            "teamIds": self.team_ids,
+            "teamNames": self.team_names,
+            "roles": self.roles,
+        }
+        return pack_section_parts([[memoryview(self._keys)], [memoryview(self._teams)]], header)
 
     def to_bytes(self) -> bytes:
         return b"".join(self.to_parts())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TeamIndex:
-        header, (keys, teams) = unpack_sections(data)
-        return cls(header["teamIds"], _array("q", keys), _array("l", teams))
+        """Raises StaleIndexFormatError for an index of another format (e.g. one without team roles,
+        stored by a run that began before an upgrade): the caller lists the teams again."""
+        header, sections = unpack_sections(data)
+        if header.get("format") != _TEAM_INDEX_FORMAT:
+            found = header.get("format", 1)
+            raise StaleIndexFormatError(f"team index format {found}, not {_TEAM_INDEX_FORMAT}")
+        keys, teams = sections
+        return cls(
+            header["teamIds"],
+            _array("q", keys),
+            _array("l", teams),
+            team_names=header["teamNames"],
+            roles=header["roles"],
+        )
 
 
 class CountIndex:

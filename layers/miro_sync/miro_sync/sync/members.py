@@ -2,11 +2,13 @@
 
 One run goes through phases, each resumable from StateTable:
 
-1. ``aux``: team memberships (teams L1 + team members L2), board owners (``GET /v2/boards`` paged
-   once, L1, grouped by owner: one request per 50 boards instead of one per member), the
-   organization (full licenses purchased) and, on the very first run only, the SCIM id of every
-   user (``GET /Users`` paged once, joined on userName = email). Later runs look SCIM ids up only
-   for the few internal members that still lack one. Stored as compressed blobs for the run.
+1. ``aux``: team memberships with each member's team role and the team's name (teams L1 + team
+   members L2), board owners (``GET /v2/boards`` paged once, L1, grouped by owner: one request
+   per 50 boards instead of one per member), the organization (full licenses purchased) and, on
+   the very first run only, the SCIM id of every user (``GET /Users`` paged once, joined on
+   userName = email). Later runs look SCIM ids up only for the few internal members that still
+   lack one. Stored as compressed blobs for the run (an aux stored by an older version, without
+   team roles, is collected again).
 2. ``members``: pages ``/v2/orgs/{org}/members``. Each page is handed to a writer thread
    (BatchGetItem of the page's items, fingerprint comparison, batched puts for new members,
    conditional updates for changed ones, then the page record = checkpoint), while the main
@@ -55,6 +57,7 @@ from miro_sync.store.members import (
     STATUS_ACTIVE,
     ConcurrentChangeError,
     MemberRecord,
+    TeamMembership,
     build_member_record,
 )
 from miro_sync.store.state import RunPage, StoredCheckpoint
@@ -63,8 +66,10 @@ from miro_sync.sync.member_index import (
     Buffer,
     CountIndex,
     HashSet,
+    StaleIndexFormatError,
     StringIndex,
     TeamIndex,
+    TeamRoles,
     key_hash,
     pack_section_parts,
     unpack_sections,
@@ -528,9 +533,16 @@ class MembersSync:
     # --- phase 1: teams, boards, organization, SCIM ids ------------------------------------------
 
     def _load_aux(self, run_id: str) -> _Aux | None:
-        """The run's aux as stored by `_collect_aux`; None when absent (expired or never stored)."""
+        """The run's aux as stored by `_collect_aux`; None when absent (expired or never stored) or
+        stored in an older format (a run begun before an upgrade): the caller collects it again."""
         data = self._state.load_bytes(SYNC_NAME, run_id, "aux")
-        return _Aux.from_bytes(data) if data is not None else None
+        if data is None:
+            return None
+        try:
+            return _Aux.from_bytes(data)
+        except StaleIndexFormatError as stale:
+            self._log("members sync collects the aux again", {"runId": run_id, "reason": str(stale)})
+            return None
 
     def _collect_aux(self, run_id: str, full_scim: bool, now: datetime) -> _Aux:
         """Fetch the independent listings concurrently: team member lists per team, board pages by
@@ -541,6 +553,8 @@ class MembersSync:
             return stored  # collected before an interruption
         lock = threading.Lock()
         team_ids: list[str] = []
+        team_names: list[str] = []
+        team_roles = TeamRoles()
         team_pairs: list[int] = []
         board_owners: array[int] = array("q")
         boards_total = 0
@@ -556,7 +570,7 @@ class MembersSync:
 
         def team_members(number: int, team_id: str) -> None:
             pairs = [
-                TeamIndex.pair(team_member.member_id, number)
+                TeamIndex.pair(team_member.member_id, number, team_roles.code(team_member.role))
                 for page in self._miro.iter_team_member_pages(team_id)
                 for team_member in page.data
             ]
@@ -622,6 +636,7 @@ class MembersSync:
                 for teams_page in self._miro.iter_team_pages():
                     for team in teams_page.data:
                         team_ids.append(team.id)
+                        team_names.append(team.name)
                         task = partial(team_members, len(team_ids) - 1, team.id)
                         yield "listing teams and team members", task
             except MiroAuthError as error:
@@ -672,7 +687,7 @@ class MembersSync:
         )
         scim_hashes, scim_values, scim_ends = array("q"), bytearray(), array("L")  # free them early
         aux = _Aux(
-            teams=TeamIndex.build(team_ids, team_pairs),
+            teams=TeamIndex.build(team_ids, team_pairs, team_names=team_names, roles=team_roles),
             boards_owned=CountIndex.build(board_owners),
             boards_total=boards_total,
             full_licenses_purchased=organization.full_licenses_purchased,
@@ -877,10 +892,14 @@ class MembersSync:
             except MiroAuthError as error:
                 raise _auth_failure(error, "looking up SCIM users") from None
             scim_id = user.id if user else None
+        memberships = aux.teams.memberships_of(member.id)
         return build_member_record(
             member,
             old,
-            teams=aux.teams.teams_of(member.id),
+            teams=[team_id for team_id, _name, _role in memberships],
+            team_memberships=[
+                TeamMembership(id=team_id, name=name, role=role) for team_id, name, role in memberships
+            ],
             boards_owned=aux.boards_owned.count(member.id),
             scim_id=scim_id,
             scim_checked_at=checked_at,

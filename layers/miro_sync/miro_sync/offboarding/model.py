@@ -1,0 +1,185 @@
+"""What the parts of the offboarding worker share: the phases of a message, the outcome of one, the
+member as resolved from Miro, the guard policy, one invocation's trail of a request, and the exceptions
+that move a request between the parts (coordinator, guards, steps, sweep, refusals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from miro_sync.offboarding.messages import InvalidRequestError, OffboardingRequest, parse_request
+from miro_sync.store.actions import ActionRecord, Attempt, Outcome
+
+PHASE_ATTRIBUTE: Final = "miroSyncPhase"
+PHASE_REQUEST: Final = "request"  # as submitted
+PHASE_DUE: Final = "due"  # re-sent by the worker or the sweep when notBefore has come
+PHASE_RELEASE: Final = "release"  # re-sent by `miro-sync offboard release`
+PHASES: Final = frozenset({PHASE_REQUEST, PHASE_DUE, PHASE_RELEASE})
+
+ROLE_ADMIN: Final = "organization_internal_admin"
+ROLE_USER: Final = "organization_internal_user"
+REFUSED_ROLES: Final = {
+    "organization_external_user": "external users cannot be changed through SCIM",
+    "organization_team_guest_user": "team guests cannot be changed through SCIM",
+}
+STATUS_AFTER: Final = {
+    "suspend": ("suspended", False),
+    "delete": ("deprovisioned", False),
+    "reactivate": ("active", True),
+}
+# reactivate undoes suspend/delete and the other way round: a later one of these overtakes an earlier
+OPPOSING_ACTIONS: Final = {
+    "suspend": frozenset({"reactivate"}),
+    "delete": frozenset({"reactivate"}),
+    "reactivate": frozenset({"suspend", "delete"}),
+}
+# How long a batch's member lookup stands in for a per-message one. A batch takes seconds; the cap
+# only matters when pacing waits stretch it, and then the guards fall back to a fresh lookup.
+PREFETCH_MAX_AGE: Final = timedelta(seconds=60)
+
+
+class RetryableError(Exception):
+    """Transient: the message goes back to the queue and is retried."""
+
+
+class NotFinalError(Exception):
+    """Pending or held: the idempotency key is released so the request's later message runs."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+class RecordExistsError(Exception):
+    """The first write would create a record that exists: the request goes the careful way."""
+
+
+class ReusedIdError(Exception):
+    """The request id names another request."""
+
+    def __init__(self, original: ActionRecord) -> None:
+        super().__init__(original.request_id)
+        self.original = original
+
+
+class RefusalError(Exception):
+    def __init__(self, reason: str, fields: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fields = fields or {}  # what was learnt about the member, for the record
+
+
+class PartialError(Exception):
+    """Miro refused a later step after an earlier one took effect (a delete's SCIM DELETE after the
+    deactivation): the request ends as `partial`, and the member's state is what the done steps left."""
+
+    def __init__(self, reason: str, status: str, active: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.active = active
+
+
+@dataclass
+class Trail:
+    """One invocation's work on one request: its record (None until the first write creates it) and
+    what is learnt between writes (attempts with Miro's status codes, fields), stored by the next write."""
+
+    request: OffboardingRequest
+    record: ActionRecord | None
+    receive_count: int
+    requested_at: str | None = None  # when this message was sent (SQS SentTimestamp)
+    sender_id: str | None = None
+    phase: str = PHASE_REQUEST
+    attempts: list[Attempt] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    # the calls an earlier invocation had in flight when it ended (the record's `inFlight` as found)
+    interrupted: str | None = None
+
+    def all_attempts(self) -> list[Attempt]:
+        return [*(self.record.attempts if self.record else []), *self.attempts]
+
+
+@dataclass(frozen=True)
+class ResolvedMember:
+    member_id: str
+    email: str
+    role: str
+    license: str
+    active: bool
+    scim_id: str | None
+    boards_owned: int | None
+    admin_roles: tuple[str, ...] = ()
+    last_activity_at: datetime | None = None
+    license_assigned_at: datetime | None = None
+    # (team id, team name) of the teams the Members table says the member is admin of
+    admin_teams: tuple[tuple[str, str], ...] = ()
+
+    def record_fields(self) -> dict[str, Any]:
+        return {
+            "member_id": self.member_id,
+            "email": self.email,
+            "role": self.role,
+            "license": self.license,
+            "scim_id": self.scim_id,
+            "boards_owned": self.boards_owned,
+        }
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    protected_emails: frozenset[str]
+    allow_admin_offboarding: bool
+    max_actions_per_hour: int
+    # Set when the guard configuration could not be read (e.g. a bad PROTECTED_EMAILS entry): every
+    # suspend and delete is then refused with it, instead of running with a guard that protects nobody.
+    configuration_error: str | None = None
+    # Who takes over when a request names no successor (DefaultSuccessor; None: nobody)
+    default_successor: str | None = None
+    # Sign the leaver out everywhere after the deactivation (ResetSessions)
+    reset_sessions: bool = True
+
+
+@dataclass(frozen=True)
+class Result:
+    request_id: str
+    outcome: str
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requestId": self.request_id, "outcome": self.outcome, "reason": self.reason}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def aware(at: datetime | None) -> datetime | None:
+    """Miro sends UTC instants with `Z`; one without an offset is read as UTC, never compared naive."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+def storable(body: str) -> str:
+    """The body as text DynamoDB and SQS accept: lone surrogates and other unencodable characters are
+    written as backslash escapes (the record keeps what was received, readable)."""
+    return body.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def duplicate(request_id: str, outcome: str, reason: str | None) -> Result:
+    """The answer to a repeat of a finished request: not its outcome (a repeat did nothing), but that it
+    is a duplicate, with what the original came to."""
+    original = f"{outcome}: {reason}" if reason else outcome
+    return Result(request_id, "duplicate", f"duplicate of {request_id} ({original})")
+
+
+def request_id_of(body: str) -> str | None:
+    """The request id a body carries or derives, for log lines about it; None for a malformed body."""
+    try:
+        return parse_request(body).key
+    except InvalidRequestError:
+        return None
