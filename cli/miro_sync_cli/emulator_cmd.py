@@ -25,6 +25,15 @@ def emulator(
         min=0,
         help="About this many audit events over the last 100 days (default: members x 10).",
     ),
+    content_admin: bool = typer.Option(
+        True,
+        "--content-admin/--no-content-admin",
+        help=(
+            "Whether the token's user (the org's first member, an admin) is a Content Admin and sees "
+            "every board; with --no-content-admin only boards it owns or was invited to, and other "
+            "boards' member endpoints answer 404."
+        ),
+    ),
 ) -> None:
     # Heavy imports stay here so `miro-sync --help` does not build an org or load werkzeug.
     from rich.console import Console
@@ -45,6 +54,7 @@ def emulator(
         org_id=org_id or defaults.org_id,
         token=token or defaults.token,
         scim_token=scim_token or defaults.scim_token,
+        content_admin=content_admin,
     )
     events = config.audit_event_count
     with console.status(f"Generating an org of {members} members, ~{events} audit events (seed {seed})..."):

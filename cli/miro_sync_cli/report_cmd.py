@@ -337,7 +337,14 @@ def _offboard(
         )
     except offboard_cmd.InputError as bad:
         raise CommandError(str(bad)) from None
-    offboard_cmd.console.print(offboard_cmd.render_plan(planned, store.members))
+    offboard_cmd.console.print(
+        offboard_cmd.render_plan(
+            planned,
+            store.members,
+            # this command reads no Miro token: name the one that does
+            lookup_hint="(`miro-sync offboard ... --token` lists the boards and checks team admins)",
+        )
+    )
     offboard_cmd.console.print(
         f"Each request carries inactiveSince {report.cutoff.isoformat().replace('+00:00', 'Z')}: the worker "
         "refuses it if Miro shows activity after that."

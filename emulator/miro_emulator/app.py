@@ -31,6 +31,8 @@ INTERNAL_PREFIX: Final = "/_emulator"
 RESET: Final = object()  # close the connection without a response
 
 Handler = Callable[["Emulator", Request], Response]
+# StateError kinds that are not a 400 (status, error code); the others answer 400 with the kind as code.
+_STATE_ERROR_STATUS: Final = {"conflict": (409, "conflict"), "not_found": (404, "notFound")}
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,52 @@ def _ops() -> list[tuple[str, list[str], Operation]]:
             Operation("enterprise-get-team-members", "rest", rest.get_team_members, 2),
         ),
         (
+            f"{org}/teams/<team_id>/members",
+            ["POST"],
+            Operation("enterprise-invite-team-member", "rest", rest.invite_team_member, 2),
+        ),
+        (
+            f"{org}/teams/<team_id>/members/<member_id>",
+            ["GET"],
+            Operation("enterprise-get-team-member", "rest", rest.get_team_member, 1),
+        ),
+        (
+            f"{org}/teams/<team_id>/members/<member_id>",
+            ["PATCH"],
+            Operation("enterprise-update-team-member", "rest", rest.update_team_member, 2),
+        ),
+        (
             f"{org}/teams/<team_id>/members/<member_id>",
             ["DELETE"],
             Operation("enterprise-delete-team-member", "rest", rest.delete_team_member, 1),
         ),
+        (
+            "/v2/sessions/reset_all",
+            ["POST"],
+            Operation("enterprise-post-user-sessions-reset", "rest", rest.reset_user_sessions, 3),
+        ),
         ("/v2/boards", ["GET"], Operation("get-boards", "rest", rest.get_boards, 1)),
+        (
+            "/v2/boards/<board_id>/members",
+            ["GET"],
+            Operation("get-board-members", "rest", rest.get_board_members, 1),
+        ),
+        ("/v2/boards/<board_id>/members", ["POST"], Operation("share-board", "rest", rest.share_board, 3)),
+        (
+            "/v2/boards/<board_id>/members/<board_member_id>",
+            ["GET"],
+            Operation("get-specific-board-member", "rest", rest.get_board_member, 1),
+        ),
+        (
+            "/v2/boards/<board_id>/members/<board_member_id>",
+            ["PATCH"],
+            Operation("update-board-member", "rest", rest.update_board_member, 2),
+        ),
+        (
+            "/v2/boards/<board_id>/members/<board_member_id>",
+            ["DELETE"],
+            Operation("remove-board-member", "rest", rest.remove_board_member, 2),
+        ),
         ("/v2/audit/logs", ["GET"], Operation("enterprise-get-audit-logs", "rest", rest.get_audit_logs, 2)),
         (
             f"{hooks}/board_subscriptions",
@@ -108,6 +151,11 @@ def _ops() -> list[tuple[str, list[str], Operation]]:
             f"{INTERNAL_PREFIX}/state/members",
             ["GET"],
             Operation("_state_members", "internal", introspection.state_members),
+        ),
+        (
+            f"{INTERNAL_PREFIX}/state/boards",
+            ["GET"],
+            Operation("_state_boards", "internal", introspection.state_boards),
         ),
         (
             f"{INTERNAL_PREFIX}/state/org",
@@ -339,8 +387,8 @@ class Emulator:
         except ApiError as error:
             return error.response()
         except StateError as refused:
-            status = 409 if refused.kind == "conflict" else 400
-            return self._error(operation.api == "scim", status, refused.kind, refused.message)
+            status, code = _STATE_ERROR_STATUS.get(refused.kind, (400, refused.kind))
+            return self._error(operation.api == "scim", status, code, refused.message)
         except Exception as error:
             with self.stats_counter._lock:
                 self.stats_counter.internal_errors += 1

@@ -31,6 +31,11 @@ class EmulatorConfig(BaseModel):
     # for loopback hosts only; every other host must be https exactly as the spec's pattern says.
     allow_http_loopback_callbacks: bool = True
     callback_timeout_s: float = Field(default=5.0, gt=0)
+    # The token's user (OrgState.token_user) is a Company Admin with Content Admin permissions: GET
+    # /v2/boards lists every board of the org. False: only the boards that user owns or was invited to,
+    # and every other board answers 404 to its board-member endpoints, as Miro does for a board the user
+    # cannot access.
+    content_admin: bool = True
 
     @property
     def audit_event_count(self) -> int:

@@ -13,7 +13,7 @@ from miro_emulator.generator import ACTIVITY_EVENTS, MAX_LIVE_AUDIT_EVENTS, add_
 from miro_emulator.http import Request, Response, bad_request, not_found
 from miro_emulator.params import json_object
 from miro_emulator.rest import subscription_json
-from miro_emulator.state import Board, Member
+from miro_emulator.state import BOARD_OWNER, Board, Member, OrgState
 from miro_emulator.webhooks import Delivery, board_event
 
 if TYPE_CHECKING:
@@ -31,15 +31,27 @@ def reset_stats(emulator: Emulator, request: Request) -> Response:
     return Response(200, emulator.stats())
 
 
-def member_truth(member: Member, state_boards: int) -> dict[str, Any]:
+def member_truth(member: Member, boards_owned: int, teams: list[dict[str, str]]) -> dict[str, Any]:
     return {
         **member.to_api(),
         "scimId": member.scim_id,
         "deleted": member.deleted,
         "name": member.display_name,
         "createdAt": iso_s(member.created_ms),
-        "boardsOwned": state_boards,
+        "boardsOwned": boards_owned,
+        "sessionsResetAt": None if member.sessions_reset_ms is None else iso_ms(member.sessions_reset_ms),
+        "teams": teams,
     }
+
+
+def _teams_by_member(state: OrgState) -> dict[int, list[dict[str, str]]]:
+    """Member index -> that member's team memberships, from one pass over the teams (not one per member:
+    the unfiltered listing covers the whole org)."""
+    teams: dict[int, list[dict[str, str]]] = {}
+    for team in state.teams:
+        for index, membership in team.memberships.items():
+            teams.setdefault(index, []).append({"id": team.id, "name": team.name, "role": membership.role})
+    return teams
 
 
 def state_members(emulator: Emulator, request: Request) -> Response:
@@ -48,15 +60,51 @@ def state_members(emulator: Emulator, request: Request) -> Response:
     member_id = request.param("id")
     with state.lock:
         owned = Counter(board.owner_index for board in state.boards if not board.deleted)
+        teams = _teams_by_member(state)
         members = [
             m
             for m in state.all_members
             if (email is None or m.email.lower() == email.lower())
             and (member_id is None or m.id == member_id)
         ]
-        return Response(
-            200, {"data": [member_truth(m, owned[m.index]) for m in members], "size": len(members)}
-        )
+        data = [member_truth(m, owned[m.index], teams.get(m.index, [])) for m in members]
+        return Response(200, {"data": data, "size": len(members)})
+
+
+def board_truth(state: OrgState, board: Board) -> dict[str, Any]:
+    """A board's owner, team and members; the owner is listed first, as a member with role "owner"."""
+    invited = sorted((state.all_members[index].id, role) for index, role in board.members.items())
+    owner_id = state.all_members[board.owner_index].id
+    return {
+        "id": board.id,
+        "ownerId": owner_id,
+        "teamId": state.teams[board.team_index].id,
+        "members": [
+            {"id": member_id, "role": role} for member_id, role in [(owner_id, BOARD_OWNER), *invited]
+        ],
+    }
+
+
+def state_boards(emulator: Emulator, request: Request) -> Response:
+    """Live boards, all of them or those of `owner=ID` and/or `member=ID` (owner or board member)."""
+    state = emulator.state
+    owner_id = request.param("owner")
+    member_id = request.param("member")
+    with state.lock:
+        owner = state.members_by_id.get(owner_id) if owner_id is not None else None
+        member = state.members_by_id.get(member_id) if member_id is not None else None
+        if (owner_id is not None and owner is None) or (member_id is not None and member is None):
+            boards: list[Board] = []
+        else:
+            boards = [
+                board
+                for board in state.boards
+                if not board.deleted
+                and (owner is None or board.owner_index == owner.index)
+                and (member is None or state.can_access(board, member))
+            ]
+        data = [board_truth(state, board) for board in boards]
+    return Response(200, {"data": data, "size": len(data)})
 
 
 def state_org(emulator: Emulator, request: Request) -> Response:

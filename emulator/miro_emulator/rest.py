@@ -19,15 +19,17 @@ from miro_emulator.params import (
     timestamp_param,
 )
 from miro_emulator.state import (
+    BOARD_ROLES,
     LICENSES,
     ROLES,
     TEAM_GUEST,
+    TEAM_ROLES,
     Board,
     Member,
     OrgState,
-    StateError,
     Subscription,
     Team,
+    TeamMembership,
     board_listing_generation,
 )
 from miro_emulator.webhooks import callback_url_problem, verify_callback
@@ -134,6 +136,20 @@ def get_member(emulator: Emulator, request: Request) -> Response:
         return Response(200, _member_or_404(state, request.path_params["member_id"]).to_api())
 
 
+def reset_user_sessions(emulator: Emulator, request: Request) -> Response:
+    """Signs the member out everywhere. Deleted members are unknown here, as everywhere else."""
+    state = emulator.state
+    email = (request.param("email") or "").strip()
+    if not email:
+        raise bad_request("Parameter 'email' is required")
+    with state.lock:
+        member = state.member_by_email(email)
+        if member is None:
+            raise not_found("Organization member not found")
+        state.reset_sessions(member)
+    return Response(200)  # the spec documents no body
+
+
 # ---- teams ---------------------------------------------------------------------------------------
 def get_teams(emulator: Emulator, request: Request) -> Response:
     state = _org(emulator, request)
@@ -180,20 +196,73 @@ def get_team_members(emulator: Emulator, request: Request) -> Response:
         start = bisect.bisect_right(keys, cursor) if cursor else 0
         window = rows[start : start + limit]
         more = start + limit < len(rows)
-        data = [
-            {
-                "id": member_id,
-                "role": membership.role,
-                "createdAt": iso_s(membership.created_ms),
-                "createdBy": membership.created_by,
-                "modifiedAt": iso_s(membership.created_ms),
-                "modifiedBy": membership.created_by,
-                "teamId": team.id,
-                "type": "team-member",
-            }
-            for member_id, membership in window
-        ]
+        data = [team_member_json(team, member_id, membership) for member_id, membership in window]
     return Response(200, cursor_page(data, limit, window[-1][0] if more and window else None))
+
+
+def team_member_json(team: Team, member_id: str, membership: TeamMembership) -> dict[str, Any]:
+    modified_ms = membership.modified_ms if membership.modified_ms is not None else membership.created_ms
+    return {
+        "id": member_id,
+        "role": membership.role,
+        "createdAt": iso_s(membership.created_ms),
+        "createdBy": membership.created_by,
+        "modifiedAt": iso_s(modified_ms),
+        "modifiedBy": membership.modified_by or membership.created_by,
+        "teamId": team.id,
+        "type": "team-member",
+    }
+
+
+def _team_member_or_404(state: OrgState, team: Team, member_id: str) -> tuple[Member, TeamMembership]:
+    member = state.member(member_id)
+    membership = team.memberships.get(member.index) if member is not None else None
+    if member is None or membership is None:
+        raise not_found("Team member not found")
+    return member, membership
+
+
+def _team_role(body: dict[str, object]) -> str | None:
+    role = body.get("role")
+    if role is not None and role not in TEAM_ROLES:
+        raise bad_request(f"Field 'role' must be one of: {', '.join(TEAM_ROLES)}")
+    return role if isinstance(role, str) else None
+
+
+def get_team_member(emulator: Emulator, request: Request) -> Response:
+    state = _org(emulator, request)
+    with state.lock:
+        team = _team_or_404(state, request.path_params["team_id"])
+        member, membership = _team_member_or_404(state, team, request.path_params["member_id"])
+        return Response(200, team_member_json(team, member.id, membership))
+
+
+def invite_team_member(emulator: Emulator, request: Request) -> Response:
+    """Adds an existing org member to the team: "The user must exist in your Miro organization"."""
+    state = _org(emulator, request)
+    body = json_object(request)
+    email = body.get("email")
+    if not isinstance(email, str) or not email.strip():
+        raise bad_request("Field 'email' is required")
+    role = _team_role(body)
+    with state.lock:
+        team = _team_or_404(state, request.path_params["team_id"])
+        member = state.member_by_email(email.strip())
+        if member is None:
+            raise not_found("Organization member not found")
+        membership = state.add_team_member(team, member, role, state.token_user())
+        return Response(201, team_member_json(team, member.id, membership))
+
+
+def update_team_member(emulator: Emulator, request: Request) -> Response:
+    state = _org(emulator, request)
+    role = _team_role(json_object(request))
+    with state.lock:
+        team = _team_or_404(state, request.path_params["team_id"])
+        member, membership = _team_member_or_404(state, team, request.path_params["member_id"])
+        if role is not None:  # TeamMemberChanges has no required field: an empty body changes nothing
+            membership = state.set_team_role(team, member, role, state.token_user())
+        return Response(200, team_member_json(team, member.id, membership))
 
 
 def delete_team_member(emulator: Emulator, request: Request) -> Response:
@@ -201,14 +270,7 @@ def delete_team_member(emulator: Emulator, request: Request) -> Response:
     with state.lock:
         team = _team_or_404(state, request.path_params["team_id"])
         member = _member_or_404(state, request.path_params["member_id"])
-        try:
-            state.remove_team_member(team, member)
-        except StateError as refused:
-            raise ApiError(
-                409 if refused.kind == "conflict" else 404,
-                "conflict" if refused.kind == "conflict" else "notFound",
-                refused.message,
-            ) from None
+        state.remove_team_member(team, member)
     return Response(204)
 
 
@@ -262,12 +324,60 @@ def _boards_by_last_modified(state: OrgState) -> list[Board]:
     return cached[1]
 
 
+def _viewer(emulator: Emulator) -> Member | None:
+    """The token's user when it sees only its own boards (`content_admin` off); None: it sees all."""
+    return None if emulator.config.content_admin else emulator.state.token_user()
+
+
+def _board_or_404(emulator: Emulator, board_id: str) -> Board:
+    """A live board the token's user can access. Call with the state lock held."""
+    board = emulator.state.board(board_id)
+    viewer = _viewer(emulator)
+    if board is None or (viewer is not None and not emulator.state.can_access(board, viewer)):
+        raise not_found("Board not found")
+    return board
+
+
+def offset_page(
+    emulator: Emulator,
+    request: Request,
+    path: str,
+    window: tuple[int, int],
+    data: list[dict[str, Any]],
+    total: int,
+) -> dict[str, Any]:
+    """Miro's offset-paged collection (BoardsPagedResponse, BoardMembersPagedResponse) with its links;
+    `window` is the request's (limit, offset)."""
+    limit, offset = window
+    query = {key: values[0] for key, values in request.query.items() if key not in ("limit", "offset")}
+    base = f"{emulator.public_base(request)}{path}"
+
+    def link(at: int) -> str:
+        return f"{base}?{urlencode({**query, 'limit': limit, 'offset': at})}"
+
+    links = {"self": link(offset), "first": link(0), "last": link(max(0, (total - 1) // limit * limit))}
+    if offset + limit < total:
+        links["next"] = link(offset + limit)
+    if offset > 0:
+        links["prev"] = link(max(0, offset - limit))
+    return {
+        "data": data,
+        "total": total,
+        "size": len(data),
+        "offset": offset,
+        "limit": limit,
+        "links": links,
+        "type": "list",
+    }
+
+
 def get_boards(emulator: Emulator, request: Request) -> Response:
     state = emulator.state
     limit = int_param(request, "limit", 20, 1, 50)
     offset = int_param(request, "offset", 0, 0, None)
     team_id = request.param("team_id")
     owner_id = request.param("owner")
+    viewer = _viewer(emulator)
     with state.lock:
         if team_id is not None:
             team = _team_or_404(state, team_id)
@@ -283,29 +393,121 @@ def get_boards(emulator: Emulator, request: Request) -> Response:
             else:
                 boards = [b for b in state.boards if not b.deleted and b.owner_index == owner_index]
                 boards.sort(key=lambda b: (-b.modified_ms, b.id))
+        if viewer is not None:
+            boards = [b for b in boards if state.can_access(b, viewer)]
         total = len(boards)
         data = [board_json(state, board) for board in boards[offset : offset + limit]]
-    query = {key: values[0] for key, values in request.query.items() if key not in ("limit", "offset")}
-    base = f"{emulator.public_base(request)}/v2/boards"
+    return Response(200, offset_page(emulator, request, "/v2/boards", (limit, offset), data, total))
 
-    def link(at: int) -> str:
-        return f"{base}?{urlencode({**query, 'limit': limit, 'offset': at})}"
 
-    links = {"self": link(offset), "first": link(0), "last": link(max(0, (total - 1) // limit * limit))}
-    if offset + limit < total:
-        links["next"] = link(offset + limit)
-    if offset > 0:
-        links["prev"] = link(max(0, offset - limit))
-    body = {
-        "data": data,
-        "total": total,
-        "size": len(data),
-        "offset": offset,
-        "limit": limit,
-        "links": links,
-        "type": "list",
-    }
+# ---- board members -------------------------------------------------------------------------------
+def board_member_json(member: Member, role: str) -> dict[str, Any]:
+    return {"id": member.id, "name": member.display_name, "role": role, "type": "board_member"}
+
+
+def _board_member_with_links(emulator: Emulator, request: Request, board: Board, member: Member) -> Response:
+    role = emulator.state.board_role(board, member)
+    assert role is not None
+    body = board_member_json(member, role)
+    body["links"] = {"self": f"{emulator.public_base(request)}/v2/boards/{board.id}/members/{member.id}"}
     return Response(200, body)
+
+
+def _board_member_or_404(state: OrgState, board: Board, member_id: str) -> Member:
+    member = state.member(member_id)
+    if member is None or state.board_role(board, member) is None:
+        raise not_found("Board member not found")
+    return member
+
+
+def _board_role(body: dict[str, object]) -> str:
+    role = body.get("role", "commenter")  # the default of BoardMembersInvite and BoardMemberChanges
+    if not isinstance(role, str) or role not in BOARD_ROLES:
+        raise bad_request(f"Field 'role' must be one of: {', '.join(BOARD_ROLES)}")
+    return role
+
+
+def get_board_members(emulator: Emulator, request: Request) -> Response:
+    """The owner first, then the invited members by id."""
+    state = emulator.state
+    limit = int_param(request, "limit", 20, 1, 50)
+    offset = int_param(request, "offset", 0, 0, None)
+    with state.lock:
+        board = _board_or_404(emulator, request.path_params["board_id"])
+        rows = [board_member_json(state.all_members[board.owner_index], "owner")]
+        invited = sorted(
+            ((state.all_members[index], role) for index, role in board.members.items()),
+            key=lambda row: row[0].id,
+        )
+        rows.extend(board_member_json(member, role) for member, role in invited)
+    page = offset_page(
+        emulator,
+        request,
+        f"/v2/boards/{board.id}/members",
+        (limit, offset),
+        rows[offset : offset + limit],
+        len(rows),
+    )
+    return Response(200, page)
+
+
+MAX_BOARD_INVITES = 20
+
+
+def share_board(emulator: Emulator, request: Request) -> Response:
+    """Org members become board members (a member's role changes, the owner's stays); any other email
+    fails, as inviting someone from outside the org would need the invitee to accept."""
+    state = emulator.state
+    body = json_object(request)
+    emails = body.get("emails")
+    if not isinstance(emails, list) or not emails:
+        raise bad_request("Field 'emails' is required: a list of 1 to 20 email addresses")
+    if len(emails) > MAX_BOARD_INVITES:
+        raise bad_request(f"Field 'emails' accepts at most {MAX_BOARD_INVITES} email addresses")
+    if not all(isinstance(email, str) and email.strip() for email in emails):
+        raise bad_request("Field 'emails' must contain only email addresses")
+    role = _board_role(body)
+    if not isinstance(body.get("message", ""), str):
+        raise bad_request("Field 'message' must be a string")
+    successful: list[int] = []
+    failed: list[dict[str, str]] = []
+    with state.lock:
+        board = _board_or_404(emulator, request.path_params["board_id"])
+        for email in dict.fromkeys(str(email).strip() for email in emails):
+            member = state.member_by_email(email)
+            if member is None:
+                failed.append({"email": email, "reason": "INVITATION_FAILED"})
+                continue
+            state.share_board(board, member, role)
+            successful.append(int(member.id))
+    return Response(201, {"successful": successful, "failed": failed})
+
+
+def get_board_member(emulator: Emulator, request: Request) -> Response:
+    state = emulator.state
+    with state.lock:
+        board = _board_or_404(emulator, request.path_params["board_id"])
+        member = _board_member_or_404(state, board, request.path_params["board_member_id"])
+        return _board_member_with_links(emulator, request, board, member)
+
+
+def update_board_member(emulator: Emulator, request: Request) -> Response:
+    state = emulator.state
+    role = _board_role(json_object(request))
+    with state.lock:
+        board = _board_or_404(emulator, request.path_params["board_id"])
+        member = _board_member_or_404(state, board, request.path_params["board_member_id"])
+        state.set_board_role(board, member, role)
+        return _board_member_with_links(emulator, request, board, member)
+
+
+def remove_board_member(emulator: Emulator, request: Request) -> Response:
+    state = emulator.state
+    with state.lock:
+        board = _board_or_404(emulator, request.path_params["board_id"])
+        member = _board_member_or_404(state, board, request.path_params["board_member_id"])
+        state.remove_board_member(board, member)
+    return Response(204)
 
 
 # ---- audit logs ----------------------------------------------------------------------------------

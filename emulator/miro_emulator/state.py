@@ -29,6 +29,12 @@ LICENSES = (
     "unknown",
 )
 SCIM_VISIBLE_ROLES = frozenset({ADMIN, INTERNAL_USER})
+TEAM_ROLES = ("member", "admin")  # the roles a team membership can be given (TeamMemberChanges)
+BOARD_ROLES = ("viewer", "commenter", "editor", "coowner", "owner")
+# Board sharing cannot hand over ownership: "Inviting users with the role `owner` has the same effect as
+# the role `coowner`" (BoardMembersInvite), and the emulator reads BoardMemberChanges the same way.
+BOARD_OWNER = "owner"
+BOARD_COOWNER = "coowner"
 
 
 @dataclass(slots=True)
@@ -48,6 +54,7 @@ class Member:
     admin_roles: tuple[str, ...] = ()
     deleted: bool = False
     primary_team: int = NO_INDEX
+    sessions_reset_ms: int | None = None  # last POST /v2/sessions/reset_all for this member
 
     @property
     def display_name(self) -> str:
@@ -76,6 +83,9 @@ class TeamMembership:
     role: str  # member | admin | non_team
     created_ms: int
     created_by: str
+    # Set by a role change; until then the membership reads as modified when it was created.
+    modified_ms: int | None = None
+    modified_by: str | None = None
 
 
 @dataclass(slots=True)
@@ -101,6 +111,8 @@ class Board:
     modified_ms: int
     deleted: bool = False
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # member index -> board role (BOARD_ROLES less "owner"); the owner is `owner_index`, never in here.
+    members: dict[int, str] = field(default_factory=dict)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Any change to what GET /v2/boards filters or sorts on invalidates its cached order.
@@ -182,6 +194,15 @@ class OrgState:
         board = self.boards_by_id.get(board_id)
         return None if board is None or board.deleted else board
 
+    def token_user(self) -> Member:
+        """The user the REST token belongs to: the generator makes member 0 an always-active org admin
+        and the inviter of every generated team membership (see generator._add_members)."""
+        return self.all_members[0]
+
+    def can_access(self, board: Board, member: Member) -> bool:
+        """Whether `member` owns or was invited to `board` (what a user who is no Content Admin sees)."""
+        return board.owner_index == member.index or member.index in board.members
+
     def active_admins(self) -> list[Member]:
         return [m for m in self.all_members if m.role == ADMIN and m.active and not m.deleted]
 
@@ -246,10 +267,12 @@ class OrgState:
                 )
             moved: list[str] = []
             for board in self.boards:
+                board.members.pop(member.index, None)
                 if board.deleted or board.owner_index != member.index:
                     continue
                 heir = self._oldest_team_admin(board.team_index, excluding=member.index)
                 board.owner_index = heir.index
+                board.members.pop(heir.index, None)  # an heir who was a board member is now its owner
                 board.modified_ms = self.clock.now_ms()
                 moved.append(board.id)
             for team in self.teams:
@@ -288,6 +311,77 @@ class OrgState:
             if membership.role == "admin" and not other_admins:
                 raise StateError("conflict", "The last admin of a team cannot be removed")
             del team.memberships[member.index]
+
+    def add_team_member(self, team: Team, member: Member, role: str | None, actor: Member) -> TeamMembership:
+        with self.lock:
+            if member.index in team.memberships:
+                raise StateError("conflict", "The user is already a member of this team")
+            membership = TeamMembership(
+                member.index, self._team_role_for(member, role), self.clock.now_ms(), actor.id
+            )
+            team.memberships[member.index] = membership
+            if member.primary_team == NO_INDEX:
+                member.primary_team = team.index
+            return membership
+
+    def set_team_role(self, team: Team, member: Member, role: str, actor: Member) -> TeamMembership:
+        with self.lock:
+            membership = team.memberships.get(member.index)
+            if membership is None:
+                raise StateError("not_found", "Team member not found")
+            role = self._team_role_for(member, role)
+            if membership.role == role:
+                return membership
+            other_admins = [
+                i for i, tm in team.memberships.items() if tm.role == "admin" and i != member.index
+            ]
+            if membership.role == "admin" and not other_admins:
+                raise StateError("conflict", "The last admin of a team cannot be demoted")
+            membership.role = role
+            membership.modified_ms = self.clock.now_ms()
+            membership.modified_by = actor.id
+            return membership
+
+    @staticmethod
+    def _team_role_for(member: Member, role: str | None) -> str:
+        """The team role `member` gets for a requested one (None: the default). External users belong to
+        teams only as non-team members (Miro's `non_team` role), so they cannot be made members or admins."""
+        if member.role != EXTERNAL_USER:
+            return role or "member"
+        if role is None:
+            return "non_team"
+        raise StateError("invalid", "An external user can only be a non-team member of a team")
+
+    def reset_sessions(self, member: Member) -> None:
+        with self.lock:
+            member.sessions_reset_ms = self.clock.now_ms()
+
+    # ---- board members ---------------------------------------------------------------------------
+    def board_role(self, board: Board, member: Member) -> str | None:
+        if board.owner_index == member.index:
+            return BOARD_OWNER
+        return board.members.get(member.index)
+
+    def share_board(self, board: Board, member: Member, role: str) -> None:
+        """Invite `member` with `role`; a member's role changes to it, the owner's stays "owner"."""
+        with self.lock:
+            if board.owner_index != member.index:
+                board.members[member.index] = BOARD_COOWNER if role == BOARD_OWNER else role
+
+    def set_board_role(self, board: Board, member: Member, role: str) -> None:
+        with self.lock:
+            if board.owner_index == member.index:
+                raise StateError("invalid", "The role of the board owner cannot be changed")
+            if member.index not in board.members:
+                raise StateError("not_found", "Board member not found")
+            board.members[member.index] = BOARD_COOWNER if role == BOARD_OWNER else role
+
+    def remove_board_member(self, board: Board, member: Member) -> None:
+        with self.lock:
+            if board.owner_index == member.index:
+                raise StateError("invalid", "The board owner cannot be removed from the board")
+            if board.members.pop(member.index, None) is None:
+                raise StateError("not_found", "Board member not found")
 
     def _record_user_event(self, event_name: str, member: Member) -> None:
         self.audit.append(

@@ -26,7 +26,7 @@ from miro_sync.offboarding.worker import (
     OffboardingWorker,
     request_id_of,
 )
-from miro_sync.settings.offboarding import OffboardingSettings, ProtectedEmailsError
+from miro_sync.settings.offboarding import DefaultSuccessorError, OffboardingSettings, ProtectedEmailsError
 
 logger = Logger()
 metrics = Metrics()
@@ -38,16 +38,27 @@ deadline = InvocationDeadline()
 def guard_policy(settings: OffboardingSettings) -> GuardPolicy:
     """The guards from the settings. A PROTECTED_EMAILS that cannot be read fails closed: the worker
     refuses every suspend and delete with the error (and a metric the template alarms on)."""
+    errors: list[str] = []
     try:
-        protected, error = settings.protected_emails, None
+        protected = settings.protected_emails
     except ProtectedEmailsError as invalid:
-        protected, error = (), str(invalid)
+        protected = ()
+        errors.append(str(invalid))
+    try:
+        successor = settings.default_successor
+    except DefaultSuccessorError as invalid:
+        successor = None
+        errors.append(str(invalid))
+    error = "; ".join(errors) or None
+    if error:
         logger.error("invalid guard configuration; suspends and deletes are refused", extra={"error": error})
     return GuardPolicy(
         protected_emails=frozenset(protected),
         allow_admin_offboarding=settings.allow_admin_offboarding,
         max_actions_per_hour=settings.max_actions_per_hour,
         configuration_error=error,
+        default_successor=successor,
+        reset_sessions=settings.reset_sessions,
     )
 
 

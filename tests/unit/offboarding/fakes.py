@@ -92,6 +92,8 @@ class FakeActions:
     def __init__(self) -> None:
         self.items: dict[str, ActionRecord] = {}
         self.round_trips: list[str] = []  # one entry per call the real repository makes to DynamoDB
+        # the invocation dies right after the nth update from now has been stored (between two steps)
+        self.crash_after_updates: int | None = None
 
     def get(self, request_id: str) -> ActionRecord | None:
         self.round_trips.append(f"get {request_id}")
@@ -133,6 +135,11 @@ class FakeActions:
         for name in (k for k, v in changes.items() if v is None):
             setattr(updated, name, None)
         self.items[request_id] = updated
+        if self.crash_after_updates is not None:
+            self.crash_after_updates -= 1
+            if self.crash_after_updates == 0:
+                self.crash_after_updates = None
+                raise InvocationCrashError(f"died after update {request_id}")
         return updated.model_copy(deep=True)
 
     def by_outcome(self, outcome: Outcome, *, limit: int | None = None) -> Iterator[ActionRecord]:
@@ -394,7 +401,12 @@ class FakeMiro:
     def delete_user(self, user_id: str) -> None:
         self._call("delete_user")
         person = self._by_scim(user_id)
-        if person.member_id in self.last_team_admin_ids:
+        sole_admin = any(
+            members.get(person.member_id) == "admin"
+            and not any(role == "admin" for other, role in members.items() if other != person.member_id)
+            for members in self.teams.values()
+        )
+        if person.member_id in self.last_team_admin_ids or sole_admin:
             raise MiroConflict("the last admin of a team cannot be deleted", status=409)
         del self.people[person.member_id]
         self.writes.append(f"delete:{user_id}")

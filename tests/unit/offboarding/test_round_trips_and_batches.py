@@ -99,7 +99,8 @@ def test_an_invocation_that_dies_inside_miro_leaves_a_trace_and_the_retry_comple
     assert result.reason.startswith("suspend confirmed")
     record = world.actions.items["r-1"]
     deactivate = record.step("deactivate")
-    assert deactivate is not None and deactivate.count == 1
+    assert deactivate is not None
+    assert deactivate.count == 1
     assert "after the earlier attempt's PATCH" in (deactivate.answer or "")
     assert [(a.operation, a.status) for a in record.attempts] == [("PATCH /Users/s-ann active=false", None)]
     assert "interrupted" in str(record.attempts[0].detail)

@@ -88,6 +88,8 @@ class FakeMiro:
     members: list[OrgMember]
     teams: dict[str, list[str]] = field(default_factory=dict)  # team id -> member ids
     boards: list[tuple[str, str]] = field(default_factory=list)  # (board id, owner id)
+    team_names: dict[str, str] = field(default_factory=dict)  # team id -> name ("Team {id}" if absent)
+    team_roles: dict[tuple[str, str], str] = field(default_factory=dict)  # (team, member) -> role
     full_licenses_purchased: int = 1000
     faults: Faults = field(default_factory=Faults)
     # page number (1-based) -> error raised instead of returning that members page
@@ -125,14 +127,22 @@ class FakeMiro:
 
     def iter_team_pages(self, cursor: str | None = None, limit: int = 100) -> Iterator[TeamsPage]:
         self._call()
-        yield TeamsPage(data=[Team(id=team_id, name=f"Team {team_id}") for team_id in sorted(self.teams)])
+        yield TeamsPage(
+            data=[
+                Team(id=team_id, name=self.team_names.get(team_id, f"Team {team_id}"))
+                for team_id in sorted(self.teams)
+            ]
+        )
 
     def iter_team_member_pages(
         self, team_id: str, cursor: str | None = None, limit: int = 100
     ) -> Iterator[TeamMembersPage]:
         self._call()
         yield TeamMembersPage(
-            data=[TeamMember.model_validate({"id": m, "role": "member"}) for m in self.teams[team_id]]
+            data=[
+                TeamMember.model_validate({"id": m, "role": self.team_roles.get((team_id, m), "member")})
+                for m in self.teams[team_id]
+            ]
         )
 
     def iter_board_pages(

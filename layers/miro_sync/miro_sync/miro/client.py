@@ -223,7 +223,7 @@ class MiroRestClient:
             "GET",
             f"/v2/orgs/{self.org_id}/teams/{team_id}/members/{member_id}",
             _model_parser(TeamMember),
-            cost=LEVEL_2,
+            cost=LEVEL_1,
             hint=_TEAMS_READ,
         )
 

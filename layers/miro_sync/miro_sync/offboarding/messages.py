@@ -232,13 +232,19 @@ def derive_request_id(
 
 
 def cli_request_id(
-    action: str, member_key: str, not_before: datetime | None, *, dry_run: bool, submission: str
+    action: str,
+    member_key: str,
+    not_before: datetime | None,
+    *,
+    dry_run: bool,
+    submission: str,
+    successor: str | None = None,
 ) -> str:
     """The explicit id `miro-sync offboard` gives each request: unique per submission (one command run
     = one `submission`), stable within it, so a retried send of the same run is one request while
     running the command again later (suspend -> reactivate -> suspend) is a new one.
     `submission` is e.g. "20250303T090000Z-1a2b3c4d" (UTC time of the run + a random part)."""
-    intent = derive_request_id(action, member_key, not_before, dry_run=dry_run)
+    intent = derive_request_id(action, member_key, not_before, dry_run=dry_run, successor=successor)
     digest = hashlib.sha256(f"{submission}|{intent}".encode()).hexdigest()[:16]
     return f"cli-{submission.split('-', 1)[0]}-{digest}"
 

@@ -344,7 +344,8 @@ class StepRunner:
         if plan.successor is None or plan.handover is None or not plan.handover.sole_admin_teams:
             return
         successor = plan.successor
-        promoted, already = [], []
+        promoted: list[str] = []
+        already: list[str] = []
         for team in plan.handover.sole_admin_teams:
             try:
                 current = self._calls.call(

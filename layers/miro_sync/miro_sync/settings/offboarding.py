@@ -32,6 +32,10 @@ def parse_protected_emails(text: str) -> tuple[str, ...]:
     return tuple(sorted({entry.lower() for entry in entries}))
 
 
+class DefaultSuccessorError(ValueError):
+    """DEFAULT_SUCCESSOR is not one email address."""
+
+
 class OffboardingSettings(MiroSettings):
     required_env: ClassVar[tuple[str, ...]] = (
         *MiroSettings.required_env,
@@ -58,6 +62,11 @@ class OffboardingSettings(MiroSettings):
     # Blast radius: destructive actions (suspend, delete) per rolling hour before further ones are held.
     # Same default as the template's MaxActionsPerHour parameter and the README.
     max_actions_per_hour: int = Field(default=25, alias="MAX_ACTIONS_PER_HOUR", ge=0)
+    # Who takes over the boards (and team admin roles) of a leaver whose request names no successor;
+    # empty: nobody. Checked like PROTECTED_EMAILS: a bad value refuses destructive actions.
+    default_successor_text: str = Field(default="", alias="DEFAULT_SUCCESSOR")
+    # Sign the leaver out everywhere after the deactivation (POST /v2/sessions/reset_all).
+    reset_sessions: bool = Field(default=True, alias="RESET_SESSIONS", strict=False)
     # Length of SCIM's fixed rate windows (Miro: 30 s). Not in the template: only the benchmark and tests,
     # whose emulator compresses the windows, change it.
     scim_window_s: float = Field(default=30.0, alias="MIRO_SCIM_WINDOW_S", gt=0)
@@ -91,7 +100,20 @@ class OffboardingSettings(MiroSettings):
         record would then fail and retry into the DLQ); the worker refuses destructive actions instead."""
         return parse_protected_emails(self.protected_emails_text)
 
-    @field_validator("allow_admin_offboarding", mode="before")
+    @property
+    def default_successor(self) -> str | None:
+        """DEFAULT_SUCCESSOR, lower case, or None; raises ProtectedEmailsError-like ValueError when it
+        is not one email address."""
+        from miro_sync.offboarding.messages import EMAIL_RE
+
+        text = self.default_successor_text.strip()
+        if not text:
+            return None
+        if len(text) > 254 or not EMAIL_RE.match(text):
+            raise DefaultSuccessorError(f"DEFAULT_SUCCESSOR: not one email address: {text[:60]!r}")
+        return text.lower()
+
+    @field_validator("allow_admin_offboarding", "reset_sessions", mode="before")
     @classmethod
     def _true_or_false(cls, value: object) -> object:
         # only the two words the template documents; "yes"/"1" would be a guess about intent
