@@ -186,14 +186,9 @@ class MemberRecord(BaseModel):
         data.pop("lastSeenAt", None)
         if "boardsOwned" in data:
             data["boardsOwned"] = int(data["boardsOwned"])
-        for name in ("teams", "adminRoles"):
+        for name in ("teams", "adminRoles", "teamMemberships"):  # teamMemberships: maps, validated
             if name in data:
                 data[name] = tuple(data[name])
-        if "teamMemberships" in data:
-            data["teamMemberships"] = tuple(
-                TeamMembership(id=str(m["id"]), name=str(m.get("name", "")), role=str(m.get("role", "")))
-                for m in data["teamMemberships"]
-            )
         return cls.model_validate(data)
 
 
@@ -201,8 +196,17 @@ def _iso_or_none(moment: datetime | None) -> str | None:
     return iso_utc(moment) if moment is not None else None
 
 
+def _membership_key(membership: TeamMembership) -> tuple[str, str, str]:
+    return membership.id, membership.role, membership.name
+
+
 def _sorted(memberships: Iterable[TeamMembership]) -> list[TeamMembership]:
-    return sorted(memberships, key=lambda m: (m.id, m.role, m.name))
+    return sorted(memberships, key=_membership_key)
+
+
+def _unique_sorted(memberships: Iterable[TeamMembership]) -> tuple[TeamMembership, ...]:
+    by_key = {_membership_key(membership): membership for membership in memberships}
+    return tuple(by_key[key] for key in sorted(by_key))
 
 
 def build_member_record(
@@ -234,8 +238,8 @@ def build_member_record(
         last_activity_at=member.last_activity_at,
         license_assigned_at=member.license_assigned_at,
         teams=tuple(sorted(set(teams))),
-        team_memberships=tuple(
-            _sorted(set(team_memberships))
+        team_memberships=(
+            _unique_sorted(team_memberships)
             if team_memberships is not None
             else (existing.team_memberships if existing else ())
         ),

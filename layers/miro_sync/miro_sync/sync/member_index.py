@@ -117,6 +117,8 @@ class TeamIndex:
         self.team_ids = team_ids
         self.team_names = team_names if team_names is not None else [""] * len(team_ids)
         self.roles = list(roles)
+        # Every code has a name, however few roles were seen (a code past them reads as unknown).
+        self._role_names = [*self.roles, *[UNKNOWN_TEAM_ROLE] * (_ROLE_MASK + 1 - len(self.roles))]
         self._keys = keys
         self._teams = teams  # team number << _ROLE_BITS | role code
 
@@ -163,15 +165,14 @@ class TeamIndex:
 
     def memberships_of(self, member_id: str) -> list[tuple[str, str, str]]:
         """(team id, team name, team role) of each of the member's teams, sorted by team id."""
-        found: dict[str, tuple[str, str, str]] = {}
-        for index in self._range(member_id):
-            value = self._teams[index]
+        teams, ids, names, roles = self._teams, self.team_ids, self.team_names, self._role_names
+        found = []
+        for index in self._range(member_id):  # one entry per team: `build` dropped repeats
+            value = teams[index]
             number = value >> _ROLE_BITS
-            role_code = value & _ROLE_MASK
-            role = self.roles[role_code] if role_code < len(self.roles) else UNKNOWN_TEAM_ROLE
-            team_id = self.team_ids[number]
-            found[team_id] = (team_id, self.team_names[number], role)
-        return [found[team_id] for team_id in sorted(found)]
+            found.append((ids[number], names[number], roles[value & _ROLE_MASK]))
+        found.sort()
+        return found
 
     @property
     def members(self) -> int:
