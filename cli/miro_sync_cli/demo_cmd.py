@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,28 @@ def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: 
         from_hr_system = leavers.pop()
         batch = [*leavers, guest.email, protected_admin.email]
         _cli(console, env, "offboard", "suspend", *batch, "--reason", REASON, "--by", OPERATOR, "--yes")
+        # One more leaver owns boards: a successor takes them over (co-owner), then the leaver is
+        # suspended and signed out everywhere. The plan reads the boards from Miro with the token.
+        handed_from, successor = _leaver_with_boards_and_successor(state, exclude={*leavers, from_hr_system})
+        miro = ["--api-url", emulator.base_url, "--org-id", emulator.org_id, "--token", emulator.token]
+        console.print(
+            _cli(
+                console,
+                env,
+                "offboard",
+                "suspend",
+                handed_from.email,
+                "--successor",
+                successor.email,
+                "--reason",
+                REASON,
+                "--by",
+                OPERATOR,
+                "--yes",
+                *miro,
+            )
+        )
+        leavers.append(handed_from.email)
         # An HR system posting straight to the queue (the documented message format) sends the same
         # message twice, as a retrying integration does: one request, one effect.
         hr_message = {
@@ -203,6 +226,18 @@ def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: 
         checks.check(
             "leavers suspended in Miro", f"{len(suspended)} / {len(leavers)}", len(suspended) == len(leavers)
         )
+        boards = [b for b in state.boards if not b.deleted and b.owner_index == handed_from.index]
+        co_owned = [b for b in boards if b.members.get(successor.index) in {"coowner", "owner"}]
+        checks.check(
+            "boards handed over to the successor",
+            f"{len(co_owned)} / {len(boards)} boards of {handed_from.email} co-owned by {successor.email}",
+            bool(boards) and len(co_owned) == len(boards),
+        )
+        checks.check(
+            "leaver signed out everywhere",
+            handed_from.email,
+            handed_from.sessions_reset_ms is not None and not handed_from.active,
+        )
         checks.check("guest untouched (refused)", guest.email, guest.active)
         checks.check("protected admin untouched (refused)", protected_admin.email, protected_admin.active)
         patches = _scim_patches(emulator.stats())
@@ -212,6 +247,27 @@ def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: 
             f"{hr_requests} request(s); {patches} SCIM PATCH for {len(leavers)} leavers",
             hr_requests == 1 and patches == len(leavers),
         )
+
+
+def _leaver_with_boards_and_successor(state: Any, exclude: set[str]) -> tuple[Any, Any]:
+    """An active internal user who owns boards (and is no team's only admin), and someone to take over."""
+    owned = Counter(board.owner_index for board in state.boards if not board.deleted)
+    internal = [
+        m
+        for m in state.all_members
+        if m.role == "organization_internal_user"
+        and m.active
+        and not m.deleted
+        and m.license == "full"
+        and m.email not in exclude
+    ]
+    # the one with the most boards (first such in member order), to show a real hand-over
+    leaver = max(
+        (m for m in internal if owned[m.index] and not state.teams_with_sole_admin(m)),
+        key=lambda m: owned[m.index],
+    )
+    successor = next(m for m in internal if m is not leaver and not owned[m.index])
+    return leaver, successor
 
 
 def _requests_for(stack: Any, email: str) -> int:
