@@ -295,6 +295,27 @@ def test_guard_policy_from_a_good_protected_list(app: ModuleType) -> None:
     assert policy.configuration_error is None
 
 
+def test_guard_policy_carries_the_default_successor_and_the_session_reset(app: ModuleType) -> None:
+    policy = app.guard_policy(
+        offboarding_settings(DEFAULT_SUCCESSOR=" Lead@Example.com ", RESET_SESSIONS="false")
+    )
+    assert policy.default_successor == "lead@example.com"
+    assert policy.reset_sessions is False
+    assert policy.configuration_error is None
+    assert app.guard_policy(offboarding_settings()).reset_sessions is True
+
+
+def test_guard_policy_from_a_bad_default_successor_fails_closed(app: ModuleType) -> None:
+    policy = app.guard_policy(offboarding_settings(DEFAULT_SUCCESSOR="lead@example.com, cfo@example.com"))
+    assert policy.default_successor is None
+    assert "DEFAULT_SUCCESSOR" in (policy.configuration_error or "")
+
+
+def test_reset_sessions_takes_only_true_or_false() -> None:
+    with pytest.raises(ValueError, match="RESET_SESSIONS"):
+        offboarding_settings(RESET_SESSIONS="yes")
+
+
 def test_a_throttled_table_is_retried_however_often_it_comes_back(app: ModuleType) -> None:
     from botocore.exceptions import ClientError
 
