@@ -45,9 +45,10 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
     "offboarding": [
         ("requests (distinct)", "requests|distinct_requests", ""),
         ("wall, s", "wall_s", ""),
-        ("SCIM rate-limit floor, s", "floor_s", ""),
+        ("rate-limit floor (binding budget), s", "floor_s|binding_budget", ""),
         ("efficiency", "efficiency", ">= 0.9"),
         ("effects / lost", "effects|lost", "one per distinct request / 0"),
+        ("boards handed over / sessions reset", "boards_handed_over|sessions_reset", "all / one each"),
     ],
     "emulator_scale": [
         ("members / audit events", "members|audit_events", "100k / 1M"),

@@ -31,6 +31,7 @@ first write call; a refusal is final.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -614,7 +615,7 @@ class OffboardingWorker:
         member: ResolvedMember | None = None
         try:
             try:
-                member = self._resolver.resolve(request)
+                member = self._resolver.resolve(request, count_boards=self._successor_email(request) is None)
                 try:
                     plan = self._plan(trail, member)
                 except RefusalError as refusal:
@@ -680,6 +681,8 @@ class OffboardingWorker:
         user = self._scim_user(trail, member)
         member = _with_scim_id(member, user.id)
         handover = self._handover(member, request.action, with_boards=successor is not None)
+        if member.boards_owned is None and handover is not None and successor is not None:
+            member = dataclasses.replace(member, boards_owned=len(handover.boards))
         if handover is not None and handover.sole_admin_teams and successor is None:
             named = ", ".join(f"{team.name} ({team.id})" for team in handover.sole_admin_teams)
             raise RefusalError(
@@ -981,8 +984,6 @@ class OffboardingWorker:
 
 
 def _with_scim_id(member: ResolvedMember, scim_id: str) -> ResolvedMember:
-    import dataclasses
-
     return dataclasses.replace(member, scim_id=scim_id)
 
 
