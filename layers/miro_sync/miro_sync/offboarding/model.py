@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from miro_sync.offboarding.messages import InvalidRequestError, OffboardingRequest, parse_request
-from miro_sync.store.actions import ActionRecord, Attempt, Outcome
+from miro_sync.store.actions import ActionRecord, Attempt, Outcome, utc_now_iso
 
 PHASE_ATTRIBUTE: Final = "miroSyncPhase"
 PHASE_REQUEST: Final = "request"  # as submitted
@@ -183,3 +183,35 @@ def request_id_of(body: str) -> str | None:
         return parse_request(body).key
     except InvalidRequestError:
         return None
+
+
+def new_action_record(
+    request: OffboardingRequest,
+    now: datetime,
+    *,
+    outcome: Outcome = "received",
+    fields: dict[str, Any] | None = None,
+    attempts: list[Attempt] | None = None,
+    requested_at: str | None = None,
+    sender_id: str | None = None,
+) -> ActionRecord:
+    stamp = utc_now_iso(now)
+    record = ActionRecord(
+        request_id=request.key,
+        action=request.action,
+        member_key=request.member_key,
+        requested_by=request.requested_by,
+        reason=request.reason,
+        outcome=outcome,
+        created_at=stamp,
+        updated_at=stamp,
+        body=request.to_body(),
+        dry_run=request.dry_run,
+        not_before=utc_now_iso(request.not_before) if request.not_before else None,
+        email=request.email,
+        member_id=request.member_id,
+        attempts=list(attempts or []),
+        requested_at=requested_at or stamp,
+        sender_id=sender_id,
+    )
+    return record.model_copy(update={k: v for k, v in (fields or {}).items() if v is not None})

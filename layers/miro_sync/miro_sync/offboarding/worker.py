@@ -50,7 +50,6 @@ from miro_sync.offboarding.messages import (
     parse_request,
 )
 from miro_sync.offboarding.model import (
-    OPPOSING_ACTIONS,
     PHASE_ATTRIBUTE,
     PHASE_DUE,
     PHASE_RELEASE,
@@ -68,10 +67,11 @@ from miro_sync.offboarding.model import (
     ReusedIdError,
     Trail,
     duplicate,
-    parse_time,
+    new_action_record,
     request_id_of,
     utc_now,
 )
+from miro_sync.offboarding.ordering import RequestOrder
 from miro_sync.offboarding.ports import (
     ActionsStore,
     BlastRadius,
@@ -125,7 +125,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-# How many generations of a hand-written intent one message may step through (see _next_generation)
+# How many generations of a hand-written intent one message may step through (RequestOrder.next_generation)
 MAX_GENERATION_HOPS: Final = 8
 
 
@@ -177,9 +177,11 @@ class OffboardingWorker:
             clock=clock,
         )
         self._idempotency_config = idempotency_config
-        # A hand-written request (derived id) that finished longer ago than this is not a duplicate of a
-        # new message with the same intent, but a new request (see OffboardingRequest.next_generation).
-        self._dedupe_window = timedelta(seconds=idempotency_config.expires_after_seconds)
+        self._order = RequestOrder(
+            actions=actions,
+            clock=clock,
+            dedupe_window=timedelta(seconds=idempotency_config.expires_after_seconds),
+        )
         self._idempotent_process = idempotent_function(
             self._process,
             data_keyword_argument="payload",
@@ -260,12 +262,12 @@ class OffboardingWorker:
             if stored.get("nonce") == nonce:
                 return Result(stored["requestId"], stored["outcome"], stored.get("reason"))
             # Powertools answered from an earlier invocation's result: this message repeats a request
-            successor = self._successor_if_overtaken(request, stored["requestId"], phase, sent)
+            successor = self._order.successor_if_overtaken(request, stored["requestId"], phase, sent)
             if successor is None:
                 self._metric("OffboardingDuplicates", 1)
                 return duplicate(stored["requestId"], stored["outcome"], stored.get("reason"))
             request, message = successor, successor.to_body()
-        # cannot happen with _generation_after jumping to the latest generation; never retried forever
+        # cannot happen (RequestOrder.generation_after jumps to the latest generation); never retried forever
         raise InvalidRequestError(
             f"{request.key}: more than {MAX_GENERATION_HOPS} generations in one message", body
         )
@@ -322,7 +324,7 @@ class OffboardingWorker:
             else:
                 existing = self._load_or_create(trail, now, look_first=phase != PHASE_REQUEST)
             self._ensure_same_request(existing, request)
-            successor = self._next_generation(request, existing, phase, now, sent=trail.requested_at)
+            successor = self._order.next_generation(request, existing, phase, now, sent=trail.requested_at)
             if successor is None:
                 trail.record = existing
                 return self._stamped(self._continue(trail, phase, now), request, nonce)
@@ -344,97 +346,6 @@ class OffboardingWorker:
             raise ReusedIdError(existing) from None
         if stored.fingerprint != request.fingerprint:
             raise ReusedIdError(existing)
-
-    def _next_generation(
-        self,
-        request: OffboardingRequest,
-        existing: ActionRecord,
-        phase: str,
-        now: datetime,
-        *,
-        sent: str | None,
-    ) -> OffboardingRequest | None:
-        """A hand-written request (derived id) whose intent finished is sent again on purpose when it
-        finished longer ago than the dedupe window, or when an opposing request for the member was made
-        between it and this message (suspend -> reactivate -> suspend): it becomes a new request, the
-        latest generation of the id. Otherwise it is a duplicate (SQS redeliveries, double sends)."""
-        if phase != PHASE_REQUEST or not request.has_derived_id or not existing.is_final:
-            return None
-        finished = parse_time(existing.completed_at or existing.updated_at)
-        within_window = finished is not None and now - finished < self._dedupe_window
-        if within_window and self._later_opposing_request(existing, before=sent) is None:
-            return None
-        return self._generation_after(request, existing, sent)
-
-    def _successor_if_overtaken(
-        self, request: OffboardingRequest, answered_id: str, phase: str, sent: str
-    ) -> OffboardingRequest | None:
-        """A repeat answered from the idempotency store is a duplicate - unless it was sent after an
-        opposing request that itself followed the original (suspend, reactivate, suspend again): then
-        the member's state says otherwise, and the repeat is the intent's next generation. An SQS
-        redelivery of the original message (sent before the opposing request) stays a duplicate."""
-        if phase != PHASE_REQUEST or not request.has_derived_id:
-            return None
-        original = self._actions.get(answered_id)
-        if original is None or not original.is_final:
-            return None
-        if self._later_opposing_request(original, before=sent) is None:
-            return None
-        return self._generation_after(request, original, sent)
-
-    def _generation_after(
-        self, request: OffboardingRequest, overtaken: ActionRecord, sent: str | None
-    ) -> OffboardingRequest:
-        """The generation this message stands for once `overtaken` is: the latest one recorded for the
-        intent when there is a later one that this message repeats (still open, or finished with no
-        opposing request since), else a new one. Jumping to the latest makes a member suspended and
-        reactivated many times cost one step, not one per generation."""
-        base = request.derived_request_id
-        latest = overtaken
-        for record in self._actions.by_member(request.member_key):
-            if _generation_of(record.request_id, base) > _generation_of(latest.request_id, base):
-                latest = record
-        at_latest = request.model_copy(update={"request_id": latest.request_id})
-        if latest is overtaken:
-            return at_latest.next_generation()
-        if not latest.is_final or self._later_opposing_request(latest, before=sent) is None:
-            return at_latest  # this message repeats the latest generation
-        return at_latest.next_generation()
-
-    def _later_opposing_request(
-        self,
-        record: ActionRecord,
-        *,
-        requested: str | None = None,
-        before: str | None = None,
-    ) -> ActionRecord | None:
-        """A request for the same member, made after `record`'s (or after `requested`) and before
-        `before` if given, that wants the opposite (reactivate against suspend/delete and back), was
-        neither refused nor cancelled, and is in effect or under way: one waiting for a notBefore still
-        ahead is not (it is ordered when it comes due)."""
-        if record.dry_run:
-            return None
-        opposing = OPPOSING_ACTIONS.get(record.action, frozenset())
-        mine = requested or record.requested_instant
-        now = utc_now_iso(self._clock())
-        keys = {record.member_key}
-        if record.email:
-            keys.add(record.email)
-        if record.member_id:
-            keys.add(f"id:{record.member_id}")
-        later = [
-            other
-            for key in sorted(keys)
-            for other in self._actions.by_member(key)
-            if other.request_id != record.request_id
-            and other.action in opposing
-            and not other.dry_run
-            and other.outcome not in {"refused", "cancelled"}
-            and not (other.outcome == "pending" and (other.not_before or "") > now)
-            and other.requested_instant > mine
-            and (before is None or other.requested_instant < before)
-        ]
-        return max(later, key=lambda other: other.requested_instant) if later else None
 
     def _continue(self, trail: Trail, phase: str, now: datetime) -> dict[str, Any]:
         """A request whose record exists: its stored state decides what may happen."""
@@ -485,45 +396,13 @@ class OffboardingWorker:
             existing = self._actions.get(request.key)
             if existing is not None:
                 return existing
-        record = self._new_record(request, now, requested_at=trail.requested_at, sender_id=trail.sender_id)
+        record = new_action_record(request, now, requested_at=trail.requested_at, sender_id=trail.sender_id)
         if self._actions.create(record):
             return record
         existing = self._actions.get(request.key)
         if existing is None:  # created and gone again: nothing deletes action records, so this is a bug
             raise RetryableError(f"action record {request.key} vanished")
         return existing
-
-    @staticmethod
-    def _new_record(
-        request: OffboardingRequest,
-        now: datetime,
-        *,
-        outcome: Outcome = "received",
-        fields: dict[str, Any] | None = None,
-        attempts: list[Attempt] | None = None,
-        requested_at: str | None = None,
-        sender_id: str | None = None,
-    ) -> ActionRecord:
-        stamp = utc_now_iso(now)
-        record = ActionRecord(
-            request_id=request.key,
-            action=request.action,
-            member_key=request.member_key,
-            requested_by=request.requested_by,
-            reason=request.reason,
-            outcome=outcome,
-            created_at=stamp,
-            updated_at=stamp,
-            body=request.to_body(),
-            dry_run=request.dry_run,
-            not_before=utc_now_iso(request.not_before) if request.not_before else None,
-            email=request.email,
-            member_id=request.member_id,
-            attempts=list(attempts or []),
-            requested_at=requested_at or stamp,
-            sender_id=sender_id,
-        )
-        return record.model_copy(update={k: v for k, v in (fields or {}).items() if v is not None})
 
     def _defer(self, request: OffboardingRequest, record: ActionRecord, phase: str, now: datetime) -> None:
         assert request.not_before is not None
@@ -671,7 +550,7 @@ class OffboardingWorker:
             if self._policy.configuration_error is not None and request.is_destructive:
                 self._metric("OffboardingConfigurationError", 1)
             raise
-        self._check_not_overtaken(trail, member)
+        self._order.check_not_overtaken(trail, member)
         successor: OrgMember | None = None
         successor_email = self._successor_email(request)
         if successor_email is not None:
@@ -859,31 +738,6 @@ class OffboardingWorker:
             )
         return user
 
-    def _check_not_overtaken(self, trail: Trail, member: ResolvedMember) -> None:
-        """Requests for one member take effect in the order they were made: a request is refused when a
-        later, opposing one exists (e.g. a failed suspend redelivered after the operator reactivated)."""
-        request = trail.request
-        if request.dry_run:
-            return
-        record = trail.record or self._new_record(
-            request, self._clock(), requested_at=trail.requested_at, sender_id=trail.sender_id
-        )
-        mine = record.requested_instant
-        if trail.phase == PHASE_REQUEST and trail.requested_at:
-            # sent again by its requester (not an SQS redelivery, which keeps its send time): the
-            # request stands as of this send; due and released messages keep the original's time
-            mine = max(mine, trail.requested_at)
-        later = self._later_opposing_request(
-            record.model_copy(update={"email": member.email, "member_id": member.member_id}),
-            requested=mine,
-        )
-        if later is not None:
-            raise RefusalError(
-                f"overtaken by a later request for {member.email}: {later.request_id} ({later.action}, "
-                f"{later.outcome}, requested {later.requested_instant}); this {request.action} was "
-                f"requested {mine} and is not carried out"
-            )
-
     def _write(
         self,
         trail: Trail,
@@ -898,7 +752,7 @@ class OffboardingWorker:
         now = self._clock()
         changes = {**trail.fields, **(fields or {})}
         if trail.record is None:
-            record = self._new_record(
+            record = new_action_record(
                 trail.request,
                 now,
                 outcome=outcome or "received",
@@ -985,14 +839,6 @@ class OffboardingWorker:
 
 def _with_scim_id(member: ResolvedMember, scim_id: str) -> ResolvedMember:
     return dataclasses.replace(member, scim_id=scim_id)
-
-
-def _generation_of(request_id: str, base: str) -> int:
-    """1 for the derived id itself, n for `<base>.<n>`, 0 for anything else."""
-    if request_id == base:
-        return 1
-    suffix = request_id.removeprefix(base + ".")
-    return int(suffix) if suffix != request_id and suffix.isdigit() and len(suffix) < 9 else 0
 
 
 def _may_have_reached_miro(status: int | None) -> bool:
