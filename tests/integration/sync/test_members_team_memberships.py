@@ -57,7 +57,9 @@ def _memberships_over_the_api(emulator: RunningEmulator) -> dict[str, list[dict[
 
 def _stored_memberships(table: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
     return {
-        member_id: item["teamMemberships"] for member_id, item in table.items() if "teamMemberships" in item
+        member_id: [TeamMembership.from_item(value).model_dump() for value in item["teamMemberships"]]
+        for member_id, item in table.items()
+        if "teamMemberships" in item
     }
 
 
@@ -108,7 +110,7 @@ def test_each_member_has_the_team_names_and_roles_the_api_lists_and_changes_are_
     assert again[-1]["unchanged"] == MEMBERS - len(affected)
     after = _table(local_stack)
     assert _stored_memberships(after) == _memberships_over_the_api(emulator)
-    assert next(m for m in after[promoted_id]["teamMemberships"] if m["id"] == team_id)["role"] == "admin"
+    assert next(m for m in _stored_memberships(after)[promoted_id] if m["id"] == team_id)["role"] == "admin"
     unaffected = next(member_id for member_id in truth if member_id not in affected)
     assert after[unaffected] == table[unaffected]
 
@@ -152,10 +154,7 @@ def test_the_repository_round_trips_memberships_and_a_rewrite_replaces_or_remove
     stored = repository.get("m1")
     assert stored == first
     raw = table.get_item(Key={"memberId": "m1"}, ConsistentRead=True)["Item"]
-    assert raw["teamMemberships"] == [
-        {"id": "t1", "name": "Design", "role": "member"},
-        {"id": "t2", "name": "Sales", "role": "admin"},
-    ]
+    assert raw["teamMemberships"] == ["t1:member:Design", "t2:admin:Sales"]
     assert stored is not None
     assert stored.admin_team_ids == ("t2",)
 

@@ -49,15 +49,12 @@ def record_for(
     )
 
 
-def test_memberships_are_stored_as_maps_sorted_by_team_id_and_read_back() -> None:
+def test_memberships_are_stored_as_id_role_name_strings_sorted_by_team_id_and_read_back() -> None:
     record = record_for(ADMIN_OF_B)
 
     item = record.to_item()
 
-    assert item["teamMemberships"] == [
-        {"id": "t-a", "name": "Alpha", "role": "member"},
-        {"id": "t-b", "name": "Beta", "role": "admin"},
-    ]
+    assert item["teamMemberships"] == ["t-a:member:Alpha", "t-b:admin:Beta"]
     assert item["teams"] == ["t-a", "t-b"]
     restored = MemberRecord.from_item(item)
     assert restored == record
@@ -69,6 +66,12 @@ def test_memberships_are_stored_as_maps_sorted_by_team_id_and_read_back() -> Non
     assert restored.content_fingerprint() == record.fingerprint
 
 
+def test_a_team_name_with_colons_survives_and_the_first_map_form_still_reads() -> None:
+    odd = TeamMembership(id="t-9", name="R&D: EMEA: 2027", role="admin")
+    assert TeamMembership.from_item(odd.to_item()) == odd
+    assert TeamMembership.from_item({"id": "t-9", "name": "R&D: EMEA: 2027", "role": "admin"}) == odd
+
+
 def test_no_memberships_no_attribute_and_a_rewrite_removes_it() -> None:
     record = record_for(())
 
@@ -76,8 +79,8 @@ def test_no_memberships_no_attribute_and_a_rewrite_removes_it() -> None:
     assert record.sync_owned_attributes()["teamMemberships"] is None  # REMOVE on a rewrite
     assert record.admin_team_ids == ()
     assert record_for(ADMIN_OF_B).sync_owned_attributes()["teamMemberships"] == [
-        {"id": "t-a", "name": "Alpha", "role": "member"},
-        {"id": "t-b", "name": "Beta", "role": "admin"},
+        "t-a:member:Alpha",
+        "t-b:admin:Beta",
     ]
 
 

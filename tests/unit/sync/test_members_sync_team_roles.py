@@ -5,7 +5,7 @@ from __future__ import annotations
 from array import array
 from datetime import timedelta
 
-from miro_sync.store.members import MemberRecord
+from miro_sync.store.members import MemberRecord, TeamMembership
 from miro_sync.sync.member_index import pack_section_parts, unpack_sections
 from tests.unit.sync.fakes import FakeDeadline
 from tests.unit.sync.test_members_sync import T0, World, world
@@ -19,7 +19,8 @@ def roles_world(count: int = 45) -> World:
 
 
 def memberships(w: World, member_id: str) -> list[dict[str, str]] | None:
-    return w.members.items[member_id].get("teamMemberships")
+    stored = w.members.items[member_id].get("teamMemberships")
+    return None if stored is None else [TeamMembership.from_item(value).model_dump() for value in stored]
 
 
 def test_each_member_gets_their_teams_with_name_and_role() -> None:

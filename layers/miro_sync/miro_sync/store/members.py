@@ -4,7 +4,7 @@ Item attributes (camelCase, as stored):
   memberId, email (lower-cased; GSI ByEmail), role, license, active, status
   (active|suspended|deprovisioned), seat = "{status}#{license}" and lastSeenAt (GSI BySeat;
   "0000-00-00T00:00:00Z" when never seen so such seats sort as the oldest), lastActivityAt,
-  licenseAssignedAt, teams (team ids), teamMemberships (list of maps {id, name, role}: the member's
+  licenseAssignedAt, teams (team ids), teamMemberships (list of "id:role:name" strings: the member's
   teams with the team's name and the member's team role, sorted by team id; absent when none),
   boardsOwned, scimId, scimCheckedAt, adminRoles, firstSeenAt, lastChangedAt, removedAt,
   fingerprint (hash of the Miro-owned content) and the derived signals written by other
@@ -54,7 +54,8 @@ TEAM_ROLE_ADMIN = "admin"
 
 class TeamMembership(BaseModel):
     """One of a member's teams: the team's id and name and the member's role in it (Miro's team
-    role: "member", "admin", "non_team", "team_guest", ...). Stored as a map {id, name, role}."""
+    role: "member", "admin", "non_team", "team_guest", ...). Stored as one string "id:role:name" (a map
+    per team costs boto3 several times the CPU per item on every sync's write and read)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -62,8 +63,15 @@ class TeamMembership(BaseModel):
     name: str
     role: str
 
-    def to_item(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "role": self.role}
+    def to_item(self) -> str:
+        return f"{self.id}:{self.role}:{self.name}"
+
+    @classmethod
+    def from_item(cls, value: object) -> TeamMembership:
+        if isinstance(value, dict):  # the map form some items were first written with
+            return cls.model_validate(value)
+        team_id, role, name = str(value).split(":", 2)  # ids and roles hold no ":"; names may
+        return cls(id=team_id, name=name, role=role)
 
 
 class MemberRecord(BaseModel):
@@ -186,9 +194,13 @@ class MemberRecord(BaseModel):
         data.pop("lastSeenAt", None)
         if "boardsOwned" in data:
             data["boardsOwned"] = int(data["boardsOwned"])
-        for name in ("teams", "adminRoles", "teamMemberships"):  # teamMemberships: maps, validated
+        for name in ("teams", "adminRoles"):
             if name in data:
                 data[name] = tuple(data[name])
+        if "teamMemberships" in data:
+            data["teamMemberships"] = tuple(
+                TeamMembership.from_item(value) for value in data["teamMemberships"]
+            )
         return cls.model_validate(data)
 
 
