@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import typer
+
+
+@contextmanager
+def _stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """Ctrl-C (SIGINT) and SIGTERM set an event instead of raising KeyboardInterrupt wherever the main
+    thread happens to be (printing, inside the server's shutdown): the command always stops the server
+    the same way and gives the prompt back."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def emulator(
@@ -57,8 +75,15 @@ def emulator(
         content_admin=content_admin,
     )
     events = config.audit_event_count
-    with console.status(f"Generating an org of {members} members, ~{events} audit events (seed {seed})..."):
-        running = start_emulator(config, port=port)
+    with _stop_on_ctrl_c() as stop:
+        with console.status(
+            f"Generating an org of {members} members, ~{events} audit events (seed {seed})..."
+        ):
+            running = start_emulator(config, port=port)
+        _serve_until(stop, running, console, faults, window_s)
+
+
+def _serve_until(stop: threading.Event, running: Any, console: Any, faults: str, window_s: float) -> None:
     with running:
         console.print(f"[bold green]Miro emulator[/] serving org [bold]{running.org_id}[/]")
         console.print(f"  REST        {running.base_url}")
@@ -78,7 +103,6 @@ def emulator(
         )
         console.print(f"\nexport {exports}", soft_wrap=True, highlight=False)
         console.print("Press Ctrl-C to stop.")
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            console.print("Stopping.")
+        while not stop.wait(0.5):
+            pass
+        console.print("Stopping.")

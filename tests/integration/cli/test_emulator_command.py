@@ -84,3 +84,29 @@ def test_negative_audit_events_is_a_usage_error() -> None:
     result = run_cli("emulator", "--port", "0", "--audit-events", "-1", timeout_s=60)
     assert result.returncode == 2
     assert "--audit-events" in result.stderr
+
+
+def test_ctrl_c_pressed_twice_while_stopping_still_gives_the_prompt_back() -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "miro_sync_cli.main", "emulator", "--port", str(port), "--members", "30"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/_emulator/stats", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the emulator did not start within 60 s"
+                time.sleep(0.05)
+        # right after it answers (it may still be printing its banner), then again while it stops
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+        assert "Traceback" not in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
