@@ -15,14 +15,24 @@ if TYPE_CHECKING:
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+# GET /Users `count`: "set to 100 by default and the maximum value allowed for this parameter is 1000"
+# (spec, listUsers); a larger count is answered with 1000 (itemsPerPage says how many came).
 MAX_COUNT = 1000
+DEFAULT_COUNT = 100
+# License -> userType, in the spec's names ("Full, Free, Free Restricted, Full (Trial), Basic, Standard,
+# Advanced"); "Occasional" is not in that list and is named after the REST license.
 USER_TYPES = {
     "full": "Full",
     "occasional": "Occasional",
     "free": "Free",
     "free_restricted": "Free Restricted",
-    "full_trial": "Full",
+    "full_trial": "Full (Trial)",
 }
+USER_ROLE = "organization_user_role"
+ADMIN_ROLE = "organization_admin_role"
+ROLE_DISPLAY = {"organization_internal_admin": "Company Admin", "organization_internal_user": "Member"}
+# Returned whatever `attributes` asks for (RFC 7644 section 3.4.2.5: returned "always").
+ALWAYS_RETURNED = ("schemas", "id")
 
 # One comparison: attribute, operator, value (quoted string, true/false, or a number).
 _COMPARISON = re.compile(
@@ -35,7 +45,24 @@ def scim_response(status: int, body: Any = None) -> Response:
     return Response(status, body, content_type=SCIM_CONTENT_TYPE)
 
 
-def user_json(emulator: Emulator, member: Member) -> dict[str, Any]:
+def user_json(
+    emulator: Emulator, member: Member, groups: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """A SCIM user as the spec's UserResource shows it. `groups`: the member's teams as
+    {"value": team id, "display": team name} (computed for the member when None)."""
+    roles: list[dict[str, Any]] = [
+        {
+            "value": member.role.upper(),
+            "display": ROLE_DISPLAY.get(member.role, member.role),
+            "type": USER_ROLE,
+            "primary": True,
+        }
+    ]
+    roles.extend(
+        {"value": name, "display": name, "type": ADMIN_ROLE, "primary": False} for name in member.admin_roles
+    )
+    if groups is None:
+        groups = _groups_of(emulator.state, [member]).get(member.index, [])
     return {
         "schemas": [USER_SCHEMA],
         "id": member.scim_id,
@@ -49,12 +76,70 @@ def user_json(emulator: Emulator, member: Member) -> dict[str, Any]:
         "userType": USER_TYPES.get(member.license, "Free"),
         "active": member.active,
         "emails": [{"value": member.email, "type": "work", "primary": True}],
-        "roles": [{"value": member.role.upper(), "type": "organization_role", "primary": True}],
+        "groups": groups,
+        "roles": roles,
         "meta": {
             "resourceType": "User",
             "location": f"{emulator.scim_base_for_links}/Users/{member.scim_id}",
         },
     }
+
+
+def _groups_of(state: OrgState, members: list[Member]) -> dict[int, list[dict[str, str]]]:
+    """Member index -> the member's teams as SCIM groups, for `members` only: one pass over the teams
+    with a set intersection each (not a scan of every membership per member)."""
+    wanted = {member.index for member in members}
+    groups: dict[int, list[dict[str, str]]] = {}
+    for team in state.teams:
+        memberships = team.memberships
+        if len(memberships) < len(wanted):
+            found = [index for index in memberships if index in wanted]
+        else:
+            found = [index for index in wanted if index in memberships]
+        for index in found:
+            groups.setdefault(index, []).append({"value": team.id, "display": team.name})
+    return groups
+
+
+def _selected(resource: dict[str, Any], attributes: str | None) -> dict[str, Any]:
+    """`resource` cut down to the `attributes` asked for (comma-separated, case-insensitive; a
+    sub-attribute such as `name.givenName` keeps that part of `name`)."""
+    if not attributes:
+        return resource
+    wanted: dict[str, set[str] | None] = {}
+    for raw in attributes.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name.lower().startswith(USER_SCHEMA.lower() + ":"):
+            name = name[len(USER_SCHEMA) + 1 :]
+        top, _dot, sub = name.partition(".")
+        key = top.lower()
+        if sub:
+            if key not in wanted or wanted[key] is not None:
+                wanted.setdefault(key, set())
+                subs = wanted[key]
+                if subs is not None:
+                    subs.add(sub.lower())
+        else:
+            wanted[key] = None
+    selected: dict[str, Any] = {}
+    for key, value in resource.items():
+        lowered = key.lower()
+        if key in ALWAYS_RETURNED:
+            selected[key] = value
+        elif lowered in wanted:
+            subs = wanted[lowered]
+            if subs is None:
+                selected[key] = value
+            elif isinstance(value, dict):
+                selected[key] = {k: v for k, v in value.items() if k.lower() in subs}
+            elif isinstance(value, list):
+                selected[key] = [
+                    {k: v for k, v in item.items() if k.lower() in subs} if isinstance(item, dict) else item
+                    for item in value
+                ]
+    return selected
 
 
 def _attribute(member: Member, name: str) -> object:
@@ -130,7 +215,8 @@ def _int_param(request: Request, name: str, default: int) -> int:
 def list_users(emulator: Emulator, request: Request) -> Response:
     state = emulator.state
     start_index = max(1, _int_param(request, "startIndex", 1))  # RFC 7644: values below 1 mean 1
-    count = min(MAX_COUNT, max(0, _int_param(request, "count", 100)))
+    count = min(MAX_COUNT, max(0, _int_param(request, "count", DEFAULT_COUNT)))
+    attributes = request.param("attributes")
     expression = request.param("filter")
     with state.lock:
         if expression:
@@ -147,7 +233,12 @@ def list_users(emulator: Emulator, request: Request) -> Response:
             total = len(state.scim_order)
             positions = state.scim_order[start_index - 1 : start_index - 1 + count]
             window = [state.all_members[i] for i in positions]
-        resources = [user_json(emulator, member) for member in window]
+        wants_groups = not attributes or "groups" in attributes.lower()
+        groups = _groups_of(state, window) if wants_groups else {}
+        resources = [
+            _selected(user_json(emulator, member, groups.get(member.index, [])), attributes)
+            for member in window
+        ]
     body = {
         "schemas": [LIST_SCHEMA],
         "totalResults": total,

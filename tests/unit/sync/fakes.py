@@ -164,19 +164,31 @@ class FakeScim:
     listings: int = 0
     pages_served: int = 0
     lookups: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # email -> displayName
+    counts: list[int] = field(default_factory=list)  # `count` of every page request
+    attributes: list[tuple[str, ...] | None] = field(default_factory=list)
+
+    def _user(self, email: str) -> ScimUser:
+        body: dict[str, str] = {"id": self.users[email], "userName": email}
+        if email in self.names:
+            body["displayName"] = self.names[email]
+        return ScimUser.model_validate(body)
 
     def iter_user_pages(
-        self, filter: str | None = None, count: int = 100, start_index: int = 1
+        self,
+        filter: str | None = None,
+        count: int = 100,
+        start_index: int = 1,
+        attributes: Sequence[str] | None = None,
     ) -> Iterator[ScimListResponse]:
         if start_index == 1:
             self.listings += 1
         emails = sorted(self.users)
         for start in range(start_index - 1, max(len(emails), 1), count):
             self.pages_served += 1
-            users = [
-                ScimUser.model_validate({"id": self.users[email], "userName": email})
-                for email in emails[start : start + count]
-            ]
+            self.counts.append(count)
+            self.attributes.append(tuple(attributes) if attributes is not None else None)
+            users = [self._user(email) for email in emails[start : start + count]]
             yield ScimListResponse.model_validate(
                 {
                     "Resources": [user.model_dump(by_alias=True) for user in users],
@@ -188,8 +200,7 @@ class FakeScim:
 
     def find_user_by_username(self, email: str) -> ScimUser | None:
         self.lookups.append(email)
-        scim_id = self.users.get(email)
-        return ScimUser.model_validate({"id": scim_id, "userName": email}) if scim_id else None
+        return self._user(email) if email in self.users else None
 
 
 @dataclass

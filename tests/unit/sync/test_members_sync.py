@@ -450,7 +450,7 @@ def test_board_and_scim_pages_past_the_first_are_fetched_concurrently_exactly_on
     w = World(miro=FakeMiro(people, teams={"t1": [people[0].id]}, boards=boards), scim=FakeScim(scim_users))
     assert w.run(page_size=50).outcome == "complete"
     assert w.miro.board_pages_served == 3  # offsets 0, 50, 100
-    assert w.scim.pages_served == 3  # 234 users: startIndex 1, 101, 201
+    assert w.scim.pages_served == 1  # 234 users, 1,000 per page (3 pages at the former 100)
     for index, person in enumerate(people):
         item = w.members.items[person.id]
         assert item["boardsOwned"] == sum(1 for _b, owner in boards if owner == person.id)

@@ -215,8 +215,15 @@ class ScimEmail(MiroModel):
     primary: StrictBool | None = None
 
 
+SCIM_USER_ROLE = "organization_user_role"  # the one organization role (ORGANIZATION_INTERNAL_USER, ...)
+SCIM_ADMIN_ROLE = "organization_admin_role"  # admin roles by name ("Content Admin", custom role names)
+# SCIM userType (a licence name, free-form per the spec: "Full", "Free", "Free Restricted", "Full (Trial)",
+# "Basic", "Standard", "Advanced") -> the REST API's license value. Others: lower-cased, "_" for blanks.
+SCIM_USER_TYPES = {"full (trial)": "full_trial", "free restricted": "free_restricted"}
+
+
 class ScimRole(MiroModel):
-    value: StrictStr
+    value: StrictStr | None = None  # tolerated missing: a role without a value is ignored
     type: StrictStr | None = None
     display: StrictStr | None = None
     primary: StrictBool | None = None
@@ -236,6 +243,14 @@ class ScimEnterpriseUser(MiroModel):
     manager: ScimManager | None = None
 
 
+class ScimGroupRef(MiroModel):
+    """One of a user's groups (in Miro's spec: teams) as `groups` lists them: id and name."""
+
+    value: StrictStr | None = None
+    display: StrictStr | None = None
+    type: StrictStr | None = None
+
+
 class ScimUser(MiroModel):
     id: StrictStr
     user_name: StrictStr = Field(alias="userName")
@@ -246,8 +261,50 @@ class ScimUser(MiroModel):
     user_type: StrictStr | None = Field(default=None, alias="userType")
     emails: list[ScimEmail] = Field(default_factory=list)
     roles: list[ScimRole] = Field(default_factory=list)
+    groups: list[ScimGroupRef] = Field(default_factory=list)
     meta: dict[str, Any] | None = None
     enterprise: ScimEnterpriseUser | None = Field(default=None, alias=SCIM_ENTERPRISE_USER)
+
+    @property
+    def full_name(self) -> str | None:
+        """The name Miro shows, by Miro's documented order: displayName, else name.formatted, else
+        givenName + " " + familyName (None when none is given; Miro would show the userName)."""
+        for candidate in (self.display_name, self.name.formatted if self.name else None):
+            if candidate and candidate.strip():
+                return candidate.strip()
+        if self.name is not None:
+            parts = [part.strip() for part in (self.name.given_name, self.name.family_name) if part]
+            joined = " ".join(part for part in parts if part)
+            if joined:
+                return joined
+        return None
+
+    @property
+    def organization_role(self) -> str | None:
+        """The organization role in the REST API's spelling ("organization_internal_user"): the role
+        of type organization_user_role, else the primary role (older answers had no such type)."""
+        typed = [role for role in self.roles if role.value and role.type == SCIM_USER_ROLE]
+        primary = [
+            role for role in self.roles if role.value and role.primary and role.type != SCIM_ADMIN_ROLE
+        ]
+        chosen = (typed or primary)[:1]
+        return chosen[0].value.lower() if chosen and chosen[0].value else None
+
+    @property
+    def admin_role_names(self) -> tuple[str, ...]:
+        """Admin roles by name ("Content Admin", a custom role's name), sorted."""
+        return tuple(
+            sorted({role.value for role in self.roles if role.value and role.type == SCIM_ADMIN_ROLE})
+        )
+
+    @property
+    def license(self) -> str | None:
+        """userType as the REST API names licenses ("Full" -> "full", "Free Restricted" ->
+        "free_restricted", "Full (Trial)" -> "full_trial"); None when absent."""
+        if not self.user_type or not self.user_type.strip():
+            return None
+        lowered = " ".join(self.user_type.lower().split())
+        return SCIM_USER_TYPES.get(lowered, lowered.replace(" ", "_"))
 
 
 class ScimListResponse(MiroModel):

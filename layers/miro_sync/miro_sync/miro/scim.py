@@ -9,7 +9,7 @@ deactivated or deleted (409 -> ``MiroConflict``).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import httpx
 
@@ -28,7 +28,10 @@ from miro_sync.miro.models import SCIM_PATCH_OP, ScimListResponse, ScimUser
 from miro_sync.secrets import TokenProvider, as_token_provider
 
 _SCIM_HINT = AuthHint(scope="SCIM API token", role="Company Admin")
-MAX_SCIM_COUNT = 100
+# GET /Users `count`: "set to 100 by default and the maximum value allowed for this parameter is 1000"
+# (Miro's OpenAPI spec, listUsers; shared/miro-openapi/spec.json). A full listing of 100,000 users is
+# 100 requests instead of 1,000.
+MAX_SCIM_COUNT = 1000
 
 
 def scim_string(value: str) -> str:
@@ -93,14 +96,20 @@ class MiroScimClient:
         return matches[0] if matches else None
 
     def iter_user_pages(
-        self, filter: str | None = None, count: int = MAX_SCIM_COUNT, start_index: int = 1
+        self,
+        filter: str | None = None,
+        count: int = MAX_SCIM_COUNT,
+        start_index: int = 1,
+        attributes: Sequence[str] | None = None,
     ) -> Iterator[ScimListResponse]:
         """SCIM list pages from ``start_index`` (1-based; a caller that knows ``totalResults`` can
-        fetch pages concurrently); raises if Miro stops before ``totalResults``."""
+        fetch pages concurrently); raises if Miro stops before ``totalResults``. ``count`` is capped
+        at Miro's maximum (1000). ``attributes`` (e.g. ``("userName", "displayName")``) asks for
+        those only (``id`` always comes): smaller pages; a server ignoring it costs nothing but size."""
         count = max(1, min(count, MAX_SCIM_COUNT))
         start_index = max(1, start_index)
         while True:
-            page = self._list(filter=filter, start_index=start_index, count=count)
+            page = self._list(filter=filter, start_index=start_index, count=count, attributes=attributes)
             yield page
             received = len(page.resources)
             if received == 0:
@@ -140,8 +149,12 @@ class MiroScimClient:
                 return
             raise
 
-    def _list(self, *, filter: str | None, start_index: int, count: int) -> ScimListResponse:
+    def _list(
+        self, *, filter: str | None, start_index: int, count: int, attributes: Sequence[str] | None = None
+    ) -> ScimListResponse:
         params: dict[str, str | int] = {"startIndex": start_index, "count": count}
         if filter:
             params["filter"] = filter
+        if attributes:
+            params["attributes"] = ",".join(attributes)
         return self._http.request("GET", "/Users", _parse_list, params=params, hint=_SCIM_HINT)

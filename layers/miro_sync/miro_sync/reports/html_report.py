@@ -60,11 +60,10 @@ def _seat_rows(seats: tuple[InactiveSeat, ...], currency: str) -> str:
     for seat in seats:
         seen = "never" if seat.last_seen_at is None else f"{seat.last_seen_at:%Y-%m-%d}"
         days = "" if seat.days_inactive is None else str(seat.days_inactive)
-        role = seat.role.removeprefix("organization_")
         rows.append(
             f'<tr data-email="{escape(seat.email)}"><td>{escape(seat.email)}</td>'
-            f"<td>{escape(seat.license)}</td>"
-            f"<td{' class=admin' if seat.is_admin else ''}>{escape(role)}</td><td>{seen}</td>"
+            f"<td>{escape(seat.display_name or '')}</td><td>{escape(seat.license)}</td>"
+            f"<td{' class=admin' if seat.is_admin else ''}>{escape(seat.role_label)}</td><td>{seen}</td>"
             f'<td class="num">{days}</td><td>{escape(seat.last_seen_source)}</td>'
             f"<td>{escape(', '.join(seat.teams))}</td><td class=num>{seat.boards_owned}</td>"
             f'<td class="num" data-cost="{_amount(seat.monthly_cost)}">'
@@ -74,7 +73,7 @@ def _seat_rows(seats: tuple[InactiveSeat, ...], currency: str) -> str:
 
 
 _SEAT_HEAD = (
-    "<tr><th>email</th><th>license</th><th>role</th><th>last seen</th><th class=num>days</th>"
+    "<tr><th>email</th><th>name</th><th>license</th><th>role</th><th>last seen</th><th class=num>days</th>"
     "<th>source</th><th>teams</th><th class=num>boards owned</th><th class=num>monthly</th></tr>"
 )
 
@@ -103,6 +102,9 @@ def _inactive_sections(report: InactiveReport, licenses: LicenseReport | None) -
     cards.append(
         _card("external users / guests listed apart", str(len(report.external)), "external-inactive")
     )
+    cards.append(_card("boards owned by inactive seats", str(report.boards_owned), "inactive-boards-owned"))
+    if licenses is not None and licenses.boards is not None:
+        cards.append(_card("boards in the organization", str(licenses.boards), "boards"))
     sections = [f'<div class="cards">{"".join(cards)}</div>']
 
     if licenses is not None:
@@ -237,6 +239,8 @@ def render_html(
             + _card("active paid seats", str(licenses.paid_active), "paid-seats")
             + _card("monthly cost", money(licenses.monthly_cost, currency), "monthly-cost", money_card=True)
         )
+        if licenses.boards is not None:
+            cards += _card("boards in the organization", str(licenses.boards), "boards")
         sections = [f'<div class="cards">{cards}</div>', *_license_chart_sections(licenses, None)]
         cutoff = ""
     subtitle = f"{org_name + ' · ' if org_name else ''}generated {iso(generated)}{cutoff} · miro-sync"

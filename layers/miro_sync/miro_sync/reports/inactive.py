@@ -64,6 +64,14 @@ class InactiveSeat:
     monthly_cost: Decimal
     license_assigned_at: datetime | None = None  # Miro's licenseAssignedAt
     first_seen_at: datetime | None = None  # when the members sync first recorded the member
+    display_name: str | None = None  # the full name SCIM gives (None until SCIM named the member)
+    admin_roles: tuple[str, ...] = ()  # admin role names ("Content Admin", custom role names)
+
+    @property
+    def role_label(self) -> str:
+        """The role without Miro's prefix, with the admin role names: "internal_admin (Content Admin)"."""
+        role = self.role.removeprefix("organization_")
+        return f"{role} ({', '.join(self.admin_roles)})" if self.admin_roles else role
 
     @property
     def is_admin(self) -> bool:
@@ -130,6 +138,15 @@ class InactiveReport:
         if not self.paid_seats_total:
             return None
         return self.inactive_seats / self.paid_seats_total
+
+    @property
+    def boards_owned(self) -> int:
+        """Boards owned by the reclaimable seats (each seat's count is in its row)."""
+        return sum(seat.boards_owned for seat in self.seats)
+
+    @property
+    def external_boards_owned(self) -> int:
+        return sum(seat.boards_owned for seat in self.external)
 
     @property
     def emails(self) -> list[str]:
@@ -219,6 +236,8 @@ def build_inactive_report(
                 monthly_cost=price,
                 license_assigned_at=record.license_assigned_at,
                 first_seen_at=record.first_seen_at,
+                display_name=record.display_name,
+                admin_roles=tuple(record.admin_roles),
             )
             (external if record.role in NOT_ACTIONABLE_ROLES else billable).append(seat)
     billable.sort(key=_oldest_first)

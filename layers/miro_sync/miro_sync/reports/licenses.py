@@ -3,8 +3,9 @@
 A snapshot is the JSON object `miro_sync.sync.members` stores in StateTable (`pk="snapshot#usage"`)
 when a run completes. The fields read here: `members`, `byLicense` ({license: members listed by
 Miro, active or suspended}), `byStatus`, `fullLicensesPurchased` (Miro's Organization field; null
-when unknown), `inactiveSeats` ({"<days>": active paid seats not seen for that many days}) and
-`neverSeenSeats`. A stored item that is not such an object is skipped and counted in
+when unknown), `inactiveSeats` ({"<days>": active paid seats not seen for that many days}),
+`neverSeenSeats`, `boards` (boards in the organization) and `membersOwningBoards`. A stored item
+that is not such an object is skipped and counted in
 `LicenseReport.skipped_snapshots` rather than failing the whole history.
 """
 
@@ -30,6 +31,8 @@ class UsageSnapshot:
     full_purchased: int | None = None
     inactive_seats: Mapping[int, int] = field(default_factory=dict)  # days -> inactive paid seats
     never_seen_seats: int | None = None
+    boards: int | None = None  # boards in the organization at that run
+    members_owning_boards: int | None = None
 
     def assigned_paid(self, prices: SeatPrices) -> int:
         return sum(count for license, count in self.by_license.items() if prices.is_paid(license))
@@ -78,6 +81,15 @@ class LicenseReport:
     def monthly_cost(self) -> Decimal:
         return sum((row.monthly_cost for row in self.rows), Decimal("0"))
 
+    @property
+    def boards(self) -> int | None:
+        """Boards in the organization at the newest snapshot (None before the first complete sync)."""
+        return self.history[-1].boards if self.history else None
+
+    @property
+    def members_owning_boards(self) -> int | None:
+        return self.history[-1].members_owning_boards if self.history else None
+
 
 def parse_usage_snapshot(at: datetime, data: Any) -> UsageSnapshot | None:
     """A snapshot from its stored JSON (run time `at` unless the JSON has its own), or None."""
@@ -100,6 +112,8 @@ def parse_usage_snapshot(at: datetime, data: Any) -> UsageSnapshot | None:
         full_purchased=_count_or_none(purchased),
         inactive_seats={int(days): n for days, n in inactive.items() if days.isdigit()},
         never_seen_seats=_count_or_none(never),
+        boards=_count_or_none(data.get("boards")),
+        members_owning_boards=_count_or_none(data.get("membersOwningBoards")),
     )
 
 

@@ -43,8 +43,10 @@ def _seat_dict(seat: InactiveSeat) -> dict[str, Any]:
     return {
         "memberId": seat.member_id,
         "email": seat.email,
+        "displayName": seat.display_name,
         "license": seat.license,
         "role": seat.role,
+        "adminRoles": list(seat.admin_roles),
         "lastSeenAt": iso(seat.last_seen_at),
         "lastSeenSource": seat.last_seen_source,
         "daysInactive": seat.days_inactive,
@@ -79,6 +81,8 @@ def inactive_to_dict(report: InactiveReport) -> dict[str, Any]:
             else None,
             "externalInactive": len(report.external),
             "externalMonthly": _number(report.external_monthly),
+            "boardsOwned": report.boards_owned,
+            "externalBoardsOwned": report.external_boards_owned,
         },
         "byLicense": [_tally_dict(tally) for tally in report.by_license],
         "byAge": [_tally_dict(tally) for tally in report.by_age],
@@ -97,6 +101,8 @@ def licenses_to_dict(report: LicenseReport) -> dict[str, Any]:
             "members": report.members_total,
             "paidActive": report.paid_active,
             "monthlyCost": _number(report.monthly_cost),
+            "boards": report.boards,
+            "membersOwningBoards": report.members_owning_boards,
         },
         "licenses": [
             {
@@ -122,6 +128,7 @@ def licenses_to_dict(report: LicenseReport) -> dict[str, Any]:
                 "byStatus": dict(sorted(snapshot.by_status.items())),
                 "inactiveSeats": {str(days): n for days, n in sorted(snapshot.inactive_seats.items())},
                 "neverSeenSeats": snapshot.never_seen_seats,
+                "boards": snapshot.boards,
             }
             for snapshot in report.history
         ],
@@ -169,6 +176,8 @@ INACTIVE_CSV_COLUMNS = (
     "teams",
     "boards_owned",
     "monthly_cost",
+    "display_name",
+    "admin_roles",
 )
 
 
@@ -193,6 +202,8 @@ def render_inactive_csv(report: InactiveReport) -> str:
                     ";".join(seat.teams),
                     seat.boards_owned,
                     f"{seat.monthly_cost:.2f}",
+                    seat.display_name or "",
+                    ";".join(seat.admin_roles),
                 ),
             )
     return buffer.getvalue()
@@ -263,6 +274,7 @@ def render_inactive_table(report: InactiveReport, console: Console) -> None:
     table = Table(title=f"Paid seats inactive for {report.days}+ days", show_lines=False)
     for column, justify in (
         ("email", "left"),
+        ("name", "left"),
         ("license", "left"),
         ("role", "left"),
         ("last seen", "left"),
@@ -272,9 +284,10 @@ def render_inactive_table(report: InactiveReport, console: Console) -> None:
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for seat in report.seats:
-        role = escape(seat.role.removeprefix("organization_"))
+        role = escape(seat.role_label)
         table.add_row(
             escape(seat.email),
+            escape(seat.display_name or ""),
             escape(seat.license),
             f"[bold]{role}[/bold]" if seat.is_admin else role,
             _seen(seat),
@@ -285,14 +298,16 @@ def render_inactive_table(report: InactiveReport, console: Console) -> None:
     console.print(table)
     if report.external:
         external = Table(title="External users and guests on paid licenses (listed apart, not actionable)")
-        for column in ("email", "license", "role", "last seen", "monthly"):
-            external.add_column(column)
+        for column in ("email", "name", "license", "role", "last seen", "boards", "monthly"):
+            external.add_column(column, justify="right" if column in ("boards", "monthly") else "left")
         for seat in report.external:
             external.add_row(
                 escape(seat.email),
+                escape(seat.display_name or ""),
                 escape(seat.license),
-                escape(seat.role.removeprefix("organization_")),
+                escape(seat.role_label),
                 _seen(seat),
+                str(seat.boards_owned),
                 escape(money(seat.monthly_cost, currency)),
             )
         console.print(external)
@@ -305,7 +320,9 @@ def render_inactive_table(report: InactiveReport, console: Console) -> None:
         f"[bold green]{escape(money(report.reclaimable_monthly, currency))}[/bold green] per month, "
         f"{escape(money(report.reclaimable_annual, currency))} per year. "
         f"{len(report.external)} external users/guests listed apart "
-        f"({escape(money(report.external_monthly, currency))}/month)."
+        f"({escape(money(report.external_monthly, currency))}/month). "
+        f"Boards owned by the inactive seats: [bold]{report.boards_owned}[/bold]"
+        f" (external users/guests: {report.external_boards_owned})."
     )
     console.print(f"[dim]Prices: {escape(report.prices.source)}. Cutoff: {iso(report.cutoff)}.[/dim]")
 
@@ -329,14 +346,27 @@ def render_licenses_table(report: LicenseReport, console: Console) -> None:
             escape(money(row.monthly_cost, currency)),
         )
     console.print(table)
+    boards = ""
+    if report.boards is not None:
+        owners = report.members_owning_boards
+        boards = (
+            f" {report.boards} boards" + (f", owned by {owners} members" if owners is not None else "") + "."
+        )
     console.print(
         f"{report.members_total} members, {report.paid_active} active paid seats, "
-        f"{escape(money(report.monthly_cost, currency))} per month at {escape(report.prices.source)}."
+        f"{escape(money(report.monthly_cost, currency))} per month at {escape(report.prices.source)}.{boards}"
     )
     if report.history:
         thresholds = sorted(report.history[-1].inactive_seats)
         trend = Table(title="Trend (usage snapshots of the members sync)")
-        columns = ["at", "members", "paid seats", "full purchased", *(f"idle {d}d+" for d in thresholds)]
+        columns = [
+            "at",
+            "members",
+            "paid seats",
+            "full purchased",
+            *(f"idle {d}d+" for d in thresholds),
+            "boards",
+        ]
         for column in columns:
             trend.add_column(column, justify="left" if column == "at" else "right")
         for snapshot in report.history:
@@ -347,6 +377,7 @@ def render_licenses_table(report: LicenseReport, console: Console) -> None:
                 str(snapshot.assigned_paid(report.prices)),
                 "-" if snapshot.full_purchased is None else str(snapshot.full_purchased),
                 *("-" if count is None else str(count) for count in idle),
+                "-" if snapshot.boards is None else str(snapshot.boards),
             )
         console.print(trend)
     else:

@@ -6,7 +6,9 @@ Item attributes (camelCase, as stored):
   "0000-00-00T00:00:00Z" when never seen so such seats sort as the oldest), lastActivityAt,
   licenseAssignedAt, teams (team ids), teamMemberships (list of "id:role:name" strings: the member's
   teams with the team's name and the member's team role, sorted by team id; absent when none),
-  boardsOwned, scimId, scimCheckedAt, adminRoles, firstSeenAt, lastChangedAt, removedAt,
+  boardsOwned, scimId, scimCheckedAt, displayName (the member's full name as Miro shows it, from
+  SCIM: displayName, else name.formatted, else givenName + familyName; absent until SCIM named the
+  member), adminRoles (names: "Content Admin", a custom role's name), firstSeenAt, lastChangedAt, removedAt,
   fingerprint (hash of the Miro-owned content) and the derived signals written by other
   functions: lastSignInAt, lastAuditActivityAt, lastBoardActivityAt. lastSeenAt is the newest
   of lastActivityAt and those signals.
@@ -92,6 +94,7 @@ class MemberRecord(BaseModel):
     scim_id: str | None = Field(default=None, alias="scimId")
     scim_checked_at: datetime | None = Field(default=None, alias="scimCheckedAt")
     admin_roles: tuple[str, ...] = Field(default=(), alias="adminRoles")
+    display_name: str | None = Field(default=None, alias="displayName")
     first_seen_at: datetime | None = Field(default=None, alias="firstSeenAt")
     last_changed_at: datetime | None = Field(default=None, alias="lastChangedAt")
     removed_at: datetime | None = Field(default=None, alias="removedAt")
@@ -142,6 +145,9 @@ class MemberRecord(BaseModel):
             # Only when there are any: a member in no team keeps the fingerprint it had before
             # memberships were stored, so the first sync after the upgrade does not rewrite it.
             content["teamMemberships"] = [[m.id, m.name, m.role] for m in _sorted(self.team_memberships)]
+        if self.display_name is not None:
+            # Likewise: members SCIM has not named keep their fingerprint; a named one is written once.
+            content["displayName"] = self.display_name
         digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode())
         return digest.hexdigest()[:24]
 
@@ -163,6 +169,7 @@ class MemberRecord(BaseModel):
             "teams": list(self.teams) or None,
             "teamMemberships": [m.to_item() for m in _sorted(self.team_memberships)] or None,
             "adminRoles": list(self.admin_roles) or None,
+            "displayName": self.display_name or None,
             "scimId": self.scim_id,
             "scimCheckedAt": _iso_or_none(self.scim_checked_at),
             "firstSeenAt": _iso_or_none(self.first_seen_at),
@@ -182,7 +189,7 @@ class MemberRecord(BaseModel):
         owned = (
             *("email", "role", "license", "active", "status", "seat", "lastSeenAt", "boardsOwned"),
             *("lastActivityAt", "licenseAssignedAt", "teams", "teamMemberships", "adminRoles"),
-            *("scimId", "scimCheckedAt"),
+            *("scimId", "scimCheckedAt", "displayName"),
             *("firstSeenAt", "lastChangedAt", "removedAt", "fingerprint"),
         )
         return {name: item.get(name) for name in owned}
@@ -231,11 +238,13 @@ def build_member_record(
     scim_checked_at: datetime | None,
     now: datetime,
     team_memberships: Sequence[TeamMembership] | None = None,
+    display_name: str | None = None,
 ) -> MemberRecord:
     """The record a sync would store for `member`; keeps signals and history from `existing`.
 
     `team_memberships`: the member's teams with name and role; None keeps `existing`'s (for callers
     that, like `teams=existing.teams`, refresh a member without listing teams).
+    `display_name`: the name SCIM gives the member; None keeps `existing`'s (SCIM was not asked).
 
     When nothing the sync owns changed, the result carries `existing`'s fingerprint and
     lastChangedAt, so callers compare fingerprints to decide whether to write.
@@ -258,6 +267,7 @@ def build_member_record(
         boards_owned=boards_owned,
         scim_id=scim_id if scim_id is not None else (existing.scim_id if existing else None),
         scim_checked_at=scim_checked_at or (existing.scim_checked_at if existing else None),
+        display_name=display_name or (existing.display_name if existing else None),
         # By name ("Content Admin", "User Admin", a custom role's name); `type` is only "prebuilt" or
         # "custom", so it stands in only for a role Miro sent without a name.
         admin_roles=tuple(sorted({name for role in member.admin_roles if (name := role.name or role.type)})),

@@ -254,9 +254,10 @@ class CountIndex:
 
 
 class StringIndex:
-    """key (e.g. lower-cased email) -> string value (e.g. SCIM id), values packed in one string."""
+    """key (e.g. lower-cased email) -> string value (e.g. SCIM id), values packed in one UTF-8 byte
+    string (offsets are byte offsets, so values need not be ASCII: display names are not)."""
 
-    def __init__(self, keys: array[int], ends: array[int], text: str) -> None:
+    def __init__(self, keys: array[int], ends: array[int], text: bytes) -> None:
         self._keys = keys
         self._ends = ends
         self._text = text
@@ -266,17 +267,15 @@ class StringIndex:
         order = sorted(range(len(hashes)), key=hashes.__getitem__)
         keys = array("q", (hashes[index] for index in order))
         ends: array[int] = array("L")
-        parts: list[str] = []
-        end = 0
+        text = bytearray()
         for index in order:
-            end += len(values[index])
-            ends.append(end)
-            parts.append(values[index])
-        return cls(keys, ends, "".join(parts))
+            text += values[index].encode()
+            ends.append(len(text))
+        return cls(keys, ends, bytes(text))
 
     @classmethod
     def build_packed(cls, hashes: array[int], packed: bytes | bytearray, ends: array[int]) -> StringIndex:
-        """Like build, from values stored back to back in `packed` (ASCII), value i ending at ends[i].
+        """Like build, from values stored back to back in `packed` (UTF-8), value i ending at byte ends[i].
 
         Sorted through one list of Python ints (hash and position in one number), ~45 bytes per
         entry while building, instead of a permutation plus a key list."""
@@ -293,7 +292,7 @@ class StringIndex:
             text += packed[ends[index - 1] if index else 0 : ends[index]]
             sorted_ends.append(len(text))
         del order
-        return cls(keys, sorted_ends, text.decode())
+        return cls(keys, sorted_ends, bytes(text))
 
     def get(self, key: str) -> str | None:
         hashed = key_hash(key)
@@ -301,15 +300,13 @@ class StringIndex:
         if index >= len(self._keys) or self._keys[index] != hashed:
             return None
         start = self._ends[index - 1] if index else 0
-        return self._text[start : self._ends[index]]
+        return self._text[start : self._ends[index]].decode()
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def to_parts(self) -> list[Buffer]:
-        return pack_section_parts(
-            [[memoryview(self._keys)], [memoryview(self._ends)], [self._text.encode()]], {}
-        )
+        return pack_section_parts([[memoryview(self._keys)], [memoryview(self._ends)], [self._text]], {})
 
     def to_bytes(self) -> bytes:
         return b"".join(self.to_parts())
@@ -317,7 +314,7 @@ class StringIndex:
     @classmethod
     def from_bytes(cls, data: bytes) -> StringIndex:
         _header, (keys, ends, text) = unpack_sections(data)
-        return cls(_array("q", keys), _array("L", ends), text.decode())
+        return cls(_array("q", keys), _array("L", ends), bytes(text))
 
 
 class HashSet:

@@ -5,10 +5,11 @@ One run goes through phases, each resumable from StateTable:
 1. ``aux``: team memberships with each member's team role and the team's name (teams L1 + team
    members L2), board owners (``GET /v2/boards`` paged once, L1, grouped by owner: one request
    per 50 boards instead of one per member), the organization (full licenses purchased) and, on
-   the very first run only, the SCIM id of every user (``GET /Users`` paged once, joined on
-   userName = email). Later runs look SCIM ids up only for the few internal members that still
-   lack one. Stored as compressed blobs for the run (an aux stored by an older version, without
-   team roles, is collected again).
+   the first run and then once every ``SCIM_RELIST`` (7 days), the SCIM id and display name of
+   every user (``GET /Users`` paged at Miro's maximum of 1,000 per page, only ``userName``,
+   ``displayName`` and ``name`` asked for, joined on userName = email). Other runs look SCIM up
+   only for the few internal members that still lack an id. Stored as compressed blobs for the run
+   (an aux stored by an older version, without team roles, is collected again).
 2. ``members``: pages ``/v2/orgs/{org}/members``. Each page is handed to a writer thread
    (BatchGetItem of the page's items, fingerprint comparison, batched puts for new members,
    conditional updates for changed ones, then the page record = checkpoint), while the main
@@ -79,9 +80,13 @@ SYNC_NAME = "members"
 INTERNAL_ROLES = frozenset({"organization_internal_admin", "organization_internal_user"})
 UNPAID_LICENSES = frozenset({"free", "free_restricted"})
 SCIM_RECHECK = timedelta(days=7)
+SCIM_RELIST = timedelta(days=7)  # a full SCIM listing (ids and display names) at least this often
 _MAX_WRITE_ATTEMPTS = 5
 _BOARD_PAGE = 50  # the most /v2/boards returns per page
-_SCIM_PAGE = 100  # the most SCIM /Users returns per page
+_SCIM_PAGE = 1000  # the most SCIM /Users returns per page (spec: count "maximum value ... is 1000")
+_SCIM_STREAMS = 4  # SCIM pages in flight at once: 1,000 parsed users each, so few (memory)
+_SCIM_ATTRIBUTES = ("userName", "displayName", "name")  # all the sync reads (id always comes)
+_NAME_SEPARATOR = "\x1f"  # SCIM id and display name in one StringIndex value: "id\x1fname"
 _PageT = TypeVar("_PageT")
 PREFETCH_THREAD = "members-prefetch"
 _HOLD_POLL_S = 0.05
@@ -109,7 +114,11 @@ class MembersSource(Protocol):
 
 class ScimDirectory(Protocol):
     def iter_user_pages(
-        self, filter: str | None = None, count: int = 100, start_index: int = 1
+        self,
+        filter: str | None = None,
+        count: int = 100,
+        start_index: int = 1,
+        attributes: Sequence[str] | None = None,
     ) -> Iterator[ScimListResponse]: ...
 
     def find_user_by_username(self, email: str) -> ScimUser | None: ...
@@ -256,7 +265,19 @@ class _Aux:
     boards_owned: CountIndex
     boards_total: int
     full_licenses_purchased: int | None
-    scim_ids: StringIndex | None  # lower-cased email -> SCIM id; None when not paged this run
+    # lower-cased email -> "scimId\x1fdisplayName" (an aux of an older version: "scimId"); None when
+    # SCIM was not paged this run. One index for both: one key array, names packed like the ids.
+    scim_ids: StringIndex | None
+
+    def scim_user(self, email: str) -> tuple[str | None, str | None]:
+        """(SCIM id, display name) of the user with this lower-cased email, as listed this run."""
+        if self.scim_ids is None:
+            return None, None
+        value = self.scim_ids.get(email)
+        if value is None:
+            return None, None
+        scim_id, _separator, name = value.partition(_NAME_SEPARATOR)
+        return scim_id, name or None
 
     def to_parts(self) -> list[Buffer]:
         """The bytes of to_bytes() as buffers (views of the indexes' arrays), for put_bytes to
@@ -454,7 +475,7 @@ class MembersSync:
                 phase="aux",
                 startedAt=iso_utc(now),
                 invocations=1,
-                fullScim=self._scim is not None and not state.get("lastCompleteRunId"),
+                fullScim=self._full_scim_due(state, now),
             )
         self._state.save_checkpoint(SYNC_NAME, owner, state)
         run_id: str = state["runId"]
@@ -523,12 +544,24 @@ class MembersSync:
             phase="idle", runId=None, lastCompleteRunId=run_id, lastCompleteAt=iso_utc(self._clock())
         )
         state.pop("removedSinceLastRun", None)
+        if state.get("fullScim"):
+            state["lastFullScimAt"] = iso_utc(started)
         self._state.save_checkpoint(SYNC_NAME, owner, state)
         result.outcome = "complete"
         self._log(
             "members sync complete", {"runId": run_id, **{k: v for k, v in snapshot.items() if k != "runId"}}
         )
         return result
+
+    def _full_scim_due(self, state: Mapping[str, Any], now: datetime) -> bool:
+        """Page all of SCIM this run: on the first run, and when the last full listing is older than
+        SCIM_RELIST (display names change; runs in between only look up members lacking an id)."""
+        if self._scim is None:
+            return False
+        if not state.get("lastCompleteRunId"):
+            return True
+        listed = parse_iso(state["lastFullScimAt"]) if state.get("lastFullScimAt") else None
+        return listed is None or listed <= now - SCIM_RELIST
 
     # --- phase 1: teams, boards, organization, SCIM ids ------------------------------------------
 
@@ -559,7 +592,8 @@ class MembersSync:
         board_owners: array[int] = array("q")
         boards_total = 0
         scim_hashes: array[int] = array("q")
-        scim_values = bytearray()  # the ids back to back (~1 MB at 100k instead of ~6 MB of str)
+        # "id\x1fname" back to back, UTF-8 (~2.5 MB at 100k instead of ~12 MB of str)
+        scim_values = bytearray()
         scim_ends: array[int] = array("L")
 
         def guarded(what: str, work: Callable[[], Any]) -> Any:
@@ -592,18 +626,31 @@ class MembersSync:
                 _close(pages)
 
         def add_users(page: ScimListResponse) -> None:
-            users = [(key_hash(user.user_name.strip().lower()), user.id) for user in page.resources]
+            users = [
+                (
+                    key_hash(user.user_name.strip().lower()),
+                    f"{user.id}{_NAME_SEPARATOR}{user.full_name or ''}".encode(),
+                )
+                for user in page.resources
+            ]
             with lock:
-                for hashed, scim_id in users:
+                for hashed, value in users:
                     scim_hashes.append(hashed)
-                    scim_values.extend(scim_id.encode())
+                    scim_values.extend(value)
                     scim_ends.append(len(scim_values))
 
-        def scim_page(start_index: int) -> None:
+        def scim_pages(start_index: int, stop_index: int) -> None:
+            """The SCIM pages from start_index up to (not including) stop_index, one after another."""
             assert self._scim is not None
-            pages = self._scim.iter_user_pages(count=_SCIM_PAGE, start_index=start_index)
+            pages = self._scim.iter_user_pages(
+                count=_SCIM_PAGE, start_index=start_index, attributes=_SCIM_ATTRIBUTES
+            )
             try:
-                add_users(next(pages))
+                for page in pages:
+                    add_users(page)
+                    start_index += len(page.resources)
+                    if start_index >= stop_index:
+                        return
             finally:
                 _close(pages)
 
@@ -623,12 +670,24 @@ class MembersSync:
 
         def first_scim() -> Iterator[tuple[str, Callable[[], Any]]] | None:
             assert self._scim is not None
-            first = _first_page(self._scim.iter_user_pages(count=_SCIM_PAGE, start_index=1))
+            first = _first_page(
+                self._scim.iter_user_pages(count=_SCIM_PAGE, start_index=1, attributes=_SCIM_ATTRIBUTES)
+            )
             if first is None:
                 return None
             add_users(first)
-            starts = range(1 + len(first.resources), first.total_results + 1, _SCIM_PAGE)
-            return (("listing SCIM users", partial(scim_page, start)) for start in starts)
+            # The rest in at most _SCIM_STREAMS runs of consecutive pages, each run fetched in order.
+            starts = list(range(1 + len(first.resources), first.total_results + 1, _SCIM_PAGE))
+            if not starts:
+                return None
+            per_stream = -(-len(starts) // min(_SCIM_STREAMS, len(starts)))
+            runs = [starts[at : at + per_stream] for at in range(0, len(starts), per_stream)]
+            end = first.total_results + 1
+            bounds = [
+                (run[0], following[0] if following else end)
+                for run, following in zip(runs, [*runs[1:], []], strict=True)
+            ]
+            return (("listing SCIM users", partial(scim_pages, start, stop)) for start, stop in bounds)
 
         def team_tasks() -> Iterator[tuple[str, Callable[[], Any]]]:
             # Team pages are listed here, on the thread that hands out the work, as tasks are needed.
@@ -876,10 +935,11 @@ class MembersSync:
         outcome: _PageOutcome,
     ) -> MemberRecord:
         scim_id: str | None = None
+        display_name: str | None = None
         checked_at: datetime | None = None
         email = member.email.strip().lower()
         if aux.scim_ids is not None:
-            scim_id = aux.scim_ids.get(email)
+            scim_id, display_name = aux.scim_user(email)
             if scim_id is None and member.role in INTERNAL_ROLES:
                 checked_at = started  # not in SCIM now: look again only after SCIM_RECHECK
         elif self._needs_scim_lookup(member, old, started):
@@ -892,6 +952,7 @@ class MembersSync:
             except MiroAuthError as error:
                 raise _auth_failure(error, "looking up SCIM users") from None
             scim_id = user.id if user else None
+            display_name = user.full_name if user else None
         memberships = aux.teams.memberships_of(member.id)
         return build_member_record(
             member,
@@ -903,6 +964,7 @@ class MembersSync:
             boards_owned=aux.boards_owned.count(member.id),
             scim_id=scim_id,
             scim_checked_at=checked_at,
+            display_name=display_name,
             now=started,
         )
 
