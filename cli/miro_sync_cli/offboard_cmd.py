@@ -7,6 +7,10 @@
     miro-sync offboard status --member ann@example.com | --request REQ | --outcome held
     miro-sync offboard release [--request REQ ...] [--max N] [--yes]                 # plan, then --yes
     miro-sync offboard cancel REQ ...
+    miro-sync offboard status --stack miro-sync-prod --outcome failed      # settings from the stack
+
+Tables, queue, token secret and org id come from the options, else their environment variables, else
+the outputs and parameters of the deployed stack named by --stack/MIRO_SYNC_STACK (stack_outputs.py).
 
 Every request is validated with the worker's own message model before anything is sent (a CSV is all
 or nothing): a row naming another action than the command's, a dryRun other than true/false, a
@@ -39,6 +43,8 @@ from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+from miro_sync_cli.stack_outputs import Stack, fill_or_exit
 
 if TYPE_CHECKING:
     from miro_sync.miro import MiroRestClient
@@ -317,8 +323,11 @@ def plan_details(
     """Read what the plan shows: the Members table for everyone and, with `directory` (a Miro client),
     each leaver's boards (when a successor takes them over) and, for deletes, the teams they are the
     last admin of. A Miro error is shown with its request, never fatal: the plan is information."""
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
     from miro_sync.miro.errors import MiroError
     from miro_sync.offboarding.handover import find_handover
+    from miro_sync.secrets import TokenUnavailableError
 
     details: list[PlanDetail] = []
     for item in planned:
@@ -339,6 +348,10 @@ def plan_details(
                 detail = PlanDetail(item, record, successor_record, handover=handover)
             except MiroError as error:
                 detail = PlanDetail(item, record, successor_record, handover_error=str(error))
+            except (GetParameterError, TokenUnavailableError) as error:
+                # the token secret (e.g. the stack's) could not be read: the message names the secret and
+                # the AWS error, never a value
+                detail = PlanDetail(item, record, successor_record, handover_error=f"token: {error}")
         details.append(detail)
         if on_progress is not None:
             on_progress()
@@ -524,12 +537,15 @@ def enqueue(planned: Sequence[PlannedRequest], queue: Any) -> int:
     return len(messages) - len(failures)
 
 
+DEFAULT_API_URL = "https://api.miro.com"
+
+
 @dataclass(frozen=True)
 class MiroAccess:
     """Where the plan reads boards and team admins from (optional: without a token the plan shows the
     Members table's counts)."""
 
-    api_url: str = "https://api.miro.com"
+    api_url: str = DEFAULT_API_URL
     org_id: str = ""
     token: str | None = None
     token_secret: str | None = None
@@ -651,8 +667,15 @@ def _make_action_command(action: str, summary: str) -> None:
             ),
         ] = None,
         api_url: Annotated[
-            str, typer.Option("--api-url", envvar="MIRO_API_URL", help="Miro REST base URL (for the plan).")
-        ] = "https://api.miro.com",
+            str,
+            typer.Option(
+                "--api-url",
+                envvar="MIRO_API_URL",
+                help="Miro REST base URL (for the plan). Default: the stack's MiroApiUrl, else "
+                f"{DEFAULT_API_URL}.",
+                show_default=False,
+            ),
+        ] = "",
         org_id: Annotated[
             str, typer.Option("--org-id", envvar="MIRO_ORG_ID", help="Miro organization id (for the plan).")
         ] = "",
@@ -669,13 +692,34 @@ def _make_action_command(action: str, summary: str) -> None:
         token_secret: Annotated[
             str | None,
             typer.Option(
-                "--token-secret", envvar="MIRO_TOKEN_SECRET", help="Secrets Manager name of the token."
+                "--token-secret",
+                envvar="MIRO_TOKEN_SECRET",
+                help="Secrets Manager name of the token (with --stack: the stack's MiroTokenSecretArn).",
             ),
         ] = None,
+        stack: Stack = None,
     ) -> None:
+        wanted: dict[str, str | None] = {"OFFBOARDING_QUEUE_URL": queue_url, "MEMBERS_TABLE": members_table}
+        if action in {"suspend", "delete"}:
+            # the plan reads the leaver's boards and team admins (with --token, or the stack's token)
+            wanted.update({"MIRO_ORG_ID": org_id, "MIRO_API_URL": api_url})
+            if not token:
+                wanted["MIRO_TOKEN_SECRET"] = token_secret
+        settings = fill_or_exit(
+            stack, wanted, required=("OFFBOARDING_QUEUE_URL", "MEMBERS_TABLE"), console=errors
+        )
+        queue_url = settings["OFFBOARDING_QUEUE_URL"] or ""
+        members_table = settings["MEMBERS_TABLE"] or ""
         if not queue_url or not members_table:
-            errors.print("[red]set --queue-url/OFFBOARDING_QUEUE_URL and --members-table/MEMBERS_TABLE[/red]")
+            errors.print(
+                "[red]set --queue-url/OFFBOARDING_QUEUE_URL and --members-table/MEMBERS_TABLE "
+                "(or --stack/MIRO_SYNC_STACK)[/red]"
+            )
             raise typer.Exit(2)
+        if "MIRO_ORG_ID" in settings:
+            token_secret = settings.get("MIRO_TOKEN_SECRET", token_secret)
+            org_id = settings["MIRO_ORG_ID"] or ""
+            api_url = settings["MIRO_API_URL"] or ""
         _submit(
             action,
             emails or [],
@@ -688,7 +732,7 @@ def _make_action_command(action: str, summary: str) -> None:
             queue_url,
             members_table,
             successor=successor,
-            miro=MiroAccess(api_url, org_id, token, token_secret),
+            miro=MiroAccess(api_url or DEFAULT_API_URL, org_id, token, token_secret),
         )
 
     command.__doc__ = summary
@@ -779,9 +823,15 @@ def _actions(table_name: str) -> ActionsRepository:
     from miro_sync.store.actions import ActionsRepository
 
     if not table_name:
-        errors.print("[red]set --actions-table/ACTIONS_TABLE[/red]")
+        errors.print("[red]set --actions-table/ACTIONS_TABLE (or --stack/MIRO_SYNC_STACK)[/red]")
         raise typer.Exit(2)
     return ActionsRepository.from_table_name(table_name)
+
+
+def _from_stack(stack: str | None, values: dict[str, str | None], *required: str) -> dict[str, str]:
+    """Blank options filled from --stack (explicit option > environment variable > stack output)."""
+    filled = fill_or_exit(stack, values, required=required, console=errors)
+    return {setting: value or "" for setting, value in filled.items()}
 
 
 @app.command()
@@ -792,8 +842,13 @@ def status(
         str | None, typer.Option("--outcome", help="e.g. held, pending, failed, refused.")
     ] = None,
     actions_table: ActionsTable = "",
+    stack: Stack = None,
 ) -> None:
     """Show requests by id, by member or by outcome."""
+    if not (request or member or outcome):
+        errors.print("[red]name --request, --member or --outcome[/red]")
+        raise typer.Exit(2)
+    actions_table = _from_stack(stack, {"ACTIONS_TABLE": actions_table}, "ACTIONS_TABLE")["ACTIONS_TABLE"]
     repository = _actions(actions_table)
     records: list[ActionRecord] = []
     if request:
@@ -802,9 +857,6 @@ def status(
         records.extend(repository.by_member(member.strip().lower() if "@" in member else member.strip()))
     if outcome:
         records.extend(repository.by_outcome(outcome))  # type: ignore[arg-type]
-    if not (request or member or outcome):
-        errors.print("[red]name --request, --member or --outcome[/red]")
-        raise typer.Exit(2)
     if not records:
         console.print("No matching requests.")
         raise typer.Exit(1)
@@ -840,6 +892,7 @@ def release(
     by: Operator = None,
     actions_table: ActionsTable = "",
     queue_url: QueueUrl = "",
+    stack: Stack = None,
 ) -> None:
     """Show the held actions a release would let continue past the blast-radius limit; with --yes
     release them (the approval is recorded)."""
@@ -847,10 +900,18 @@ def release(
     from miro_sync.store.actions import ActionConflictError, utc_now_iso
     from miro_sync.store.queue import OffboardingQueue, OutgoingMessage
 
+    wanted: dict[str, str | None] = {"ACTIONS_TABLE": actions_table, "OFFBOARDING_QUEUE_URL": queue_url}
+    if max_count is None:
+        wanted["MAX_ACTIONS_PER_HOUR"] = None  # the stack's MaxActionsPerHour
+    required = ("ACTIONS_TABLE", "OFFBOARDING_QUEUE_URL") if yes else ("ACTIONS_TABLE",)
+    settings = _from_stack(stack, wanted, *required)
+    actions_table, queue_url = settings["ACTIONS_TABLE"], settings["OFFBOARDING_QUEUE_URL"]
+    if max_count is None and settings.get("MAX_ACTIONS_PER_HOUR", "").isdigit():
+        max_count = max(1, int(settings["MAX_ACTIONS_PER_HOUR"]))
     limit = max_count if max_count is not None else _default_release_max()
     repository = _actions(actions_table)
     if yes and not queue_url:
-        errors.print("[red]set --queue-url/OFFBOARDING_QUEUE_URL[/red]")
+        errors.print("[red]set --queue-url/OFFBOARDING_QUEUE_URL (or --stack/MIRO_SYNC_STACK)[/red]")
         raise typer.Exit(2)
     more_held = False
     if request:
@@ -933,11 +994,13 @@ def cancel(
     ],
     by: Operator = None,
     actions_table: ActionsTable = "",
+    stack: Stack = None,
 ) -> None:
     """Cancel pending (notBefore), held or failed-and-retrying actions; a cancelled request's later
     message does nothing."""
     from miro_sync.store.actions import ActionConflictError
 
+    actions_table = _from_stack(stack, {"ACTIONS_TABLE": actions_table}, "ACTIONS_TABLE")["ACTIONS_TABLE"]
     repository = _actions(actions_table)
     operator = _operator(by)
     cancelled = 0

@@ -7,7 +7,8 @@
     miro-sync report inactive --days 120 --offboard suspend --yes         # enqueue it
     miro-sync report licenses --format json
 
-Tables come from --members-table/--state-table or MEMBERS_TABLE/STATE_TABLE; AWS region,
+Tables come from --members-table/--state-table or MEMBERS_TABLE/STATE_TABLE, else from the outputs of
+the deployed stack named by --stack/MIRO_SYNC_STACK (explicit options win); AWS region,
 credentials and endpoint (e.g. AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local) from the usual
 AWS environment. Exit codes: 0 done, 1 plan shown but not enqueued / enqueue failed, 2 bad input,
 nothing to report (no sync yet) or, with --offboard, a members sync older than --max-sync-age.
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from miro_sync_cli.stack_outputs import Stack, StackError, fill_from_stack
 
 if TYPE_CHECKING:
     from miro_sync.reports.inactive import InactiveReport
@@ -104,6 +107,24 @@ def _open_store(members_table: str, state_table: str) -> ReportStore:
         raise CommandError(f"{missing}; check the name, AWS region and endpoint (AWS_ENDPOINT_URL)") from None
 
 
+def _tables_from_stack(
+    stack: str | None, members_table: str, state_table: str, queue_url: str | None = None
+) -> tuple[str, str, str]:
+    """Blank table names (and, when wanted, the queue URL) from --stack: option > environment > stack."""
+    wanted: dict[str, str | None] = {"MEMBERS_TABLE": members_table, "STATE_TABLE": state_table}
+    if queue_url is not None:
+        wanted["OFFBOARDING_QUEUE_URL"] = queue_url
+    try:
+        filled = fill_from_stack(stack, wanted, required=("MEMBERS_TABLE",))
+    except StackError as error:
+        raise CommandError(f"--stack: {error}") from None
+    return (
+        filled["MEMBERS_TABLE"] or "",
+        filled["STATE_TABLE"] or "",
+        filled.get("OFFBOARDING_QUEUE_URL") or "",
+    )
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
@@ -165,6 +186,7 @@ def inactive(
             "this many hours ago (default: twice the template's MembersSyncSchedule, rate(6 hours)).",
         ),
     ] = DEFAULT_MAX_SYNC_AGE_HOURS,
+    stack: Stack = None,
 ) -> None:
     """Paid seats with no activity for --days (or never), their cost, and what is reclaimable."""
 
@@ -173,12 +195,15 @@ def inactive(
             raise CommandError(
                 "with --offboard and --format csv/json/html, write the report with --output FILE"
             )
-        if offboard is not None and yes and not queue_url:
-            raise CommandError("--offboard --yes needs --queue-url or OFFBOARDING_QUEUE_URL")
+        members, state, queue = _tables_from_stack(
+            stack, members_table, state_table, queue_url if offboard is not None else None
+        )
+        if offboard is not None and yes and not queue:
+            raise CommandError("--offboard --yes needs --queue-url, OFFBOARDING_QUEUE_URL or --stack")
         if not max_sync_age > 0:
             raise CommandError(f"--max-sync-age must be a positive number of hours, got {max_sync_age}")
         seat_prices = _prices(prices)
-        store = _open_store(members_table, state_table)
+        store = _open_store(members, state)
         now = datetime.now(UTC)
         if offboard is not None:
             # before anything else: a stale members table is no ground for acting (exit 2)
@@ -188,7 +213,7 @@ def inactive(
         report, licenses = _inactive_reports(store, days, seat_prices, output_format, now=now)
         _render_inactive(report, licenses, output_format, output)
         if offboard is not None:
-            _offboard(report, store, offboard.value, reason, yes, dry_run, by, queue_url, now=now)
+            _offboard(report, store, offboard.value, reason, yes, dry_run, by, queue, now=now)
 
     _guard(body)
 
@@ -200,14 +225,16 @@ def licenses(
     prices: Prices = None,
     members_table: MembersTable = "",
     state_table: StateTable = "",
+    stack: Stack = None,
 ) -> None:
     """Seats by license and status now, purchased vs assigned, and the trend over stored snapshots."""
 
     def body() -> None:
         from miro_sync.reports.collect import collect_licenses
 
+        members, state, _ = _tables_from_stack(stack, members_table, state_table)
         seat_prices = _prices(prices)
-        store = _open_store(members_table, state_table)
+        store = _open_store(members, state)
         with errors.status("counting seats and reading usage history"):
             report = collect_licenses(
                 store.seats,

@@ -2,13 +2,24 @@
 
 Secrets are generated here, stored only as hashes (StateTable) and sent only to Miro inside the
 callback URL; nothing printed shows more than the first characters of the hash. Ids, statuses and
-error texts from Miro or the table are escaped before printing (never read as rich markup)."""
+error texts from Miro or the table are escaped before printing (never read as rich markup).
+
+The org id, token secret, state table and webhook URL come from the options, else their environment
+variables, else the deployed stack named by --stack/MIRO_SYNC_STACK (parameters OrgId and MiroApiUrl,
+outputs MiroTokenSecretArn, StateTableName and BoardWebhookBaseUrl):
+
+    miro-sync subscribe create --stack miro-sync-prod --board uXjVN...
+    miro-sync subscribe check --stack miro-sync-prod
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from miro_sync_cli.stack_outputs import Stack, fill_or_exit
 
 if TYPE_CHECKING:
     from miro_sync.miro import MiroRestClient
@@ -16,7 +27,17 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, help="Create, list, disable, delete and check board subscriptions.")
 
-ApiUrl = Annotated[str, typer.Option("--api-url", envvar="MIRO_API_URL", help="Miro REST base URL.")]
+DEFAULT_API_URL = "https://api.miro.com"
+
+ApiUrl = Annotated[
+    str,
+    typer.Option(
+        "--api-url",
+        envvar="MIRO_API_URL",
+        help=f"Miro REST base URL. Default: the stack's MiroApiUrl, else {DEFAULT_API_URL}.",
+        show_default=False,
+    ),
+]
 OrgId = Annotated[str, typer.Option("--org-id", envvar="MIRO_ORG_ID", help="Miro organization id.")]
 Token = Annotated[
     str | None,
@@ -34,6 +55,60 @@ TokenSecret = Annotated[
 StateTable = Annotated[str, typer.Option("--state-table", envvar="STATE_TABLE", help="StateTable name.")]
 
 
+@dataclass(frozen=True)
+class Access:
+    """Where a subscribe command talks to: Miro (URL, org, token or its secret) and the StateTable."""
+
+    api_url: str
+    org_id: str
+    token: str | None
+    token_secret: str | None
+    state_table: str
+    webhook_url: str = ""
+
+    def client(self) -> MiroRestClient:
+        return _client(self.api_url, self.org_id, self.token, self.token_secret)
+
+    def store(self) -> SubscriptionsRepository:
+        return _store(self.state_table)
+
+
+def resolve_access(
+    stack: str | None,
+    api_url: str,
+    org_id: str,
+    token: str | None,
+    token_secret: str | None,
+    state_table: str,
+    webhook_url: str | None = None,
+) -> Access:
+    """Blank options filled from --stack (explicit option > environment variable > stack): the stack's
+    OrgId and MiroApiUrl parameters, MiroTokenSecretArn (unless --token), StateTableName and, for
+    `create` (webhook_url not None), BoardWebhookBaseUrl. With a stack, a missing one is an error
+    naming it."""
+    wanted: dict[str, str | None] = {
+        "MIRO_API_URL": api_url,
+        "MIRO_ORG_ID": org_id,
+        "STATE_TABLE": state_table,
+    }
+    required = ["MIRO_ORG_ID", "STATE_TABLE"]
+    if not token:
+        wanted["MIRO_TOKEN_SECRET"] = token_secret
+        required.append("MIRO_TOKEN_SECRET")
+    if webhook_url is not None:
+        wanted["WEBHOOK_URL"] = webhook_url
+        required.append("WEBHOOK_URL")
+    settings = fill_or_exit(stack, wanted, required=required)
+    return Access(
+        api_url=settings["MIRO_API_URL"] or DEFAULT_API_URL,
+        org_id=settings["MIRO_ORG_ID"] or "",
+        token=token or None,
+        token_secret=settings.get("MIRO_TOKEN_SECRET", token_secret) or None,
+        state_table=settings["STATE_TABLE"] or "",
+        webhook_url=settings.get("WEBHOOK_URL") or "",
+    )
+
+
 def _client(api_url: str, org_id: str, token: str | None, token_secret: str | None) -> MiroRestClient:
     from miro_sync.miro import MiroRestClient
     from miro_sync.secrets import SecretsManagerToken
@@ -42,7 +117,9 @@ def _client(api_url: str, org_id: str, token: str | None, token_secret: str | No
         return MiroRestClient(api_url, token, org_id)
     if token_secret:
         return MiroRestClient(api_url, SecretsManagerToken(token_secret), org_id)
-    raise typer.BadParameter("set MIRO_TOKEN (or --token) or MIRO_TOKEN_SECRET (or --token-secret)")
+    raise typer.BadParameter(
+        "set MIRO_TOKEN (or --token), MIRO_TOKEN_SECRET (or --token-secret) or --stack/MIRO_SYNC_STACK"
+    )
 
 
 def _store(state_table: str) -> SubscriptionsRepository:
@@ -72,16 +149,20 @@ def create(
     webhook_url: Annotated[
         str,
         typer.Option(
-            "--webhook-url", envvar="WEBHOOK_URL", help="The BoardWebhookFunction URL (stack output)."
+            "--webhook-url",
+            envvar="WEBHOOK_URL",
+            help="The BoardWebhookFunction URL (stack output BoardWebhookBaseUrl; --stack reads it).",
+            show_default=False,
         ),
-    ],
+    ] = "",
     board: Annotated[list[str] | None, typer.Option("--board", help="Board id (repeatable).")] = None,
     team: Annotated[str | None, typer.Option("--team", help="Subscribe to every board of this team.")] = None,
-    api_url: ApiUrl = "https://api.miro.com",
+    api_url: ApiUrl = "",
     org_id: OrgId = "",
     token: Token = None,
     token_secret: TokenSecret = None,
     state_table: StateTable = "",
+    stack: Stack = None,
 ) -> None:
     """Subscribe to a board (or every board of a team) with a fresh secret per subscription."""
     from rich.console import Console
@@ -91,10 +172,16 @@ def create(
 
     if not board and not team:
         raise typer.BadParameter("pass --board ID (repeatable) or --team ID")
+    access = resolve_access(stack, api_url, org_id, token, token_secret, state_table, webhook_url)
+    webhook_url = access.webhook_url
+    if not webhook_url:
+        raise typer.BadParameter(
+            "set --webhook-url/WEBHOOK_URL (the stack output BoardWebhookBaseUrl) or --stack"
+        )
     if not webhook_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         raise typer.BadParameter("--webhook-url must be https (http only for a local 127.0.0.1 webhook)")
-    client = _client(api_url, org_id, token, token_secret)
-    store = _store(state_table)
+    client = access.client()
+    store = access.store()
     board_ids = list(board or [])
     if team:
         board_ids += [item.id for item in client.iter_boards(team_id=team)]
@@ -117,11 +204,12 @@ def create(
 
 @app.command("list")
 def list_subscriptions(
-    api_url: ApiUrl = "https://api.miro.com",
+    api_url: ApiUrl = "",
     org_id: OrgId = "",
     token: Token = None,
     token_secret: TokenSecret = None,
     state_table: StateTable = "",
+    stack: Stack = None,
 ) -> None:
     """Subscriptions created by miro-sync, with Miro's current status."""
     from rich.console import Console
@@ -129,7 +217,8 @@ def list_subscriptions(
 
     from miro_sync.webhooks.subscriptions import subscription_statuses
 
-    rows = subscription_statuses(_client(api_url, org_id, token, token_secret), _store(state_table))
+    access = resolve_access(stack, api_url, org_id, token, token_secret, state_table)
+    rows = subscription_statuses(access.client(), access.store())
     table = Table(title=f"{len(rows)} board subscriptions")
     for column in ("subscription", "board", "status at Miro", "stored status", "secret hash"):
         table.add_column(column, overflow="fold")
@@ -147,21 +236,13 @@ def list_subscriptions(
     Console().print(table)
 
 
-def _change(
-    subscription_id: str,
-    status: str | None,
-    api_url: str,
-    org_id: str,
-    token: str | None,
-    token_secret: str | None,
-    state_table: str,
-) -> None:
+def _change(subscription_id: str, status: str | None, access: Access) -> None:
     from rich.console import Console
 
     from miro_sync.miro.errors import MiroError
     from miro_sync.webhooks.subscriptions import UnknownSubscriptionError, delete_subscription, set_status
 
-    client, store = _client(api_url, org_id, token, token_secret), _store(state_table)
+    client, store = access.client(), access.store()
     try:
         if status is None:
             record = delete_subscription(client, store, subscription_id)
@@ -178,56 +259,65 @@ def _change(
 @app.command()
 def disable(
     subscription_id: Annotated[str, typer.Argument(help="Subscription id (see `list`).")],
-    api_url: ApiUrl = "https://api.miro.com",
+    api_url: ApiUrl = "",
     org_id: OrgId = "",
     token: Token = None,
     token_secret: TokenSecret = None,
     state_table: StateTable = "",
+    stack: Stack = None,
 ) -> None:
     """Stop deliveries for a subscription (it can be enabled again)."""
-    _change(subscription_id, "disabled", api_url, org_id, token, token_secret, state_table)
+    _change(
+        subscription_id, "disabled", resolve_access(stack, api_url, org_id, token, token_secret, state_table)
+    )
 
 
 @app.command()
 def enable(
     subscription_id: Annotated[str, typer.Argument(help="Subscription id (see `list`).")],
-    api_url: ApiUrl = "https://api.miro.com",
+    api_url: ApiUrl = "",
     org_id: OrgId = "",
     token: Token = None,
     token_secret: TokenSecret = None,
     state_table: StateTable = "",
+    stack: Stack = None,
 ) -> None:
     """Resume deliveries (also after regaining access to a `lost_access` board)."""
-    _change(subscription_id, "enabled", api_url, org_id, token, token_secret, state_table)
+    _change(
+        subscription_id, "enabled", resolve_access(stack, api_url, org_id, token, token_secret, state_table)
+    )
 
 
 @app.command()
 def delete(
     subscription_id: Annotated[str, typer.Argument(help="Subscription id (see `list`).")],
-    api_url: ApiUrl = "https://api.miro.com",
+    api_url: ApiUrl = "",
     org_id: OrgId = "",
     token: Token = None,
     token_secret: TokenSecret = None,
     state_table: StateTable = "",
+    stack: Stack = None,
 ) -> None:
     """Delete the subscription at Miro and forget its secret."""
-    _change(subscription_id, None, api_url, org_id, token, token_secret, state_table)
+    _change(subscription_id, None, resolve_access(stack, api_url, org_id, token, token_secret, state_table))
 
 
 @app.command()
 def check(
-    api_url: ApiUrl = "https://api.miro.com",
+    api_url: ApiUrl = "",
     org_id: OrgId = "",
     token: Token = None,
     token_secret: TokenSecret = None,
     state_table: StateTable = "",
+    stack: Stack = None,
 ) -> None:
     """Report subscriptions that lost access to their board (exit code 2 when any did)."""
     from rich.console import Console
 
     from miro_sync.webhooks.subscriptions import check_lost_access
 
-    report = check_lost_access(_client(api_url, org_id, token, token_secret), _store(state_table))
+    access = resolve_access(stack, api_url, org_id, token, token_secret, state_table)
+    report = check_lost_access(access.client(), access.store())
     console = Console()
     console.print(f"checked {report.checked} subscriptions at Miro")
     for item in report.lost_access:
