@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "offboard": ("miro_sync_cli.offboard_cmd", "app", "Enqueue and follow offboarding actions."),
     "report": ("miro_sync_cli.report_cmd", "app", "Inactive-seat and license reports."),
     "subscribe": ("miro_sync_cli.subscribe_cmd", "app", "Manage Miro board webhook subscriptions."),
+    "doctor": ("miro_sync_cli.doctor_cmd", "doctor", "Check tokens, scopes and roles the stack needs."),
 }
 
 
