@@ -23,3 +23,9 @@ def test_readme_shows_the_two_commands_and_deploy() -> None:
     readme = (ROOT / "README.md").read_text()
     for command in ("make demo", "make test", "sam build && sam deploy --guided"):
         assert command in readme
+
+
+def test_the_scopes_table_is_the_one_doctor_checks() -> None:
+    from miro_sync.miro.scopes import markdown_table
+
+    assert markdown_table().strip() in (ROOT / "README.md").read_text()
