@@ -1,14 +1,21 @@
 """`miro-sync demo`: the whole system on this machine, no AWS, no Docker. An emulated Miro org, DynamoDB
 Local and moto server made from template.yaml, every function run through the local stack, the CLI run as
-a user runs it. It checks what it shows and exits non-zero when something is not as it should be."""
+a user runs it. It checks what it shows and exits non-zero when something is not as it should be.
+
+The terminal gets a summary per step; each function's JSON logs (Powertools Logger lines and EMF
+metrics) go to <output-dir>/logs/<FunctionLogicalId>.jsonl, and to the terminal too with --verbose."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,24 +44,113 @@ class DemoChecks:
 def demo(
     members: Annotated[int, typer.Option(help="Members of the emulated org.")] = 5000,
     seed: Annotated[int, typer.Option(help="Seed of the emulated org (same seed, same org).")] = 7,
-    output_dir: Annotated[Path, typer.Option(help="Where the reports are written.")] = Path("demo-output"),
+    output_dir: Annotated[
+        Path, typer.Option(help="Where the reports and the functions' logs (logs/) are written.")
+    ] = Path("demo-output"),
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Also show the functions' JSON logs and metrics as they come."),
+    ] = False,
 ) -> None:
     from rich.console import Console
 
-    console = Console(soft_wrap=True)
+    from miro_sync_cli.local.invoke import FunctionLogs
+
+    # The console writes to the terminal itself: sys.stdout is the functions' while their logs are captured.
+    console = Console(file=sys.stdout, soft_wrap=True)
     checks = DemoChecks()
+    logs = FunctionLogs(output_dir / "logs", echo=verbose)
+    failed = False
     try:
-        _run(console, checks, members, seed, output_dir)
+        with _servers_output(output_dir / "logs" / "servers.log", keep=verbose), logs:
+            _run(Demo(console, checks, verbose), members, seed, output_dir)
     except DemoError as error:
         console.print(f"[red]demo failed:[/red] {error}")
-        raise typer.Exit(1) from None
-    _summary(console, checks)
-    if not checks.all_passed:
+        failed = True
+    if not failed:
+        _check_logs(checks, logs)
+        _summary(console, checks)
+    _where_the_logs_are(console, logs, output_dir / "logs" / "servers.log")
+    if failed or not checks.all_passed:
         raise typer.Exit(1)
 
 
 class DemoError(Exception):
     pass
+
+
+@dataclass
+class Demo:
+    console: Any
+    checks: DemoChecks
+    verbose: bool
+
+    @contextlib.contextmanager
+    def working(self, what: str) -> Iterator[None]:
+        """A spinner with the time taken while a long step runs (in a terminal, and not with --verbose,
+        whose scrolling logs show the progress); it leaves no trace in the output."""
+        if self.verbose or not self.console.is_terminal:
+            yield
+            return
+        from rich.live import Live
+        from rich.spinner import Spinner
+
+        started = time.monotonic()
+
+        class Elapsed:
+            def __rich__(self) -> str:
+                return f"{what} [dim]{time.monotonic() - started:.0f} s[/dim]"
+
+        with Live(
+            Spinner("dots", text=Elapsed()),
+            console=self.console,
+            transient=True,
+            refresh_per_second=8,
+            redirect_stdout=False,  # sys.stdout is the functions' (their logs): not the terminal's
+            redirect_stderr=False,
+        ):
+            yield
+
+
+@contextlib.contextmanager
+def _servers_output(path: Path, *, keep: bool) -> Iterator[None]:
+    """What the in-process servers (the emulator, moto server) print from their own threads, e.g. a
+    traceback for a connection a client reset, goes to `path` rather than between the steps."""
+    path.unlink(missing_ok=True)
+    if keep:
+        yield
+        return
+    terminal = sys.stderr
+    main = threading.get_ident()
+    lock = threading.Lock()
+    opened: list[Any] = []
+
+    class ServersOutput:
+        def write(self, text: str) -> int:
+            if threading.get_ident() == main:
+                return int(terminal.write(text))
+            with lock:
+                if not opened:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    opened.append(path.open("w", encoding="utf-8"))
+                opened[0].write(text)
+                opened[0].flush()
+            return len(text)
+
+        def flush(self) -> None:
+            terminal.flush()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(terminal, name)
+
+    sys.stderr = ServersOutput()
+    try:
+        yield
+    finally:
+        sys.stderr = terminal
+        with lock:
+            for file in opened:
+                file.close()
 
 
 def _event(path: str) -> dict[str, Any]:
@@ -64,7 +160,7 @@ def _event(path: str) -> dict[str, Any]:
 
 def _cli(console: Any, env: dict[str, str], *arguments: str) -> str:
     """Run `miro-sync ARGS` as a user would (its own process), show the command and return its stdout."""
-    console.print(f"[bold cyan]$ miro-sync {' '.join(arguments)}[/bold cyan]")
+    _show_command(console, arguments)
     completed = subprocess.run(  # noqa: S603 - our own interpreter and CLI
         [sys.executable, "-m", "miro_sync_cli.main", *arguments],
         env={**os.environ, **env, "COLUMNS": "160"},
@@ -81,7 +177,73 @@ def _cli(console: Any, env: dict[str, str], *arguments: str) -> str:
     return completed.stdout
 
 
-def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: Path) -> None:
+def _show_command(console: Any, arguments: tuple[str, ...]) -> None:
+    """The command on one line: a long list of emails shortened, the token not shown."""
+    from rich.markup import escape
+
+    shown: list[str] = []
+    emails = 0
+    for index, argument in enumerate(arguments):
+        if index and arguments[index - 1] == "--token":
+            shown.append("***")
+        elif (
+            "@" in argument
+            and not argument.startswith("-")
+            and (index == 0 or arguments[index - 1] != "--by")
+        ):
+            emails += 1
+            if emails <= 2:
+                shown.append(argument)
+            elif emails == 3:
+                shown.append("…")
+        else:
+            shown.append(f"'{argument}'" if " " in argument else argument)
+    if emails > 2:
+        shown[shown.index("…")] = f"… ({emails} emails)"
+    console.print(f"[bold cyan]$ miro-sync {escape(' '.join(shown))}[/bold cyan]")
+
+
+def _seconds(started: float) -> str:
+    return f"{time.monotonic() - started:.1f} s"
+
+
+def members_sync_summary(results: list[Any], took: str) -> list[str]:
+    """Lines on a members sync run (its last invocation's result, and how many there were)."""
+    last = results[-1] if results and isinstance(results[-1], dict) else {}
+    invocations = f", {len(results)} invocations" if len(results) > 1 else ""
+    lines = [
+        f"[bold]{last.get('outcome', '?')}[/bold] in {took}{invocations}: "
+        f"{last.get('fetched', 0):,} members fetched in {last.get('pages', 0)} pages, "
+        f"{last.get('written', 0):,} written, {last.get('unchanged', 0):,} unchanged, "
+        f"{last.get('removed', 0):,} removed"
+    ]
+    snapshot = last.get("snapshot") or {}
+    if snapshot:
+        status = snapshot.get("byStatus", {})
+        idle = snapshot.get("inactiveSeats", {})
+        lines.append(
+            f"snapshot: {snapshot.get('members', 0):,} members ({status.get('active', 0):,} active, "
+            f"{status.get('suspended', 0):,} suspended), {snapshot.get('boards', 0):,} boards, "
+            f"{snapshot.get('fullLicensesAssigned', 0):,} of {snapshot.get('fullLicensesPurchased', 0):,} "
+            f"full licenses assigned; idle 30/60/90+ days: "
+            + " / ".join(f"{idle.get(days, 0):,}" for days in ("30", "60", "90"))
+        )
+    return lines
+
+
+def audit_sync_summary(results: list[Any], took: str) -> str:
+    last = results[-1] if results and isinstance(results[-1], dict) else {}
+    invocations = f", {len(results)} invocations" if len(results) > 1 else ""
+    return (
+        f"[bold]{last.get('status', '?')}[/bold] in {took}{invocations}: "
+        f"{last.get('events_seen', 0):,} events in {last.get('pages', 0)} pages, "
+        f"{last.get('stored', 0):,} stored, {last.get('duplicates', 0):,} duplicates, "
+        f"{last.get('rejected', 0):,} rejected, {last.get('signals_written', 0):,} sign-in signals; "
+        f"watermark {last.get('watermark') or '-'}"
+    )
+
+
+def _run(demo: Demo, members: int, seed: int, output_dir: Path) -> None:
     import httpx
 
     from miro_emulator import EmulatorConfig, start_emulator
@@ -89,6 +251,7 @@ def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: 
     from miro_sync_cli.local.sqs_poller import drain_queue
     from miro_sync_cli.local.stack import LocalStack, MiroConnection
 
+    console, checks = demo.console, demo.checks
     output_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as resources:
         console.rule("1. A Miro Enterprise org on 127.0.0.1 (the emulator)")
@@ -124,19 +287,22 @@ def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: 
         env = stack.env
 
         console.rule("3. Members sync (MembersSyncFunction)")
-        results = stack.invoke("MembersSyncFunction", _event("members_sync/scheduled.json"))
-        console.print_json(json.dumps(results[-1], default=str))
+        started = time.monotonic()
+        with demo.working(f"syncing {members:,} members, their teams and boards"):
+            results = stack.invoke("MembersSyncFunction", _event("members_sync/scheduled.json"))
+        for line in members_sync_summary(results, _seconds(started)):
+            console.print(line)
         live_members = sum(1 for m in state.all_members if not m.deleted)
         synced = _count_items(stack, "MembersTable")
         checks.check(
             "members in the table = members in Miro", f"{synced} / {live_members}", synced == live_members
         )
-        if len(results) > 1:
-            console.print(f"(continued itself {len(results) - 1} time(s))")
 
         console.rule("4. Audit log sync (AuditLogSyncFunction)")
-        results = stack.invoke("AuditLogSyncFunction", _event("audit_log_sync/scheduled.json"))
-        console.print_json(json.dumps(results[-1], default=str))
+        started = time.monotonic()
+        with demo.working("reading 30 days of the org's audit logs"):
+            results = stack.invoke("AuditLogSyncFunction", _event("audit_log_sync/scheduled.json"))
+        console.print(audit_sync_summary(results, _seconds(started)))
         checks.check(
             "audit sync completed",
             results[-1].get("status", "?") if isinstance(results[-1], dict) else results[-1],
@@ -184,22 +350,25 @@ def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: 
         # suspended and signed out everywhere. The plan reads the boards from Miro with the token.
         handed_from, successor = _leaver_with_boards_and_successor(state, exclude={*leavers, from_hr_system})
         miro = ["--api-url", emulator.base_url, "--org-id", emulator.org_id, "--token", emulator.token]
+        _cli(
+            console,
+            env,
+            "offboard",
+            "suspend",
+            handed_from.email,
+            "--successor",
+            successor.email,
+            "--reason",
+            REASON,
+            "--by",
+            OPERATOR,
+            "--yes",
+            *miro,
+        )
+        owned_boards = sum(1 for b in state.boards if not b.deleted and b.owner_index == handed_from.index)
         console.print(
-            _cli(
-                console,
-                env,
-                "offboard",
-                "suspend",
-                handed_from.email,
-                "--successor",
-                successor.email,
-                "--reason",
-                REASON,
-                "--by",
-                OPERATOR,
-                "--yes",
-                *miro,
-            )
+            f"{len(batch)} requests enqueued, and one for {handed_from.email}: {successor.email} becomes "
+            f"co-owner of the {owned_boards} boards they own, then they are suspended and signed out"
         )
         leavers.append(handed_from.email)
         # An HR system posting straight to the queue (the documented message format) sends the same
@@ -215,13 +384,14 @@ def _run(console: Any, checks: DemoChecks, members: int, seed: int, output_dir: 
             sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(hr_message))
         console.print(f"HR system: the same suspend message for {from_hr_system} sent twice to the queue")
         leavers.append(from_hr_system)
-        drained = drain_queue(stack, "OffboardingFunction", stack.queue_url, timeout_s=300)
+        started = time.monotonic()
+        with demo.working("OffboardingFunction working through the queue"):
+            drained = drain_queue(stack, "OffboardingFunction", stack.queue_url, timeout_s=300)
         console.print(
-            f"queue drained: {drained.received} messages in {drained.batches} batch(es), "
-            f"{drained.failed} retried"
+            f"queue drained in {_seconds(started)}: {drained.received} messages in {drained.batches} "
+            f"batch(es), {drained.failed} retried"
         )
-        for email in [*batch, from_hr_system]:
-            console.print(_cli(console, env, "offboard", "status", "--member", email))
+        console.print(_requests_table(stack, [*batch, handed_from.email, from_hr_system]))
         suspended = [email for email in leavers if not state.member_by_email(email).active]  # type: ignore[union-attr]
         checks.check(
             "leavers suspended in Miro", f"{len(suspended)} / {len(leavers)}", len(suspended) == len(leavers)
@@ -268,6 +438,73 @@ def _leaver_with_boards_and_successor(state: Any, exclude: set[str]) -> tuple[An
     )
     successor = next(m for m in internal if m is not leaver and not owned[m.index])
     return leaver, successor
+
+
+def _requests_table(stack: Any, emails: list[str]) -> Any:
+    """The offboarding requests of these members as `miro-sync offboard status` reads them, narrower."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from miro_sync.store.actions import ActionsRepository
+    from miro_sync_cli.local.invoke import process_environment
+    from miro_sync_cli.offboard_cmd import describe_record_steps
+
+    with process_environment(stack.env):
+        repository = ActionsRepository.from_table_name(stack.tables["ActionsTable"])
+        records = [record for email in emails for record in repository.by_member(email)]
+    table = Table(title=f"Offboarding requests ({len(records)})", title_justify="left")
+    for column in ("member", "requested by", "outcome"):
+        table.add_column(column, no_wrap=True)
+    for column in ("steps", "detail"):
+        table.add_column(column, overflow="fold")
+    colours = {"done": "green", "refused": "yellow", "failed": "red"}
+    for record in records:
+        colour = colours.get(record.outcome, "white")
+        table.add_row(
+            escape(record.email or record.member_key),
+            escape(record.requested_by),
+            f"[{colour}]{escape(record.outcome)}[/{colour}]",
+            escape(describe_record_steps(record)),
+            escape(record.outcome_reason or record.last_error or ""),
+        )
+    return table
+
+
+def _check_logs(checks: DemoChecks, logs: Any) -> None:
+    """Every function that ran wrote its logs to its own file, and only JSON lines."""
+    counts = {name: _json_lines(logs.path(name)) for name in logs.lines}
+    lines = sum(json_lines for json_lines, _ in counts.values())
+    other = sum(other_lines for _, other_lines in counts.values())
+    checks.check(
+        "each function's logs in its file, JSON lines",
+        f"{len(counts)} files, {lines:,} JSON lines" + (f", {other} other" if other else ""),
+        bool(counts) and all(json_lines and not other_lines for json_lines, other_lines in counts.values()),
+    )
+
+
+def _json_lines(path: Path) -> tuple[int, int]:
+    """(JSON object lines, other lines) of a file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    json_lines = sum(1 for line in lines if _is_json(line))
+    return json_lines, len(lines) - json_lines
+
+
+def _is_json(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _where_the_logs_are(console: Any, logs: Any, servers: Path) -> None:
+    if not logs.lines:
+        return
+    live = "" if logs.echo else "; --verbose shows them as they come"
+    console.print(f"Logs in {logs.directory}/ (JSON lines: Powertools Logger and EMF metrics{live}):")
+    files = [f"{logs.path(name).name} ({count:,} lines)" for name, count in logs.lines.items()]
+    if servers.is_file():
+        files.append(f"{servers.name} (what the local servers printed)")
+    console.print("  " + ", ".join(files))
 
 
 def _requests_for(stack: Any, email: str) -> int:

@@ -1,26 +1,123 @@
 """Runs a function's handler in this process the way Lambda does: the handler module is imported once
 per function (a warm container), the environment is the function's, and the context's remaining time
-counts down from the function's timeout."""
+counts down from the function's timeout.
+
+While a FunctionLogs is open (the demo opens one), what each function writes to stdout/stderr goes to
+its own file instead of the terminal; without one (`miro-sync invoke`) it goes where it always did."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import sys
+import threading
 import time
 import traceback
 import uuid
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from types import ModuleType, TracebackType
+from typing import IO, Any
 
 from miro_sync_cli.local.errors import LocalStackError
 from miro_sync_cli.local.template import Template
 
 _modules: dict[Path, ModuleType] = {}
+# The function (logical id) whose code runs in this context, and the FunctionLogs open in this process.
+_running: ContextVar[str | None] = ContextVar("miro_sync_running_function", default=None)
+_open_logs: FunctionLogs | None = None
+
+
+class FunctionLogs:
+    """Each function's stdout and stderr (Powertools Logger's JSON lines, Metrics' EMF blobs, prints,
+    tracebacks) in `<directory>/<LogicalId>.jsonl`, rewritten on each open; `echo` also lets them through.
+
+    While open, sys.stdout and sys.stderr are stand-ins that send a write to the running function's file
+    (see `function_output`) and anything else on to the stream they replaced. Powertools' Logger keeps the
+    sys.stdout of its module's import, so open this before the first invocation."""
+
+    def __init__(self, directory: Path, *, echo: bool = False) -> None:
+        self.directory = directory
+        self.echo = echo
+        self.lines: dict[str, int] = {}
+        self._files: dict[str, IO[str]] = {}
+        self._lock = threading.Lock()
+        self._replaced: tuple[Any, Any] | None = None
+
+    def path(self, logical_id: str) -> Path:
+        return self.directory / f"{logical_id}.jsonl"
+
+    def __enter__(self) -> FunctionLogs:
+        global _open_logs
+        if _open_logs is not None:
+            raise LocalStackError("function logs are already being captured")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._replaced = (sys.stdout, sys.stderr)
+        sys.stdout = _FunctionOutputStream(sys.stdout)
+        sys.stderr = _FunctionOutputStream(sys.stderr)
+        _open_logs = self
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        global _open_logs
+        _open_logs = None
+        if self._replaced is not None:
+            sys.stdout, sys.stderr = self._replaced
+        with self._lock:
+            for file in self._files.values():
+                file.close()
+            self._files.clear()
+
+    def write(self, logical_id: str, text: str) -> None:
+        with self._lock:
+            file = self._files.get(logical_id)
+            if file is None:
+                file = self._files[logical_id] = self.path(logical_id).open("w", encoding="utf-8")
+                self.lines[logical_id] = 0
+            file.write(text)
+            file.flush()
+            self.lines[logical_id] += text.count("\n")
+
+
+class _FunctionOutputStream:
+    """sys.stdout/sys.stderr while FunctionLogs is open: a function's writes to its file, the rest on."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        logs, function = _open_logs, _running.get()
+        if logs is None or function is None:
+            return int(self._stream.write(text))
+        logs.write(function, text)
+        if logs.echo:
+            self._stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...: the terminal's
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def function_output(logical_id: str) -> Iterator[None]:
+    """Attribute what this context writes to `logical_id` (unless a function already is)."""
+    if _running.get() is not None:
+        yield
+        return
+    token = _running.set(logical_id)
+    try:
+        yield
+    finally:
+        _running.reset(token)
 
 
 @dataclass
@@ -97,7 +194,21 @@ def load_handler(template: Template, code_uri: str, handler: str) -> Any:
     function = getattr(module, attribute, None)
     if not callable(function):
         raise LocalStackError(f"{source} has no callable {attribute!r}")
+    if _open_logs is not None:
+        # A handler called from elsewhere (a Function URL's request thread) logs to its function's file too.
+        for logical_id, function_spec in template.functions().items():
+            if (function_spec.code_uri, function_spec.handler) == (code_uri, handler):
+                return _attributed(function, logical_id)
     return function
+
+
+def _attributed(function: Any, logical_id: str) -> Any:
+    @functools.wraps(function)
+    def handler(event: Any, context: Any) -> Any:
+        with function_output(logical_id):
+            return function(event, context)
+
+    return handler
 
 
 def invoke_function(
@@ -127,7 +238,7 @@ def invoke_function(
         region=template.region,
         account_id=template.account_id,
     )
-    with process_environment(env):
+    with process_environment(env), function_output(logical_id):
         handler = load_handler(template, spec.code_uri, spec.handler)
         try:
             return handler(event, context)
