@@ -34,6 +34,29 @@ def emulator(
     ),
     token: str | None = typer.Option(None, "--token", help="REST bearer token to accept."),
     scim_token: str | None = typer.Option(None, "--scim-token", help="SCIM bearer token to accept."),
+    token_ttl: float | None = typer.Option(
+        None,
+        "--token-ttl",
+        min=0.001,
+        help=(
+            "Expiring tokens: REST access tokens answer 401 (tokenExpired) after this many seconds "
+            "(Miro: 3600). Default: they never expire."
+        ),
+    ),
+    refresh_token: str | None = typer.Option(
+        None,
+        "--refresh-token",
+        help=(
+            "First refresh token for POST /v1/oauth/token (each refresh issues a new pair; a "
+            "refresh token works once)."
+        ),
+    ),
+    client_id: str | None = typer.Option(
+        None, "--client-id", help="OAuth client id the token endpoint accepts."
+    ),
+    client_secret: str | None = typer.Option(
+        None, "--client-secret", help="OAuth client secret the token endpoint accepts."
+    ),
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, help="Added latency per request."),
     faults: str = typer.Option("none", "--faults", help="Fault profile: none, flaky, 429-storm, slow, ..."),
     window_s: float = typer.Option(60.0, "--window-s", min=0.001, help="Rate-limit window in seconds."),
@@ -72,6 +95,10 @@ def emulator(
         org_id=org_id or defaults.org_id,
         token=token or defaults.token,
         scim_token=scim_token or defaults.scim_token,
+        token_ttl_s=token_ttl,
+        refresh_token=refresh_token or defaults.refresh_token,
+        client_id=client_id or defaults.client_id,
+        client_secret=client_secret or defaults.client_secret,
         content_admin=content_admin,
     )
     events = config.audit_event_count
@@ -90,6 +117,16 @@ def _serve_until(stop: threading.Event, running: Any, console: Any, faults: str,
         console.print(f"  SCIM        {running.scim_url}")
         console.print(f"  REST token  {running.token}")
         console.print(f"  SCIM token  {running.scim_token}")
+        ttl = running.config.token_ttl_s
+        if ttl is not None:
+            console.print(
+                f"  Expiring    access tokens live {ttl:g}s; refresh: POST {running.base_url}/v1/oauth/token",
+                soft_wrap=True,
+                highlight=False,
+            )
+            console.print(
+                f"  Refresh     {running.config.refresh_token} (client id {running.config.client_id})"
+            )
         console.print(f"  Introspect  {running.base_url}/_emulator/stats")
         console.print(f"  Faults      {faults}, rate-limit window {window_s}s")
         console.print(

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 
-from miro_emulator import introspection, rest, scim
+from miro_emulator import introspection, oauth, rest, scim
 from miro_emulator.config import Clock, EmulatorConfig
 from miro_emulator.faults import PROFILES, FaultDecision, FaultKind, FaultProfile, decide
 from miro_emulator.generator import build_org
@@ -47,6 +47,8 @@ def _ops() -> list[tuple[str, list[str], Operation]]:
     org = "/v2/orgs/<org_id>"
     hooks = "/v2-experimental/webhooks"
     return [
+        # Authenticated by the client credentials in the request, not a bearer token.
+        ("/v1/oauth/token", ["POST"], Operation("oauth-token", "oauth", oauth.token)),
         (org, ["GET"], Operation("enterprise-get-organization", "rest", rest.get_organization, 3)),
         (
             f"{org}/members",
@@ -217,6 +219,11 @@ class Stats:
             self.faults: Counter[str] = Counter()
             self.credits_spent = 0
             self.internal_errors = 0
+            self.token_refreshes = 0
+
+    def count_token_refresh(self) -> None:
+        with self._lock:
+            self.token_refreshes += 1
 
     def count_request(self, operation_id: str) -> None:
         with self._lock:
@@ -253,6 +260,7 @@ class Stats:
                 "faultsInjected": dict(self.faults),
                 "creditsSpent": self.credits_spent,
                 "internalErrors": self.internal_errors,
+                "tokenRefreshes": self.token_refreshes,
             }
 
 
@@ -284,6 +292,7 @@ class Emulator:
         self._storms: dict[str, float] = {}
         self._storms_lock = threading.Lock()
         self.stats_counter = Stats()
+        self.oauth = oauth.TokenIssuer(config, monotonic)
         self.deliveries = DeliveryWorker(config.callback_timeout_s)
         self.scim_base_for_links = SCIM_PREFIX
         self._sleep = sleep
@@ -332,12 +341,18 @@ class Emulator:
         request.path_params = {key: str(value) for key, value in arguments.items()}
         if operation.api == "internal":
             return self._run(operation, request)
+        if operation.api == "oauth":
+            # Counted like an API call; no bearer token, rate limit or injected fault.
+            self.stats_counter.count_request(operation.operation_id)
+            response = self._run(operation, request)
+            self.stats_counter.record(operation.operation_id, response.status, FaultKind.NONE, 0)
+            return response
         return self._handle_api(operation, request)
 
     def _handle_api(self, operation: Operation, request: Request) -> Response | object:
         self.stats_counter.count_request(operation.operation_id)
         is_scim = operation.api == "scim"
-        token = request.bearer_token() or ""
+        token = self._limit_key(request.bearer_token() or "")
         storm_left = self._storm_left(token)
         if storm_left is not None:
             # A running storm answers before anything else and draws no fault ordinal.
@@ -396,18 +411,29 @@ class Emulator:
                 operation.api == "scim", 500, "internalError", f"Internal error: {type(error).__name__}"
             )
 
+    def _limit_key(self, token: str) -> str:
+        """Rate limits and storms are per user and app: every REST access token issued by a refresh
+        shares the first token's budget."""
+        return self.config.token if self.oauth.is_issued(token) else token
+
     def _authenticate(self, request: Request, is_scim: bool) -> Response | None:
         token = request.bearer_token()
-        expected, other = (
-            (self.config.scim_token, self.config.token)
-            if is_scim
-            else (self.config.token, self.config.scim_token)
-        )
         if token is None:
             return self._error(is_scim, 401, "tokenNotProvided", "No access token was provided")
-        if token == expected:
+        if is_scim:
+            if token == self.config.scim_token:
+                return None
+            if self.oauth.is_issued(token):
+                return self._error(
+                    is_scim, 403, "insufficientPermissions", "This token cannot be used for this API"
+                )
+            return self._error(is_scim, 401, "tokenNotFound", "The access token is invalid")
+        check = self.oauth.check(token)
+        if check == "valid":
             return None
-        if token == other:
+        if check == "expired":
+            return self._error(is_scim, 401, "tokenExpired", "The access token has expired")
+        if token == self.config.scim_token:
             return self._error(
                 is_scim, 403, "insufficientPermissions", "This token cannot be used for this API"
             )
@@ -426,7 +452,7 @@ class Emulator:
                 self.config.scim_window_s if is_scim else self.config.window_s
             )
             with self._storms_lock:
-                self._storms[request.bearer_token() or ""] = self._monotonic() + duration
+                self._storms[self._limit_key(request.bearer_token() or "")] = self._monotonic() + duration
             return self._storm_response(is_scim, request, duration)
         if decision.kind is FaultKind.EXPIRED_TOKEN:
             return self._error(is_scim, 401, "tokenExpired", "The access token has expired")

@@ -21,6 +21,13 @@ class EmulatorConfig(BaseModel):
     org_name: str = "Acme Corporation"
     token: str = Field(default="emulator-rest-token", min_length=1)
     scim_token: str = Field(default="emulator-scim-token", min_length=1)
+    # Expiring tokens (Miro: access token 1 hour, refresh token 60 days). `token` is the first access
+    # token; after `token_ttl_s` seconds it answers 401 (None: it never expires). `POST /v1/oauth/token`
+    # with `refresh_token` and the client credentials issues a new pair and invalidates the old one.
+    token_ttl_s: float | None = Field(default=None, gt=0)
+    refresh_token: str = Field(default="emulator-refresh-token", min_length=1)
+    client_id: str = Field(default="3458764599999999999", min_length=1)
+    client_secret: str = Field(default="emulator-client-secret", min_length=1)
     latency_ms: float = Field(default=0.0, ge=0)
     faults: str = "none"
     window_s: float = Field(default=60.0, gt=0)

@@ -6,14 +6,42 @@ Token values are held in pydantic ``SecretStr`` so they never show up in reprs, 
 
 Secrets Manager access goes through Powertools Parameters (cached for ``max_age`` seconds per warm
 container); it is imported lazily so importing this module on a cold start costs nothing.
+
+Two secret formats (see ``SecretsManagerToken``):
+
+* a plain token (a non-expiring Miro token; also JSON ``{"token": ...}``): ``refresh()`` re-reads it;
+* Miro's expiring tokens, JSON ``{"accessToken", "refreshToken", "clientId", "clientSecret",
+  "expiresAt"}`` (``expiresAt`` ISO-8601 UTC): ``ExpiringToken`` refreshes the pair at Miro shortly
+  before ``expiresAt`` and after a 401, and writes the new pair back to the secret conditionally on
+  the version it read, so concurrent functions never lose the pair (see ``ExpiringToken``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol, runtime_checkable
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from miro_sync.miro.oauth import IssuedTokens
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.miro.com"
+# Miro's expiring access tokens live an hour: refresh this long before expiresAt (at most a quarter of
+# the lifetime left when the pair was first seen, so short-lived test tokens are not refreshed at once).
+DEFAULT_REFRESH_MARGIN_S = 60.0
+# After Miro refuses our refresh token (another function spent it), wait for that function's pair to
+# reach the secret: reload after each of these waits.
+DEFAULT_RELOAD_WAITS_S = (0.2, 0.4, 0.8, 1.6, 3.2)
 
 
 @runtime_checkable
@@ -79,13 +107,324 @@ def token_from_secret_value(raw: object, secret_name: str) -> str:
     raise TokenUnavailableError(f"secret {secret_name!r} holds no usable token")
 
 
-class SecretsManagerToken:
-    """Token read from AWS Secrets Manager through Powertools Parameters, cached ``max_age`` seconds."""
+# --- expiring tokens --------------------------------------------------------------------------------
 
-    def __init__(self, secret_name: str, max_age: int = 300, *, fetcher: SecretFetcher | None = None) -> None:
+EXPIRING_FIELDS = ("accessToken", "refreshToken", "clientId", "clientSecret", "expiresAt")
+
+
+def _format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, repr=False)
+class TokenPair:
+    """The JSON form of the REST token secret. Every value but ``expires_at`` is a SecretStr."""
+
+    access_token: SecretStr
+    refresh_token: SecretStr
+    client_id: SecretStr
+    client_secret: SecretStr
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"TokenPair(expires_at={_format_time(self.expires_at)!r})"
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], secret_name: str) -> TokenPair:
+        missing = [
+            key for key in EXPIRING_FIELDS if not isinstance(data.get(key), str) or not data[key].strip()
+        ]
+        if missing:
+            raise TokenUnavailableError(
+                f"secret {secret_name!r} holds an expiring token without non-empty {', '.join(missing)}"
+            )
+        try:
+            expires_at = datetime.fromisoformat(data["expiresAt"].strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise TokenUnavailableError(
+                f"secret {secret_name!r}: expiresAt is not an ISO-8601 time"
+            ) from None
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        return cls(
+            SecretStr(data["accessToken"].strip()),
+            SecretStr(data["refreshToken"].strip()),
+            SecretStr(data["clientId"].strip()),
+            SecretStr(data["clientSecret"].strip()),
+            expires_at.astimezone(UTC),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "accessToken": self.access_token.get_secret_value(),
+                "refreshToken": self.refresh_token.get_secret_value(),
+                "clientId": self.client_id.get_secret_value(),
+                "clientSecret": self.client_secret.get_secret_value(),
+                "expiresAt": _format_time(self.expires_at),
+            }
+        )
+
+    def renewed(self, issued: IssuedTokens, now: float) -> TokenPair:
+        return TokenPair(
+            issued.access_token,
+            issued.refresh_token,
+            self.client_id,
+            self.client_secret,
+            datetime.fromtimestamp(now, tz=UTC) + timedelta(seconds=issued.expires_in),
+        )
+
+    def same_tokens(self, other: TokenPair) -> bool:
+        return (
+            self.access_token.get_secret_value() == other.access_token.get_secret_value()
+            and self.refresh_token.get_secret_value() == other.refresh_token.get_secret_value()
+        )
+
+
+def expiring_pair(raw: object, secret_name: str) -> TokenPair | None:
+    """The pair when `raw` is the expiring JSON form (it has ``refreshToken``), else None."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8")
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text.startswith("{"):
+            return None
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            return None  # token_from_secret_value reports it
+    if isinstance(raw, dict) and "refreshToken" in raw:
+        return TokenPair.from_mapping(raw, secret_name)
+    return None
+
+
+class PairStore(Protocol):
+    """Where an expiring pair lives (``store.token_secret.SecretVersionStore``; fakes in tests)."""
+
+    def load(self) -> tuple[str, str]:
+        """(value, version id), read now."""
+        ...
+
+    def save(self, value: str, replaces: str) -> str | None:
+        """Write `value` if `replaces` is still current: the new version id, or None if another writer won."""
+        ...
+
+
+Refresher = Callable[[str, TokenPair], "IssuedTokens"]
+
+
+def miro_refresher(api_url: str, pair: TokenPair) -> IssuedTokens:
+    """The real refresh: `POST {api_url}/v1/oauth/token` (lazy import: only expiring tokens need it)."""
+    from miro_sync.miro.oauth import refresh_access_token
+
+    return refresh_access_token(
+        api_url,
+        refresh_token=pair.refresh_token.get_secret_value(),
+        client_id=pair.client_id.get_secret_value(),
+        client_secret=pair.client_secret.get_secret_value(),
+    )
+
+
+class _SecretNoLongerExpiring(Exception):  # noqa: N818 - internal signal
+    """The secret now holds a plain token (an operator switched formats)."""
+
+    def __init__(self, raw: str) -> None:
+        super().__init__("the secret now holds a plain token")
+        self.raw = raw
+
+
+class ExpiringToken:
+    """Miro's expiring access token, refreshed with its refresh token shortly before ``expiresAt``
+    (proactively, in ``__call__``) and after a 401 (``refresh()``).
+
+    With a ``store`` (the Secrets Manager secret) the new pair is written back conditionally on the
+    secret version this provider read, so that concurrent functions never lose it:
+
+    1. before refreshing, the secret is read again: if it holds another pair (another function
+       refreshed), that pair is used and nothing is refreshed;
+    2. otherwise the pair is refreshed at Miro and saved as a new version that becomes AWSCURRENT
+       only if the version read in 1. still is; if another writer won, its pair is reloaded and used;
+    3. if Miro refuses the refresh token (another function spent it a moment ago), the secret is
+       reloaded after short waits until that function's pair shows up.
+
+    Without a store (a JSON ``--token`` in the CLI) the new pair is kept in memory only: it cannot be
+    written back anywhere, so the pair passed in is spent after the first refresh.
+
+    Threads sharing one provider refresh once: a thread whose request failed with a token that another
+    thread has already replaced just gets the new token. Values never reach a repr, log or error.
+    """
+
+    def __init__(
+        self,
+        pair: TokenPair,
+        version: str | None = None,
+        *,
+        store: PairStore | None = None,
+        name: str = "REST token",
+        api_url: str | None = None,
+        refresher: Refresher = miro_refresher,
+        refresh_margin_s: float = DEFAULT_REFRESH_MARGIN_S,
+        max_age: float | None = None,
+        reload_waits: Sequence[float] = DEFAULT_RELOAD_WAITS_S,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.name = name
+        self._store = store
+        self._api_url = api_url
+        self._refresher = refresher
+        self._margin_cap = refresh_margin_s
+        self._max_age = max_age
+        self._reload_waits = tuple(reload_waits)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self.refreshes = 0  # refreshes this provider did at Miro
+        self.adopted = 0  # pairs another writer refreshed, taken from the store
+        self._set(pair, version)
+
+    def __repr__(self) -> str:
+        stored = "secret" if self._store is not None else "memory"
+        expires = _format_time(self._pair.expires_at)
+        return f"ExpiringToken(name={self.name!r}, kept_in={stored!r}, expires_at={expires!r})"
+
+    # --- the provider interface ---------------------------------------------------------------
+    def __call__(self) -> str:
+        with self._lock:
+            now = self._clock()
+            if now >= self._refresh_at:
+                self._renew(failed=None)
+            elif (
+                self._store is not None
+                and self._max_age is not None
+                and now - self._loaded_at >= self._max_age
+            ):
+                self._reload_if_changed()
+            token = self._pair.access_token.get_secret_value()
+        self._local.last = token
+        return token
+
+    def refresh(self) -> str:
+        """After a 401: the token that failed in this thread is replaced (by another thread, another
+        function via the secret, or a refresh at Miro), and the new one returned."""
+        failed = getattr(self._local, "last", None)
+        with self._lock:
+            current = self._pair.access_token.get_secret_value()
+            if failed is None or failed == current:
+                self._renew(failed=current)
+            token = self._pair.access_token.get_secret_value()
+        self._local.last = token
+        return token
+
+    @property
+    def expires_at(self) -> datetime:
+        return self._pair.expires_at
+
+    def api_url(self) -> str:
+        return (self._api_url or os.environ.get("MIRO_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+    def use_api_url(self, api_url: str) -> None:
+        """The REST client's base URL, when none was given (the token endpoint lives on the same host)."""
+        if self._api_url is None:
+            self._api_url = api_url
+
+    # --- internals (under self._lock) ---------------------------------------------------------
+    def _set(self, pair: TokenPair, version: str | None) -> None:
+        self._pair = pair
+        self._version = version
+        now = self._clock()
+        self._loaded_at = now
+        left = pair.expires_at.timestamp() - now
+        margin = min(self._margin_cap, max(0.0, left) / 4)
+        self._refresh_at = pair.expires_at.timestamp() - margin
+
+    def _load(self) -> tuple[TokenPair, str] | None:
+        if self._store is None:
+            return None
+        raw, version = self._store.load()
+        pair = expiring_pair(raw, self.name)
+        if pair is None:
+            raise _SecretNoLongerExpiring(raw)
+        return pair, version
+
+    def _adopt_if_other(self, loaded: tuple[TokenPair, str] | None) -> bool:
+        if loaded is None:
+            return False
+        pair, version = loaded
+        if pair.same_tokens(self._pair):
+            self._version = version
+            self._loaded_at = self._clock()
+            return False
+        self._set(pair, version)
+        self.adopted += 1
+        logger.info("took the Miro token pair another function refreshed", extra={"secret": self.name})
+        return True
+
+    def _reload_if_changed(self) -> None:
+        self._adopt_if_other(self._load())
+
+    def _renew(self, failed: str | None) -> None:
+        # 1. Another function may have refreshed already: use its pair.
+        if self._adopt_if_other(self._load()) and self._clock() < self._refresh_at:
+            return
+        # 2. Refresh at Miro with the pair we hold.
+        from miro_sync.miro.oauth import RefreshRefusedError
+
+        try:
+            issued = self._refresher(self.api_url(), self._pair)
+        except RefreshRefusedError:
+            # 3. Spent by someone else a moment ago (or revoked): wait for their pair in the secret.
+            for wait in self._reload_waits if self._store is not None else ():
+                self._sleep(wait)
+                if self._adopt_if_other(self._load()):
+                    return
+            raise TokenUnavailableError(
+                f"Miro refused to refresh the token in {self.name!r} and no newer pair appeared; "
+                "re-authorize the app and store a new pair"
+            ) from None
+        self.refreshes += 1
+        renewed = self._pair.renewed(issued, self._clock())
+        if self._store is None or self._version is None:
+            self._set(renewed, self._version)
+            return
+        version = self._store.save(renewed.to_json(), self._version)
+        if version is not None:
+            self._set(renewed, version)
+            logger.info("refreshed the Miro token pair", extra={"secret": self.name})
+            return
+        # Lost the race to another writer: its pair is current, ours never will be.
+        logger.info("another function wrote the Miro token pair first; using it", extra={"secret": self.name})
+        if not self._adopt_if_other(self._load()):
+            self._set(renewed, self._version)  # pragma: no cover - the store said someone else won
+
+
+class SecretsManagerToken:
+    """Token read from AWS Secrets Manager through Powertools Parameters, cached ``max_age`` seconds.
+
+    A secret in the expiring JSON form is handed to an ``ExpiringToken`` that reads and writes it
+    through ``store`` (default: ``store.token_secret.SecretVersionStore`` on the fetcher's boto3
+    client), refreshes it at Miro and writes the new pair back (see ``ExpiringToken``).
+    """
+
+    def __init__(
+        self,
+        secret_name: str,
+        max_age: int = 300,
+        *,
+        fetcher: SecretFetcher | None = None,
+        store: PairStore | None = None,
+        api_url: str | None = None,
+        expiring_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.secret_name = secret_name
         self.max_age = max_age
         self._fetcher = fetcher
+        self._store = store
+        self._api_url = api_url
+        self._expiring_options = dict(expiring_options or {})
+        self._expiring: ExpiringToken | None = None
+        self._lock = threading.Lock()
 
     def _get_fetcher(self) -> SecretFetcher:
         if self._fetcher is None:
@@ -95,19 +434,71 @@ class SecretsManagerToken:
             self._fetcher = SecretsProvider()
         return self._fetcher
 
+    def _get_store(self) -> PairStore:
+        if self._store is None:
+            from miro_sync.store.token_secret import SecretVersionStore, secrets_manager_client
+
+            self._store = SecretVersionStore(secrets_manager_client(self._fetcher), self.secret_name)
+        return self._store
+
     def _read(self, force_fetch: bool) -> str:
         raw = self._get_fetcher().get(self.secret_name, max_age=self.max_age, force_fetch=force_fetch)
+        if expiring_pair(raw, self.secret_name) is not None:
+            return self._start_expiring()()
         return token_from_secret_value(raw, self.secret_name)
 
+    def _start_expiring(self) -> ExpiringToken:
+        with self._lock:
+            if self._expiring is None:
+                store = self._get_store()
+                value, version = store.load()  # with its version: the conditional write needs it
+                pair = expiring_pair(value, self.secret_name)
+                if pair is None:  # pragma: no cover - changed between the two reads
+                    raise TokenUnavailableError(f"secret {self.secret_name!r} changed format while read")
+                options: dict[str, Any] = {"max_age": float(self.max_age), **self._expiring_options}
+                self._expiring = ExpiringToken(
+                    pair, version, store=store, name=self.secret_name, api_url=self._api_url, **options
+                )
+            return self._expiring
+
     def __call__(self) -> str:
+        expiring = self._expiring
+        if expiring is not None:
+            try:
+                return expiring()
+            except _SecretNoLongerExpiring:
+                self._expiring = None
         return self._read(force_fetch=False)
 
     def refresh(self) -> str:
+        expiring = self._expiring
+        if expiring is not None:
+            try:
+                return expiring.refresh()
+            except _SecretNoLongerExpiring:
+                self._expiring = None
         return self._read(force_fetch=True)
+
+    def use_api_url(self, api_url: str) -> None:
+        """The REST client's base URL, when none was given (for the token endpoint)."""
+        if self._api_url is None:
+            self._api_url = api_url
+            if self._expiring is not None:
+                self._expiring.use_api_url(api_url)
 
     def __repr__(self) -> str:
         return f"SecretsManagerToken(secret_name={self.secret_name!r}, max_age={self.max_age})"
 
 
 def as_token_provider(token: TokenProvider | str) -> TokenProvider:
-    return StaticToken(token) if isinstance(token, str) else token
+    """A provider for a ``--token`` string: a plain token, or the expiring JSON form (refreshed at Miro
+    and kept in memory: a CLI run cannot write the new pair back, so store the pair it started with
+    nowhere else that still needs it)."""
+    if not isinstance(token, str):
+        return token
+    pair = expiring_pair(token, "--token")
+    if pair is not None:
+        return ExpiringToken(pair, name="--token")
+    if token.strip().startswith("{"):
+        return StaticToken(token_from_secret_value(token, "--token"))
+    return StaticToken(token)

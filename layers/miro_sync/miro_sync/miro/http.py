@@ -505,6 +505,10 @@ class MiroHttp:
             raise ValueError("max_attempts must be >= 1")
         self.base_url = base_url.rstrip("/")
         self._token = token
+        # Expiring tokens refresh at the token endpoint of the API they are used with (unless told).
+        use_api_url = getattr(token, "use_api_url", None)
+        if callable(use_api_url) and httpx.URL(self.base_url).path in ("", "/"):  # not the SCIM base
+            use_api_url(self.base_url)
         self.http = http if http is not None else shared_http_client(self.base_url)
         self.pacer = pacer
         self.max_attempts = max_attempts

@@ -1,0 +1,116 @@
+"""Expiring OAuth tokens: the REST access token's lifetime and `POST /v1/oauth/token` (refresh_token grant).
+
+As Miro documents for apps with expiring tokens: an access token lives a limited time (Miro: 1 hour;
+here `--token-ttl` seconds) and then answers 401; a refresh returns a new access/refresh pair and
+invalidates the old pair, so a refresh token works exactly once. Parameters are read from the query
+string (Miro's reference) or a form body (Miro's recommendation; OAuth standard), the body winning.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import parse_qs
+
+from miro_emulator.http import ApiError, Request, Response
+
+if TYPE_CHECKING:
+    from miro_emulator.app import Emulator
+    from miro_emulator.config import EmulatorConfig
+
+# What the emulated app was granted (as Miro echoes the scopes in the token response).
+SCOPE = "organizations:read organizations:teams:read boards:read boards:write auditlogs:read"
+# Miro reports expires_in for expiring tokens; a non-expiring emulator still answers like Miro's 1 hour.
+DEFAULT_EXPIRES_IN = 3599
+
+TokenCheck = Literal["valid", "expired", "unknown"]
+
+
+class TokenIssuer:
+    """The REST token pair of the emulated app installation (thread-safe)."""
+
+    def __init__(self, config: EmulatorConfig, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._config = config
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._access = config.token
+        self._refresh = config.refresh_token
+        self._issued_at = monotonic()
+        self._retired: set[str] = set()  # access tokens a refresh replaced: never valid again
+        self.refreshes = 0
+
+    def check(self, token: str) -> TokenCheck:
+        """`valid`: the current, unexpired access token; `expired`: ours but expired or replaced."""
+        with self._lock:
+            if token == self._access:
+                ttl = self._config.token_ttl_s
+                if ttl is not None and self._monotonic() - self._issued_at >= ttl:
+                    return "expired"
+                return "valid"
+            return "expired" if token in self._retired else "unknown"
+
+    def is_issued(self, token: str) -> bool:
+        """Any REST access token this emulator issued (current or replaced): they share one rate limit,
+        as Miro's credits are per user and app, not per token."""
+        with self._lock:
+            return token == self._access or token in self._retired
+
+    def current(self) -> tuple[str, str]:
+        """(access token, refresh token) now valid: for in-process tests only, never served over HTTP."""
+        with self._lock:
+            return self._access, self._refresh
+
+    def refresh(self, params: dict[str, str], user_id: str, team_id: str) -> Response:
+        if params.get("grant_type") != "refresh_token":
+            raise ApiError(400, "invalidParameters", "grant_type must be refresh_token")
+        for name in ("client_id", "client_secret", "refresh_token"):
+            if not params.get(name):
+                raise ApiError(400, "invalidParameters", f"{name} is required")
+        if not (
+            secrets.compare_digest(params["client_id"], self._config.client_id)
+            and secrets.compare_digest(params["client_secret"], self._config.client_secret)
+        ):
+            raise ApiError(401, "oauthError", "Invalid client credentials")
+        with self._lock:
+            if not secrets.compare_digest(params["refresh_token"], self._refresh):
+                raise ApiError(401, "oauthError", "Invalid refresh token")
+            self.refreshes += 1
+            self._retired.add(self._access)
+            self._access = f"emu-at-{self.refreshes}-{secrets.token_urlsafe(12)}"
+            self._refresh = f"emu-rt-{self.refreshes}-{secrets.token_urlsafe(12)}"
+            self._issued_at = self._monotonic()
+            access, refresh = self._access, self._refresh
+        ttl = self._config.token_ttl_s
+        expires_in = DEFAULT_EXPIRES_IN if ttl is None else max(1, int(ttl))
+        body = {
+            "user_id": user_id,
+            "refresh_token": refresh,
+            "access_token": access,
+            "expires_in": expires_in,
+            "team_id": team_id,
+            "scope": SCOPE,
+            "token_type": "bearer",
+        }
+        return Response(200, body, headers={"Cache-Control": "no-store"})
+
+
+def _params(request: Request) -> dict[str, str]:
+    params = {name: values[0] for name, values in request.query.items() if values}
+    content_type = request.headers.get("content-type", "")
+    if request.body and "application/x-www-form-urlencoded" in content_type:
+        form = parse_qs(request.body.decode("utf-8", errors="replace"), keep_blank_values=True)
+        params.update({name: values[0] for name, values in form.items() if values})
+    return params
+
+
+def token(emulator: Emulator, request: Request) -> Response:
+    """`POST /v1/oauth/token?grant_type=refresh_token`: the client credentials authenticate it."""
+    state = emulator.state
+    user = state.token_user()
+    team_id = state.teams[0].id if state.teams else "0"
+    response = emulator.oauth.refresh(_params(request), user.id, team_id)
+    emulator.stats_counter.count_token_refresh()
+    return response
