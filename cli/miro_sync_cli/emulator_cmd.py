@@ -57,6 +57,14 @@ def emulator(
     client_secret: str | None = typer.Option(
         None, "--client-secret", help="OAuth client secret the token endpoint accepts."
     ),
+    scopes: str | None = typer.Option(
+        None,
+        "--scopes",
+        help=(
+            "Comma-separated scopes of the REST token (GET /v1/oauth-token reports them; an operation "
+            "needing another answers 403). Default: every scope miro-sync needs."
+        ),
+    ),
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, help="Added latency per request."),
     faults: str = typer.Option("none", "--faults", help="Fault profile: none, flaky, 429-storm, slow, ..."),
     window_s: float = typer.Option(60.0, "--window-s", min=0.001, help="Rate-limit window in seconds."),
@@ -85,6 +93,7 @@ def emulator(
     if faults not in FAULT_PROFILES:
         raise typer.BadParameter(f"unknown profile {faults!r}; choose from {', '.join(FAULT_PROFILES)}")
     defaults = EmulatorConfig()
+    token_scopes = defaults.scopes if scopes is None else _parse_scopes(scopes)
     config = EmulatorConfig(
         members=members,
         seed=seed,
@@ -100,6 +109,7 @@ def emulator(
         client_id=client_id or defaults.client_id,
         client_secret=client_secret or defaults.client_secret,
         content_admin=content_admin,
+        scopes=token_scopes,
     )
     events = config.audit_event_count
     with _stop_on_ctrl_c() as stop:
@@ -108,6 +118,14 @@ def emulator(
         ):
             running = start_emulator(config, port=port)
         _serve_until(stop, running, console, faults, window_s)
+
+
+def _parse_scopes(text: str) -> tuple[str, ...]:
+    """`--scopes a,b,c` (spaces around names ignored; an empty value: a token with no scope)."""
+    names = [name.strip() for name in text.split(",")]
+    if any(" " in name for name in names):
+        raise typer.BadParameter("scopes are comma-separated names without spaces", param_hint="--scopes")
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def _serve_until(stop: threading.Event, running: Any, console: Any, faults: str, window_s: float) -> None:
@@ -127,6 +145,9 @@ def _serve_until(stop: threading.Event, running: Any, console: Any, faults: str,
             console.print(
                 f"  Refresh     {running.config.refresh_token} (client id {running.config.client_id})"
             )
+        console.print(
+            f"  Scopes      {', '.join(running.config.scopes) or 'none'}", soft_wrap=True, highlight=False
+        )
         console.print(f"  Introspect  {running.base_url}/_emulator/stats")
         console.print(f"  Faults      {faults}, rate-limit window {window_s}s")
         console.print(

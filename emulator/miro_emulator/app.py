@@ -35,12 +35,52 @@ Handler = Callable[["Emulator", Request], Response]
 _STATE_ERROR_STATUS: Final = {"conflict": (409, "conflict"), "not_found": (404, "notFound")}
 
 
+# The scope each REST operation needs, as Miro's spec states it per operation ("Required scope" in the
+# description; the webhooks spec for the experimental subscriptions). Operations not listed need none:
+# token information, the OAuth token endpoint, SCIM (its own token) and /_emulator introspection.
+# tests/unit/emulator/test_token_info.py checks this table against the spec and the served routes.
+ORG_READ: Final = "organizations:read"
+TEAMS_READ: Final = "organizations:teams:read"
+TEAMS_WRITE: Final = "organizations:teams:write"
+BOARDS_READ: Final = "boards:read"
+BOARDS_WRITE: Final = "boards:write"
+REQUIRED_SCOPES: Final[dict[str, str]] = {
+    "enterprise-get-organization": ORG_READ,
+    "enterprise-get-organization-members": ORG_READ,
+    "enterprise-get-organization-member": ORG_READ,
+    "enterprise-get-teams": TEAMS_READ,
+    "enterprise-get-team-members": TEAMS_READ,
+    "enterprise-get-team-member": TEAMS_READ,
+    "enterprise-invite-team-member": TEAMS_WRITE,
+    "enterprise-update-team-member": TEAMS_WRITE,
+    "enterprise-delete-team-member": TEAMS_WRITE,
+    "enterprise-post-user-sessions-reset": "sessions:delete",
+    "get-boards": BOARDS_READ,
+    "get-board-members": BOARDS_READ,
+    "get-specific-board-member": BOARDS_READ,
+    "share-board": BOARDS_WRITE,
+    "update-board-member": BOARDS_WRITE,
+    "remove-board-member": BOARDS_WRITE,
+    "enterprise-get-audit-logs": "auditlogs:read",
+    "create-board-subscription": BOARDS_READ,
+    "update-board-subscription": BOARDS_READ,
+    "get-user-subscriptions": BOARDS_READ,
+    "get-subscription-by-id": BOARDS_READ,
+    "delete-subscription-by-id": BOARDS_READ,
+}
+
+
 @dataclass(frozen=True)
 class Operation:
     operation_id: str
-    api: str  # rest | scim | internal
+    api: str  # rest | scim | internal | oauth
     handler: Handler
     level: int = 0
+
+    @property
+    def scope(self) -> str | None:
+        """The REST scope the token needs for this operation (None: no scope check)."""
+        return REQUIRED_SCOPES.get(self.operation_id) if self.api == "rest" else None
 
 
 def _ops() -> list[tuple[str, list[str], Operation]]:
@@ -49,6 +89,8 @@ def _ops() -> list[tuple[str, list[str], Operation]]:
     return [
         # Authenticated by the client credentials in the request, not a bearer token.
         ("/v1/oauth/token", ["POST"], Operation("oauth-token", "oauth", oauth.token)),
+        # Any valid REST token, no scope; Miro publishes no rate-limit level for it: level 1.
+        ("/v1/oauth-token", ["GET"], Operation("token-info", "rest", oauth.token_info, 1)),
         (org, ["GET"], Operation("enterprise-get-organization", "rest", rest.get_organization, 3)),
         (
             f"{org}/members",
@@ -372,7 +414,7 @@ class Emulator:
         if faulted is not None:
             self.stats_counter.record(operation.operation_id, faulted.status, decision.kind, 0)
             return faulted
-        denied = self._authenticate(request, is_scim)
+        denied = self._authenticate(request, is_scim) or self._authorize(operation)
         if denied is not None:
             self.stats_counter.record(operation.operation_id, denied.status, FaultKind.NONE, 0)
             return denied
@@ -438,6 +480,13 @@ class Emulator:
                 is_scim, 403, "insufficientPermissions", "This token cannot be used for this API"
             )
         return self._error(is_scim, 401, "tokenNotFound", "The access token is invalid")
+
+    def _authorize(self, operation: Operation) -> Response | None:
+        """403 when the (authenticated) REST token lacks the operation's scope, before any credits."""
+        scope = operation.scope
+        if scope is None or scope in self.config.scopes:
+            return None
+        return self._error(False, 403, "insufficientPermissions", f"Missing scope {scope}")
 
     def _fault_response(self, decision: FaultDecision, is_scim: bool, request: Request) -> Response | None:
         if decision.kind is FaultKind.SERVER_ERROR:

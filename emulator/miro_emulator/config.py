@@ -5,9 +5,20 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_ORG_ID = "3458764500000000001"
+# Every REST scope the miro-sync stack needs (miro_sync.miro.scopes.all_scopes(); a unit test keeps the
+# two in step): what a default emulated token was granted.
+ALL_SCOPES: tuple[str, ...] = (
+    "organizations:read",
+    "organizations:teams:read",
+    "boards:read",
+    "auditlogs:read",
+    "organizations:teams:write",
+    "boards:write",
+    "sessions:delete",
+)
 
 
 class EmulatorConfig(BaseModel):
@@ -28,6 +39,9 @@ class EmulatorConfig(BaseModel):
     refresh_token: str = Field(default="emulator-refresh-token", min_length=1)
     client_id: str = Field(default="3458764599999999999", min_length=1)
     client_secret: str = Field(default="emulator-client-secret", min_length=1)
+    # The REST token's scopes: what `GET /v1/oauth-token` reports, and every REST operation whose
+    # required scope is not in here answers 403 insufficientPermissions (a list is accepted).
+    scopes: tuple[str, ...] = ALL_SCOPES
     latency_ms: float = Field(default=0.0, ge=0)
     faults: str = "none"
     window_s: float = Field(default=60.0, gt=0)
@@ -43,6 +57,18 @@ class EmulatorConfig(BaseModel):
     # and every other board answers 404 to its board-member endpoints, as Miro does for a board the user
     # cannot access.
     content_admin: bool = True
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _clean_scopes(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError("scopes must be a list of scope names, not one string")
+        if isinstance(value, list | tuple):
+            scopes = [str(scope).strip() for scope in value]
+            if any(not scope or " " in scope for scope in scopes):
+                raise ValueError("a scope must be a non-empty name without spaces")
+            return tuple(dict.fromkeys(scopes))
+        return value
 
     @property
     def audit_event_count(self) -> int:

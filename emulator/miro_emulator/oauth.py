@@ -4,6 +4,9 @@ As Miro documents for apps with expiring tokens: an access token lives a limited
 here `--token-ttl` seconds) and then answers 401; a refresh returns a new access/refresh pair and
 invalidates the old pair, so a refresh token works exactly once. Parameters are read from the query
 string (Miro's reference) or a form body (Miro's recommendation; OAuth standard), the body winning.
+
+`GET /v1/oauth-token` (token information) describes the REST token: its user, team, organization and
+scopes (`EmulatorConfig.scopes`).
 """
 
 from __future__ import annotations
@@ -12,17 +15,19 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
 
+from miro_emulator.audit import NO_INDEX
 from miro_emulator.http import ApiError, Request, Response
 
 if TYPE_CHECKING:
     from miro_emulator.app import Emulator
     from miro_emulator.config import EmulatorConfig
+    from miro_emulator.state import OrgState
 
-# What the emulated app was granted (as Miro echoes the scopes in the token response).
-SCOPE = "organizations:read organizations:teams:read boards:read boards:write auditlogs:read"
+# The team a token belongs to when the org has none the token's user is in (never with a generated org).
+DEFAULT_TEAM = {"id": "3458764500000000000", "name": "Default team"}
 # Miro reports expires_in for expiring tokens; a non-expiring emulator still answers like Miro's 1 hour.
 DEFAULT_EXPIRES_IN = 3599
 
@@ -91,7 +96,8 @@ class TokenIssuer:
             "access_token": access,
             "expires_in": expires_in,
             "team_id": team_id,
-            "scope": SCOPE,
+            # What the emulated app was granted, space-separated as Miro echoes it.
+            "scope": " ".join(self._config.scopes),
             "token_type": "bearer",
         }
         return Response(200, body, headers={"Cache-Control": "no-store"})
@@ -110,7 +116,41 @@ def token(emulator: Emulator, request: Request) -> Response:
     """`POST /v1/oauth/token?grant_type=refresh_token`: the client credentials authenticate it."""
     state = emulator.state
     user = state.token_user()
-    team_id = state.teams[0].id if state.teams else "0"
-    response = emulator.oauth.refresh(_params(request), user.id, team_id)
+    response = emulator.oauth.refresh(_params(request), user.id, token_team(state)["id"])
     emulator.stats_counter.count_token_refresh()
     return response
+
+
+def token_team(state: OrgState) -> dict[str, str]:
+    """The team the REST token was installed on: its user's primary team, else the first team the user
+    is in, else the org's first team (a stable default when there is none)."""
+    with state.lock:
+        user = state.token_user()
+        teams = state.teams
+        team = None
+        if user.primary_team != NO_INDEX and 0 <= user.primary_team < len(teams):
+            team = teams[user.primary_team]
+        if team is None:
+            team = next((t for t in teams if user.index in t.memberships), teams[0] if teams else None)
+        if team is None:
+            return dict(DEFAULT_TEAM)
+        return {"id": team.id, "name": team.name}
+
+
+def token_info(emulator: Emulator, request: Request) -> Response:
+    """`GET /v1/oauth-token` (operationId token-info): the spec's "Token information" for the bearer
+    token the emulator already authenticated (its user also created it)."""
+    state = emulator.state
+    with state.lock:
+        user = state.token_user()
+        person = {"type": "user", "name": user.display_name, "id": user.id}
+        team = token_team(state)
+        body: dict[str, Any] = {
+            "type": "oauth_token",
+            "organization": {"type": "organization", "name": state.org_name, "id": state.org_id},
+            "team": {"type": "team", "name": team["name"], "id": team["id"]},
+            "createdBy": dict(person),
+            "user": person,
+            "scopes": list(emulator.config.scopes),
+        }
+    return Response(200, body)
