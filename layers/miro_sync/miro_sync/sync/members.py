@@ -84,7 +84,7 @@ SCIM_RELIST = timedelta(days=7)  # a full SCIM listing (ids and display names) a
 _MAX_WRITE_ATTEMPTS = 5
 _BOARD_PAGE = 50  # the most /v2/boards returns per page
 _SCIM_PAGE = 1000  # the most SCIM /Users returns per page (spec: count "maximum value ... is 1000")
-_SCIM_STREAMS = 4  # SCIM pages in flight at once: 1,000 parsed users each, so few (memory)
+_SCIM_STREAMS = 1  # SCIM pages in flight: 1,000 parsed users each, so one (100k members stay <= 128 MB)
 _SCIM_ATTRIBUTES = ("userName", "displayName", "name")  # all the sync reads (id always comes)
 _NAME_SEPARATOR = "\x1f"  # SCIM id and display name in one StringIndex value: "id\x1fname"
 _PageT = TypeVar("_PageT")
