@@ -282,3 +282,121 @@ def test_a_member_with_no_team_data_is_deleted_as_before() -> None:
     world.miro.people["m9"] = OrgPerson("m9", "new@example.com", scim_id="s-new")
     result = world.worker().handle_message(body("delete", email="new@example.com"))
     assert result.outcome == "done"
+
+
+# ---------------------------------------------------------------- answers lost after Miro acted
+
+
+def _lose_the_answer_of(world: World, operation: str, nth: int, error: Exception) -> None:
+    """The nth call of `operation` takes effect in Miro, then its answer is lost (timeout, 5xx)."""
+    original = getattr(world.miro, operation)
+    calls = {"n": 0}
+
+    def call(*args: Any) -> Any:
+        result = original(*args)
+        calls["n"] += 1
+        if calls["n"] == nth:
+            raise error
+        return result
+
+    setattr(world.miro, operation, call)
+
+
+@pytest.mark.parametrize("status", [None, 504])
+def test_a_share_whose_answer_was_lost_is_confirmed_with_miro_not_repeated(status: int | None) -> None:
+    from miro_sync.miro.errors import MiroUnavailable
+    from miro_sync.offboarding.worker import RetryableError
+
+    world = make_world()
+    _lose_the_answer_of(world, "share_board", 2, MiroUnavailable("gateway timeout", status=status))
+    worker = world.worker()
+    with pytest.raises(RetryableError):
+        worker.handle_message(body(successor=SUCCESSOR, requestId="r1"))
+    result = worker.handle_message(body(successor=SUCCESSOR, requestId="r1"), receive_count=2)
+    assert result.outcome == "done"
+    shares = [w for w in world.miro.writes if w.startswith("share:")]
+    assert sorted(shares) == [f"share:bm1-{n}:{SUCCESSOR}" for n in range(3)]
+
+
+def test_an_interrupted_share_is_still_confirmed_when_the_first_confirmation_fails() -> None:
+    from miro_sync.miro.errors import MiroUnavailable
+    from miro_sync.offboarding.worker import RetryableError
+
+    world = make_world()
+    world.miro.crash_after("share_board", nth=2)
+    worker = world.worker()
+    with pytest.raises(InvocationCrashError):
+        worker.handle_message(body(successor=SUCCESSOR, requestId="r1"))
+    world.miro.fail("get_board_member", MiroUnavailable("down", status=503))
+    with pytest.raises(RetryableError):
+        worker.handle_message(body(successor=SUCCESSOR, requestId="r1"), receive_count=2)
+    assert worker.handle_message(body(successor=SUCCESSOR, requestId="r1"), receive_count=3).outcome == "done"
+    shares = [w for w in world.miro.writes if w.startswith("share:")]
+    assert sorted(shares) == [f"share:bm1-{n}:{SUCCESSOR}" for n in range(3)]
+
+
+def test_a_refused_promotion_after_an_earlier_attempts_shares_is_partial_not_nothing_changed() -> None:
+    from miro_sync.miro.errors import MiroBadRequest
+
+    world = make_world()
+    world.miro.teams["t-design"] = {"m1": "admin", "m6": "member"}  # the successor is not in the team
+    world.members.records["m1"].team_memberships = (FakeTeamRole("t-design", "Design", "admin"),)
+    world.miro.crash_after("share_board", nth=3)
+    worker = world.worker()
+    with pytest.raises(InvocationCrashError):
+        worker.handle_message(body("delete", successor=SUCCESSOR, requestId="d1"))
+    world.miro.fail("add_team_member", MiroBadRequest("cannot add", status=400))
+    result = worker.handle_message(body("delete", successor=SUCCESSOR, requestId="d1"), receive_count=2)
+    assert result.outcome == "partial"
+    assert "nothing was changed" not in (result.reason or "")
+    assert world.miro.people["m1"].active is True  # stopped before the deactivation
+
+
+def test_a_request_keeps_its_successor_when_the_default_changes_between_attempts() -> None:
+    from miro_sync.miro.errors import MiroUnavailable
+    from miro_sync.offboarding.worker import RetryableError
+
+    world = make_world()
+    original = world.miro.share_board
+    calls = {"n": 0}
+
+    def share(board_id: str, emails: list[str], role: str) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise MiroUnavailable("down", status=503)
+        return original(board_id, emails, role)
+
+    world.miro.share_board = share  # type: ignore[method-assign]
+    with pytest.raises(RetryableError):
+        world.worker(default_successor=SUCCESSOR).handle_message(body(requestId="r1"))
+    result = world.worker(default_successor="ceo@example.com").handle_message(
+        body(requestId="r1"), receive_count=2
+    )
+    assert result.outcome == "done"
+    assert all(world.miro.board_members[f"bm1-{n}"].get("m2") == "coowner" for n in range(3))
+    assert world.actions.items["r1"].successor == SUCCESSOR
+
+
+def test_a_deactivation_whose_answer_was_lost_makes_a_refused_delete_partial() -> None:
+    from miro_sync.miro.errors import MiroUnavailable
+    from miro_sync.offboarding.worker import RetryableError
+
+    world = make_world()
+    _lose_the_answer_of(world, "set_active", 1, MiroUnavailable("timeout", status=None))
+    world.miro.last_team_admin_ids.add("m1")  # the Members table does not know: Miro's 409 answers
+    worker = world.worker()
+    with pytest.raises(RetryableError):
+        worker.handle_message(body("delete", requestId="d1"))
+    result = worker.handle_message(body("delete", requestId="d1"), receive_count=2)
+    assert result.outcome == "partial"
+    assert world.members.records["m1"].status == "suspended"
+
+
+def test_a_delete_retried_after_the_members_table_failed_records_one_delete_step() -> None:
+    world = make_world()
+    worker = world.worker()
+    world.members.set_status_failures = 1
+    with pytest.raises(Exception, match="Members table"):
+        worker.handle_message(body("delete", requestId="d1"))
+    assert worker.handle_message(body("delete", requestId="d1"), receive_count=2).outcome == "done"
+    assert [s.kind for s in world.actions.items["d1"].steps].count("delete") == 1

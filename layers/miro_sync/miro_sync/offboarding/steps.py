@@ -84,6 +84,25 @@ _SHARE_CALL = re.compile(r"POST /v2/boards/([^/\s]+)/members")
 HAND_OVER_CHUNK: Final = 20
 
 
+def may_have_reached_miro(status: int | None) -> bool:
+    """No answer (timeout, reset), success or a server error: the write may have taken effect. Any
+    other 4xx is Miro refusing it."""
+    return status is None or 200 <= status < 300 or status >= 500
+
+
+def _calls_that_may_have_reached_miro(trail: Trail) -> list[str]:
+    """The calls earlier attempts of this request made (or were making when they ended: an interrupted
+    attempt names every call that was in flight, separated by "; ")."""
+    texts = [trail.interrupted or ""] + [
+        a.operation for a in trail.all_attempts() if may_have_reached_miro(a.status)
+    ]
+    return [call.strip() for text in texts for call in text.split(";") if call.strip()]
+
+
+def _reached(trail: Trail, operation: str) -> bool:
+    return operation in _calls_that_may_have_reached_miro(trail)
+
+
 @dataclass(frozen=True)
 class Plan:
     """What one request will do, decided after the guards from what Miro says now."""
@@ -195,10 +214,14 @@ class StepRunner:
 
     # ------------------------------------------------------------------ planning the writes
 
-    def first_calls(self, plan: Plan) -> str:
+    def first_calls(self, plan: Plan, trail: Trail) -> str:
         """The calls the first writing step makes: the record's first write names them."""
+        handed_over = set(trail.record.handed_over) if trail.record is not None else set()
+        done = {step.kind for step in trail.record.steps} if trail.record is not None else set()
         for kind in plan.steps:
-            calls = self._calls_of(kind, plan, handed_over=())
+            if kind in done:
+                continue
+            calls = self._calls_of(kind, plan, handed_over=handed_over)
             if calls:
                 return calls
         return ""
@@ -208,8 +231,9 @@ class StepRunner:
         if kind == HAND_OVER_BOARDS and plan.handover is not None and plan.successor is not None:
             todo = [board.id for board in plan.handover.boards if board.id not in handed_over]
             return "; ".join(f"POST /v2/boards/{board}/members" for board in todo[:HAND_OVER_CHUNK])
-        if kind == PROMOTE_SUCCESSOR and plan.handover is not None and plan.handover.sole_admin_teams:
-            return "; ".join(f"team {team.id} admin" for team in plan.handover.sole_admin_teams)
+        if kind == PROMOTE_SUCCESSOR and plan.handover is not None and plan.successor is not None:
+            successor_id = plan.successor.id
+            return "; ".join(_promote_call(team.id, successor_id) for team in plan.handover.sole_admin_teams)
         if kind == DEACTIVATE and user.active is not False:
             return f"PATCH /Users/{user.id} active=false"
         if kind == REACTIVATE and user.active is not True:
@@ -305,6 +329,7 @@ class StepRunner:
                 handed.add(board)
                 shared += 1
                 trail.fields["handed_over"] = sorted(handed)
+        # every board in `handed` was shared by this request (this attempt or an earlier one)
         mine = len(handed & set(boards))
         text = f"{mine} of {len(boards)} board(s) co-owned by {successor.email}"
         if shared != mine:
@@ -319,13 +344,16 @@ class StepRunner:
                 "not handed over (the token's user needs the Content Admin role)"
             )
         trail.fields["handed_over"] = sorted(handed)
-        self._finished(run, HAND_OVER_BOARDS, "partly" if failures else "done", text, shared)
+        self._finished(run, HAND_OVER_BOARDS, "partly" if failures else "done", text, mine)
 
     def _confirmed_by_miro(self, run: _Run, boards: list[str], handed: set[str]) -> set[str]:
-        """Boards of a share an earlier attempt was making when it died: Miro says whether it landed."""
-        if not run.trail.interrupted or run.plan.successor is None:
+        """Boards of shares an earlier attempt made without recording them (it ended inside the call, or
+        the answer was lost: a timeout or a 5xx after Miro acted): Miro says whether each landed."""
+        if run.plan.successor is None:
             return set()
-        interrupted = set(_SHARE_CALL.findall(run.trail.interrupted)) & set(boards) - handed
+        calls = _calls_that_may_have_reached_miro(run.trail)
+        named = {board for call in calls for board in _SHARE_CALL.findall(call)}
+        interrupted = named & set(boards) - handed
         successor_id = run.plan.successor.id
         confirmed = set()
         for board in sorted(interrupted):
@@ -357,7 +385,7 @@ class StepRunner:
                 if current is not None and current.role == "admin":
                     already.append(team.name)
                     continue
-                self._before(run, f"team {team.id} admin={successor.email}")
+                self._before(run, _promote_call(team.id, successor.id))
                 if current is None:
                     self._calls.call(
                         trail,
@@ -380,7 +408,7 @@ class StepRunner:
                 reason = (
                     f"making {successor.email} admin of team {team.name} ({team.id}) failed: {refused.reason}"
                 )
-                if run.outcome.effects or promoted:
+                if promoted or self._changed_anything(run):
                     self._finished(run, PROMOTE_SUCCESSOR, "partly", reason, len(promoted))
                     raise PartialError(
                         f"{'; '.join(run.outcome.summaries)}; then {reason}; not deleted", "active", True
@@ -391,6 +419,17 @@ class StepRunner:
         if already:
             text += f" ({len(already)} already)"
         self._finished(run, PROMOTE_SUCCESSOR, "done", text, len(promoted))
+
+    @staticmethod
+    def _changed_anything(run: _Run) -> bool:
+        """Whether this request has changed anything in Miro so far, over all its attempts."""
+        trail = run.trail
+        if run.outcome.effects or trail.fields.get("handed_over"):
+            return True
+        if trail.record is not None and trail.record.handed_over:
+            return True
+        writes = ("POST ", "PATCH ", "DELETE ")
+        return any(call.startswith(writes) for call in _calls_that_may_have_reached_miro(trail))
 
     def _step_deactivate(self, run: _Run) -> None:
         self._set_active(run, DEACTIVATE, active=False)
@@ -403,8 +442,9 @@ class StepRunner:
         wanted = str(active).lower()
         operation = f"PATCH /Users/{user.id} active={wanted}"
         if user.active is active:
-            if operation in (run.trail.interrupted or "").split("; "):
-                # the earlier attempt's PATCH was interrupted and, as Miro reads now, took effect
+            if _reached(run.trail, operation):
+                # an earlier attempt's PATCH (interrupted, or answered with a timeout or a 5xx) took
+                # effect, as Miro reads now
                 answer = f"SCIM user {user.id} reads active={wanted} after the earlier attempt's PATCH"
                 self._finished(run, kind, "done", answer, 1)
             else:
@@ -477,8 +517,8 @@ class _Run:
 
 def _deactivated_earlier(trail: Trail, scim_id: str) -> bool:
     """Whether an earlier attempt of this request deactivated the user (then failed before the rest)."""
-    operation = f"PATCH /Users/{scim_id} active=false"
-    return any(
-        a.operation == operation and a.status is not None and 200 <= a.status < 300
-        for a in trail.all_attempts()
-    )
+    return _reached(trail, f"PATCH /Users/{scim_id} active=false")
+
+
+def _promote_call(team_id: str, member_id: str) -> str:
+    return f"PATCH /v2/orgs/teams/{team_id}/members/{member_id} role=admin"

@@ -17,7 +17,10 @@ Safety layers, outermost first:
    outcome. If the invocation dies between two writes, the retry finds `inFlight`, records the
    interrupted call, and resumes at the first step the record does not list.
 4. Miro state is read before every write, so a retry after a crash between a call and its record
-   finds the work done and makes no second call. A retry whose record shows the delete's SCIM DELETE
+   finds the work done and makes no second call: the user's state before a PATCH or DELETE, the
+   successor's board membership for every share an earlier attempt made without recording it (ended
+   inside it, or lost its answer to a timeout or a 5xx), the successor's team role before a promotion.
+   A retry whose record shows the delete's SCIM DELETE
    (made, or interrupted per `inFlight`) first asks Miro whether it took effect (a deleted user is a
    404): if so it finishes as done, without resolving the member again (who no longer exists).
 5. A request id stands for one request: a message that reuses an id with different content (compared
@@ -509,7 +512,9 @@ class OffboardingWorker:
                 return Result(request_id, "dry-run", text).as_dict()
             # The write before Miro's: creates the record (or updates it), with the member and the
             # calls about to be made, so an invocation that dies inside Miro leaves a trace.
-            self._write(trail, fields={**self._plan_fields(plan), "in_flight": self._steps.first_calls(plan)})
+            self._write(
+                trail, fields={**self._plan_fields(plan), "in_flight": self._steps.first_calls(plan, trail)}
+            )
             record = trail.record
             now = self._clock()
             if record is not None and record.budget_counted_at is None:
@@ -552,7 +557,9 @@ class OffboardingWorker:
             raise
         self._order.check_not_overtaken(trail, member)
         successor: OrgMember | None = None
-        successor_email = self._successor_email(request)
+        # a request keeps the successor it started with (DefaultSuccessor may change between attempts)
+        recorded = trail.record.successor if trail.record is not None else None
+        successor_email = recorded or self._successor_email(request)
         if successor_email is not None:
             successor = check_successor(
                 self._resolver.member_by_email(successor_email), successor_email, member
@@ -675,10 +682,11 @@ class OffboardingWorker:
         from miro_sync.store.actions import StepRecord
 
         answer = f"SCIM user {scim_id} is gone after an earlier attempt's {final_write}"
-        steps = [
-            *record.steps,
-            StepRecord(kind=DELETE, status="done", at=utc_now_iso(self._clock()), answer=answer, count=1),
-        ]
+        steps = list(record.steps)
+        if record.step(DELETE) is None:  # recorded already when only the Members table write failed
+            steps.append(
+                StepRecord(kind=DELETE, status="done", at=utc_now_iso(self._clock()), answer=answer, count=1)
+            )
         trail.fields["steps"] = [step.model_dump(exclude_none=True) for step in steps]
         done = StepsDone(effects=sum(step.count or 0 for step in steps), summaries=[f"delete: {answer}"])
         done.problems = [f"{step.kind}: {step.answer}" for step in record.steps if step.status != "done"]
