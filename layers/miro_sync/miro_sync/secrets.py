@@ -42,6 +42,16 @@ DEFAULT_REFRESH_MARGIN_S = 60.0
 # After Miro refuses our refresh token (another function spent it), wait for that function's pair to
 # reach the secret: reload after each of these waits.
 DEFAULT_RELOAD_WAITS_S = (0.2, 0.4, 0.8, 1.6, 3.2)
+# A refreshed pair that could not be written back is kept in memory and saved again this often.
+SAVE_RETRY_S = 5.0
+# A proactive refresh that failed while the access token is still valid is tried again this much later.
+RENEW_RETRY_S = 5.0
+# After Miro refused the pair and no newer one appeared, the secret is re-read at most this often
+# (or every max_age, if shorter); calls in between fail at once without spending anything.
+DEAD_PAIR_RELOAD_S = 30.0
+# A 401 with a pair refreshed or taken from the secret this recently only re-reads the secret: a
+# brand-new pair is not expired, so spending its refresh token at Miro would not help.
+FRESH_PAIR_S = 30.0
 
 
 @runtime_checkable
@@ -110,6 +120,33 @@ def token_from_secret_value(raw: object, secret_name: str) -> str:
 # --- expiring tokens --------------------------------------------------------------------------------
 
 EXPIRING_FIELDS = ("accessToken", "refreshToken", "clientId", "clientSecret", "expiresAt")
+# Miro's own (snake_case) names for the same fields, also accepted when reading.
+_SNAKE_CASE = {
+    "accessToken": "access_token",
+    "refreshToken": "refresh_token",
+    "clientId": "client_id",
+    "clientSecret": "client_secret",
+    "expiresAt": "expires_at",
+}
+
+
+def _field(data: Mapping[str, Any], key: str) -> Any:
+    value = data.get(key)
+    return value if value is not None else data.get(_SNAKE_CASE[key])
+
+
+def _parse_expires_at(value: object, secret_name: str) -> datetime:
+    """ISO-8601 (naive = UTC), epoch seconds or epoch milliseconds."""
+    from miro_sync.miro.token_info import TokenFormatError, _parse_expiry
+
+    try:
+        moment = _parse_expiry(value)
+    except (TokenFormatError, ValueError, OverflowError, OSError) as error:
+        reason = str(error) if isinstance(error, TokenFormatError) else "expiresAt is not a valid time"
+        raise TokenUnavailableError(f"secret {secret_name!r}: {reason}") from None
+    if moment is None:  # pragma: no cover - checked as missing before
+        raise TokenUnavailableError(f"secret {secret_name!r} holds an expiring token without expiresAt")
+    return moment.astimezone(UTC)
 
 
 def _format_time(moment: datetime) -> str:
@@ -131,27 +168,27 @@ class TokenPair:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], secret_name: str) -> TokenPair:
-        missing = [
-            key for key in EXPIRING_FIELDS if not isinstance(data.get(key), str) or not data[key].strip()
-        ]
+        """The camelCase form, or Miro's snake_case names (``access_token``, ``refresh_token``,
+        ``client_id``, ``client_secret``, ``expires_at``); ``expiresAt`` is ISO-8601 (naive = UTC),
+        epoch seconds or epoch milliseconds."""
+        texts = {key: _field(data, key) for key in EXPIRING_FIELDS if key != "expiresAt"}
+        missing = [key for key, value in texts.items() if not isinstance(value, str) or not value.strip()]
+        expiry = _field(data, "expiresAt")
+        if expiry is None or expiry == "" or (isinstance(expiry, str) and not expiry.strip()):
+            missing.append("expiresAt")
         if missing:
+            hint = ""
+            if "expiresAt" in missing and "expires_in" in data:
+                hint = " (expires_in is relative to an unknown time: store expiresAt, an absolute time)"
             raise TokenUnavailableError(
-                f"secret {secret_name!r} holds an expiring token without non-empty {', '.join(missing)}"
+                f"secret {secret_name!r} holds an expiring token without non-empty {', '.join(missing)}{hint}"
             )
-        try:
-            expires_at = datetime.fromisoformat(data["expiresAt"].strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise TokenUnavailableError(
-                f"secret {secret_name!r}: expiresAt is not an ISO-8601 time"
-            ) from None
-        if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=UTC)
         return cls(
-            SecretStr(data["accessToken"].strip()),
-            SecretStr(data["refreshToken"].strip()),
-            SecretStr(data["clientId"].strip()),
-            SecretStr(data["clientSecret"].strip()),
-            expires_at.astimezone(UTC),
+            SecretStr(texts["accessToken"].strip()),
+            SecretStr(texts["refreshToken"].strip()),
+            SecretStr(texts["clientId"].strip()),
+            SecretStr(texts["clientSecret"].strip()),
+            _parse_expires_at(expiry, secret_name),
         )
 
     def to_json(self) -> str:
@@ -182,7 +219,9 @@ class TokenPair:
 
 
 def expiring_pair(raw: object, secret_name: str) -> TokenPair | None:
-    """The pair when `raw` is the expiring JSON form (it has ``refreshToken``), else None."""
+    """The pair when `raw` is the expiring JSON form (it has ``refreshToken`` or ``refresh_token``),
+    else None. A secret with a refresh token that is not a complete pair raises TokenUnavailableError
+    rather than being used as a plain token."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8")
     if isinstance(raw, str):
@@ -193,7 +232,7 @@ def expiring_pair(raw: object, secret_name: str) -> TokenPair | None:
             raw = json.loads(text)
         except ValueError:
             return None  # token_from_secret_value reports it
-    if isinstance(raw, dict) and "refreshToken" in raw:
+    if isinstance(raw, dict) and ("refreshToken" in raw or "refresh_token" in raw):
         return TokenPair.from_mapping(raw, secret_name)
     return None
 
@@ -250,6 +289,19 @@ class ExpiringToken:
     Without a store (a JSON ``--token`` in the CLI) the new pair is kept in memory only: it cannot be
     written back anywhere, so the pair passed in is spent after the first refresh.
 
+    Failures are contained where the pair is still usable:
+
+    * a write-back that fails for any reason but a lost race (access denied, throttling, network)
+      keeps the new pair in memory, marked unsaved, and retries the conditional write at most every
+      ``SAVE_RETRY_S`` on later calls; meanwhile the secret's older pair (the version read before the
+      refresh, whose refresh token is spent) is never taken over it;
+    * a proactive refresh that fails while the access token is still valid logs a warning, keeps the
+      token and tries again ``RENEW_RETRY_S`` later; only an expired token raises;
+    * after Miro refused the pair and no newer one appeared, calls fail at once (no second refusal,
+      no reload waits) and the secret is re-read at most every ``DEAD_PAIR_RELOAD_S``;
+    * a 401 with a pair refreshed or taken over less than ``FRESH_PAIR_S`` ago only re-reads the
+      secret instead of spending the new refresh token.
+
     Threads sharing one provider refresh once: a thread whose request failed with a token that another
     thread has already replaced just gets the new token. Values never reach a repr, log or error.
     """
@@ -282,7 +334,11 @@ class ExpiringToken:
         self._local = threading.local()
         self.refreshes = 0  # refreshes this provider did at Miro
         self.adopted = 0  # pairs another writer refreshed, taken from the store
-        self._set(pair, version)
+        self._unsaved = False  # the pair in memory is newer than the secret (its write-back failed)
+        self._next_save_at = 0.0
+        self._refused: SecretStr | None = None  # a refresh token Miro refused, with no newer pair found
+        self._refused_checked_at = 0.0
+        self._set(pair, version, fresh=False)
 
     def __repr__(self) -> str:
         stored = "secret" if self._store is not None else "memory"
@@ -293,8 +349,9 @@ class ExpiringToken:
     def __call__(self) -> str:
         with self._lock:
             now = self._clock()
+            self._retry_save_if_due(now)
             if now >= self._refresh_at:
-                self._renew(failed=None)
+                self._renew_proactively(now)
             elif (
                 self._store is not None
                 and self._max_age is not None
@@ -310,9 +367,16 @@ class ExpiringToken:
         function via the secret, or a refresh at Miro), and the new one returned."""
         failed = getattr(self._local, "last", None)
         with self._lock:
+            now = self._clock()
+            self._retry_save_if_due(now)
             current = self._pair.access_token.get_secret_value()
             if failed is None or failed == current:
-                self._renew(failed=current)
+                if self._store is not None and now - self._fresh_at < FRESH_PAIR_S:
+                    # A pair this new has not expired: the 401 is not cured by spending its refresh
+                    # token. Only look for a pair another function wrote since.
+                    self._reload_if_changed()
+                else:
+                    self._renew(failed=current)
             token = self._pair.access_token.get_secret_value()
         self._local.last = token
         return token
@@ -330,11 +394,13 @@ class ExpiringToken:
             self._api_url = api_url
 
     # --- internals (under self._lock) ---------------------------------------------------------
-    def _set(self, pair: TokenPair, version: str | None) -> None:
+    def _set(self, pair: TokenPair, version: str | None, *, fresh: bool = True) -> None:
         self._pair = pair
         self._version = version
+        self._unsaved = False
         now = self._clock()
         self._loaded_at = now
+        self._fresh_at = now if fresh else float("-inf")
         left = pair.expires_at.timestamp() - now
         margin = min(self._margin_cap, max(0.0, left) / 4)
         self._refresh_at = pair.expires_at.timestamp() - margin
@@ -352,6 +418,10 @@ class ExpiringToken:
         if loaded is None:
             return False
         pair, version = loaded
+        if self._unsaved and version == self._version:
+            # The version our unsaved pair replaces: its refresh token is spent, ours is the live one.
+            self._loaded_at = self._clock()
+            return False
         if pair.same_tokens(self._pair):
             self._version = version
             self._loaded_at = self._clock()
@@ -364,9 +434,49 @@ class ExpiringToken:
     def _reload_if_changed(self) -> None:
         self._adopt_if_other(self._load())
 
+    def _renew_proactively(self, now: float) -> None:
+        """The refresh before expiresAt: while the token is still valid a failure only postpones it."""
+        try:
+            self._renew(failed=None)
+        except _SecretNoLongerExpiring:
+            raise
+        except Exception as error:
+            expires = self._pair.expires_at.timestamp()
+            if self._clock() >= expires:
+                raise
+            self._refresh_at = min(now + RENEW_RETRY_S, expires)
+            logger.warning(
+                "could not refresh the Miro token pair before it expires; using the current token "
+                "and trying again shortly",
+                extra={"secret": self.name, "error": _error_name(error)},
+            )
+
+    def _refused_pair_error(self) -> TokenUnavailableError:
+        return TokenUnavailableError(
+            f"Miro refused to refresh the token in {self.name!r} and no newer pair appeared; "
+            "re-authorize the app and store a new pair"
+        )
+
+    def _dead_pair_reload_s(self) -> float:
+        if self._max_age is None:
+            return DEAD_PAIR_RELOAD_S
+        return min(DEAD_PAIR_RELOAD_S, self._max_age)
+
     def _renew(self, failed: str | None) -> None:
+        refused = self._refused
+        if refused is not None and refused.get_secret_value() == self._pair.refresh_token.get_secret_value():
+            # Miro already refused this pair: fail at once, re-reading the secret only now and then.
+            now = self._clock()
+            if self._store is None or now - self._refused_checked_at < self._dead_pair_reload_s():
+                raise self._refused_pair_error()
+            self._refused_checked_at = now
+            if not self._adopt_if_other(self._load()):
+                raise self._refused_pair_error()
+            self._refused = None
+            if self._clock() < self._refresh_at:
+                return
         # 1. Another function may have refreshed already: use its pair.
-        if self._adopt_if_other(self._load()) and self._clock() < self._refresh_at:
+        elif self._adopt_if_other(self._load()) and self._clock() < self._refresh_at:
             return
         # 2. Refresh at Miro with the pair we hold.
         from miro_sync.miro.oauth import RefreshRefusedError
@@ -379,16 +489,23 @@ class ExpiringToken:
                 self._sleep(wait)
                 if self._adopt_if_other(self._load()):
                     return
-            raise TokenUnavailableError(
-                f"Miro refused to refresh the token in {self.name!r} and no newer pair appeared; "
-                "re-authorize the app and store a new pair"
-            ) from None
+            self._refused = self._pair.refresh_token
+            self._refused_checked_at = self._clock()
+            raise self._refused_pair_error() from None
         self.refreshes += 1
         renewed = self._pair.renewed(issued, self._clock())
         if self._store is None or self._version is None:
             self._set(renewed, self._version)
             return
-        version = self._store.save(renewed.to_json(), self._version)
+        try:
+            version = self._store.save(renewed.to_json(), self._version)
+        except Exception as error:
+            # The refresh token is spent at Miro: the new pair exists only here. Keep it and write it
+            # back later; raising would lose it for every function.
+            read_version = self._version
+            self._set(renewed, read_version)
+            self._keep_unsaved(error)
+            return
         if version is not None:
             self._set(renewed, version)
             logger.info("refreshed the Miro token pair", extra={"secret": self.name})
@@ -397,6 +514,60 @@ class ExpiringToken:
         logger.info("another function wrote the Miro token pair first; using it", extra={"secret": self.name})
         if not self._adopt_if_other(self._load()):
             self._set(renewed, self._version)  # pragma: no cover - the store said someone else won
+
+    def _keep_unsaved(self, error: BaseException) -> None:
+        self._unsaved = True
+        self._next_save_at = self._clock() + SAVE_RETRY_S
+        logger.error(
+            "could not write the refreshed Miro token pair back to the secret; keeping it in memory "
+            "and retrying",
+            extra={"secret": self.name, "error": _error_name(error)},
+        )
+
+    def _retry_save_if_due(self, now: float) -> None:
+        """Write an unsaved pair back (conditionally on the version it replaces), at most every
+        SAVE_RETRY_S; failures are logged and leave the pair in memory."""
+        if not self._unsaved or self._store is None or self._version is None or now < self._next_save_at:
+            return
+        try:
+            version = self._store.save(self._pair.to_json(), self._version)
+        except Exception as error:
+            self._keep_unsaved(error)
+            return
+        if version is not None:
+            self._unsaved = False
+            self._version = version
+            self._loaded_at = self._clock()
+            logger.info("wrote the refreshed Miro token pair back to the secret", extra={"secret": self.name})
+            return
+        # Someone wrote a newer version since (an operator storing a new pair): the secret wins.
+        self._unsaved = False
+        try:
+            self._reload_if_changed()
+        except _SecretNoLongerExpiring:
+            raise
+        except Exception as error:
+            self._unsaved = True
+            self._next_save_at = self._clock() + SAVE_RETRY_S
+            logger.warning(
+                "could not re-read the Miro token secret",
+                extra={"secret": self.name, "error": _error_name(error)},
+            )
+            return
+        logger.warning(
+            "the secret changed while the refreshed Miro token pair was unsaved; using the secret's pair",
+            extra={"secret": self.name},
+        )
+
+
+def _error_name(error: BaseException) -> str:
+    """The error's type and AWS/Miro code, never its message (which could echo a request)."""
+    name = type(error).__name__
+    response = getattr(error, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    if code is None:
+        code = getattr(error, "code", None)
+    return f"{name}({code})" if isinstance(code, str) and code else name
 
 
 class SecretsManagerToken:
@@ -466,8 +637,10 @@ class SecretsManagerToken:
         if expiring is not None:
             try:
                 return expiring()
-            except _SecretNoLongerExpiring:
+            except _SecretNoLongerExpiring as switched:
+                # The store read it just now; Powertools' cache may still hold the old JSON form.
                 self._expiring = None
+                return token_from_secret_value(switched.raw, self.secret_name)
         return self._read(force_fetch=False)
 
     def refresh(self) -> str:
@@ -475,8 +648,9 @@ class SecretsManagerToken:
         if expiring is not None:
             try:
                 return expiring.refresh()
-            except _SecretNoLongerExpiring:
+            except _SecretNoLongerExpiring as switched:
                 self._expiring = None
+                return token_from_secret_value(switched.raw, self.secret_name)
         return self._read(force_fetch=True)
 
     def use_api_url(self, api_url: str) -> None:

@@ -72,8 +72,11 @@ def refresh_access_token(
             )
             if isinstance(exc, _NOT_SENT):
                 continue
-            # The refresh may have been applied and its answer lost: retrying would spend nothing but
-            # could not get the pair back either. The caller reloads the secret instead.
+            # The refresh may have been applied and its answer lost: a retry could not get that pair
+            # back (the refresh token would be spent), so the error is raised as is. Nothing reloads
+            # the secret here: ExpiringToken keeps the pair it holds (a proactive refresh is tried
+            # again shortly while the access token is valid); if Miro did apply this refresh, the
+            # next attempt is refused and the pair has to be re-authorized.
             raise last from None
         if response.status_code >= 500:
             last = MiroUnavailable(

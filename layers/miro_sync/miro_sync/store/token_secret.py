@@ -35,7 +35,9 @@ class SecretVersionStore:
 
     def save(self, value: str, replaces: str) -> str | None:
         """Make `value` current if `replaces` still is; the new version id, or None when another
-        writer got there first (then nothing of ours is current)."""
+        writer got there first (then nothing of ours is current). Any other failure (access denied,
+        throttling, network) raises: the caller (``ExpiringToken``) keeps the pair in memory and calls
+        this again later; a version left staged as MIROSYNC_NEXT is harmless, the label moves on."""
         from botocore.exceptions import ClientError
 
         version = str(uuid.uuid4())
