@@ -15,21 +15,11 @@ from typer.testing import CliRunner
 from miro_emulator import EmulatorConfig, RunningEmulator, start_emulator
 from miro_sync_cli import offboard_cmd, report_cmd
 from miro_sync_cli.local.sqs_poller import drain_queue
-from miro_sync_cli.local.stack import LocalStack, MiroConnection
+from miro_sync_cli.local.stack import LocalStack
+from tests.fixtures.sync import sync_members
 
 pytestmark = pytest.mark.integration
 
-SCHEDULED_EVENT: dict[str, Any] = {
-    "version": "0",
-    "id": "3f0c1e4a-7b59-4d0e-9d3c-5a6b7c8d9e0f",
-    "detail-type": "Scheduled Event",
-    "source": "aws.events",
-    "account": "123456789012",
-    "time": "2026-03-01T12:00:00Z",
-    "region": "us-east-1",
-    "resources": ["arn:aws:events:us-east-1:123456789012:rule/miro-sync-members"],
-    "detail": {},
-}
 # Every setting a command could read from the environment instead of the stack: unset, so only --stack
 # can supply them.
 CLEARED = (
@@ -54,13 +44,7 @@ def emulator() -> Iterator[RunningEmulator]:
 
 @pytest.fixture
 def synced(local_stack: LocalStack, emulator: RunningEmulator) -> LocalStack:
-    local_stack.connect_miro(
-        MiroConnection(
-            emulator.base_url, emulator.scim_url, emulator.org_id, emulator.token, emulator.scim_token
-        )
-    )
-    assert local_stack.invoke("MembersSyncFunction", SCHEDULED_EVENT)[-1]["outcome"] == "complete"
-    return local_stack
+    return sync_members(local_stack, emulator)
 
 
 def create_fake_stack(

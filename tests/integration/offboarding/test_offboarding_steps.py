@@ -17,22 +17,12 @@ from miro_emulator import EmulatorConfig, RunningEmulator, start_emulator
 from miro_sync.store.actions import ActionRecord, ActionsRepository
 from miro_sync_cli.local.invoke import LocalLambdaContext
 from miro_sync_cli.local.sqs_poller import drain_queue, sqs_event
-from miro_sync_cli.local.stack import LocalStack, MiroConnection
+from miro_sync_cli.local.stack import LocalStack
 from tests.fixtures.functions import load_function_app
+from tests.fixtures.sync import sync_members
 
 pytestmark = pytest.mark.integration
 FUNCTION = "OffboardingFunction"
-SCHEDULED_EVENT: dict[str, Any] = {
-    "version": "0",
-    "id": "9a1c1e4a-7b59-4d0e-9d3c-5a6b7c8d9e0f",
-    "detail-type": "Scheduled Event",
-    "source": "aws.events",
-    "account": "123456789012",
-    "time": "2026-03-01T12:00:00Z",
-    "region": "us-east-1",
-    "resources": ["arn:aws:events:us-east-1:123456789012:rule/miro-sync-members"],
-    "detail": {},
-}
 
 
 class Org:
@@ -75,11 +65,7 @@ def effect_counts(org: Org) -> dict[str, int]:
 
 class Harness:
     def __init__(self, stack: LocalStack, emulator: RunningEmulator) -> None:
-        stack.connect_miro(
-            MiroConnection(
-                emulator.base_url, emulator.scim_url, emulator.org_id, emulator.token, emulator.scim_token
-            )
-        )
+        sync_members(stack, emulator)
         self.stack = stack
         self.org = Org(emulator)
         env = stack.function_env(FUNCTION)
@@ -93,7 +79,6 @@ class Harness:
         self.sqs = session.client("sqs", endpoint_url=env["AWS_ENDPOINT_URL"])
         dynamodb = session.resource("dynamodb", endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"])
         self.actions = ActionsRepository(dynamodb.Table(stack.tables["ActionsTable"]))
-        assert stack.invoke("MembersSyncFunction", SCHEDULED_EVENT)[-1]["outcome"] == "complete"
 
     def send(self, **message: Any) -> None:
         body = {"requestedBy": "it@example.com", "reason": "left", **message}

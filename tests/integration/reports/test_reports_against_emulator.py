@@ -17,22 +17,12 @@ from typer.testing import CliRunner
 
 from miro_emulator import EmulatorConfig, RunningEmulator, start_emulator
 from miro_sync.reports.prices import default_prices
-from miro_sync_cli.local.stack import LocalStack, MiroConnection
+from miro_sync_cli.local.stack import LocalStack
 from miro_sync_cli.report_cmd import app
+from tests.fixtures.sync import sync_members
 
 pytestmark = pytest.mark.integration
 
-SCHEDULED_EVENT: dict[str, Any] = {
-    "version": "0",
-    "id": "3f0c1e4a-7b59-4d0e-9d3c-5a6b7c8d9e0f",
-    "detail-type": "Scheduled Event",
-    "source": "aws.events",
-    "account": "123456789012",
-    "time": "2026-03-01T12:00:00Z",
-    "region": "us-east-1",
-    "resources": ["arn:aws:events:us-east-1:123456789012:rule/miro-sync-members"],
-    "detail": {},
-}
 NOT_ACTIONABLE = {"organization_external_user", "organization_team_guest_user"}
 runner = CliRunner()
 
@@ -45,13 +35,7 @@ def emulator() -> Iterator[RunningEmulator]:
 
 @pytest.fixture
 def synced(local_stack: LocalStack, emulator: RunningEmulator) -> LocalStack:
-    local_stack.connect_miro(
-        MiroConnection(
-            emulator.base_url, emulator.scim_url, emulator.org_id, emulator.token, emulator.scim_token
-        )
-    )
-    assert local_stack.invoke("MembersSyncFunction", SCHEDULED_EVENT)[-1]["outcome"] == "complete"
-    return local_stack
+    return sync_members(local_stack, emulator)
 
 
 def truly_inactive(emulator: RunningEmulator, cutoff: datetime) -> dict[str, dict[str, Any]]:
