@@ -20,7 +20,10 @@ from miro_sync_cli.offboard_cmd import app
 from tests.integration.offboarding.sqs import QueueReader
 
 pytestmark = pytest.mark.integration
-NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+# The top of the current hour, not a fixed date: the blast-radius items carry `expiresAt` = their minute
+# + 2 h, and DynamoDB Local's TTL sweeper deletes items whose expiresAt has passed, mid-test (a counter
+# written for 2025 vanished and let a seventh action through in one run).
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _aws_env(stack: LocalStack) -> dict[str, str]:
