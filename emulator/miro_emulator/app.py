@@ -23,6 +23,7 @@ from miro_emulator.faults import PROFILES, FaultDecision, FaultKind, FaultProfil
 from miro_emulator.generator import build_org
 from miro_emulator.http import ApiError, Request, Response, ScimError
 from miro_emulator.ratelimit import LEVEL_COSTS, SCIM_LIMITS, Verdict, WindowBudget
+from miro_emulator.record import RequestLog, RequestRecord, listing_of
 from miro_emulator.state import OrgState, StateError
 from miro_emulator.webhooks import DeliveryWorker
 
@@ -192,6 +193,16 @@ def _ops() -> list[tuple[str, list[str], Operation]]:
             Operation("_reset_stats", "internal", introspection.reset_stats),
         ),
         (
+            f"{INTERNAL_PREFIX}/requests",
+            ["GET"],
+            Operation("_requests", "internal", introspection.requests_record),
+        ),
+        (
+            f"{INTERNAL_PREFIX}/ratelimits",
+            ["GET"],
+            Operation("_ratelimits", "internal", introspection.rate_limits),
+        ),
+        (
             f"{INTERNAL_PREFIX}/state/members",
             ["GET"],
             Operation("_state_members", "internal", introspection.state_members),
@@ -334,6 +345,7 @@ class Emulator:
         self._storms: dict[str, float] = {}
         self._storms_lock = threading.Lock()
         self.stats_counter = Stats()
+        self.requests_log = RequestLog()
         self.oauth = oauth.TokenIssuer(config, monotonic)
         self.deliveries = DeliveryWorker(config.callback_timeout_s)
         self.scim_base_for_links = SCIM_PREFIX
@@ -352,6 +364,15 @@ class Emulator:
 
     def reset_stats(self) -> None:
         self.stats_counter.reset()
+        self.requests_log.clear()
+
+    def rate_limits(self, token: str | None = None) -> dict[str, Any]:
+        """Each budget's limit, window and phase (when its windows start), and what `token` (default: the
+        configured REST/SCIM token) has spent in the current window."""
+        budgets = {"rest": (self.credits, token or self.config.token)}
+        for method, budget in self.scim_budgets.items():
+            budgets[f"scim_{method}"] = (budget, token or self.config.scim_token)
+        return {name: budget.describe(key) for name, (budget, key) in budgets.items()}
 
     def set_fault_profile(self, name: str) -> None:
         self.fault_profile = PROFILES[name]
@@ -392,6 +413,19 @@ class Emulator:
         return self._handle_api(operation, request)
 
     def _handle_api(self, operation: Operation, request: Request) -> Response | object:
+        listing, position = listing_of(request.path, request.query)
+        record = RequestRecord(operation.operation_id, request.method, listing, position, self._wall())
+        self.requests_log.add(record)
+        answer = self._answer_api(operation, request, record)
+        record.answered_s = self._wall()
+        if isinstance(answer, Response):
+            record.status = answer.status
+            body = answer.body
+            if answer.status < 300 and isinstance(body, dict) and isinstance(body.get("cursor"), str):
+                record.next_position = body["cursor"]
+        return answer
+
+    def _answer_api(self, operation: Operation, request: Request, record: RequestRecord) -> Response | object:
         self.stats_counter.count_request(operation.operation_id)
         is_scim = operation.api == "scim"
         token = self._limit_key(request.bearer_token() or "")
@@ -419,11 +453,16 @@ class Emulator:
             self.stats_counter.record(operation.operation_id, denied.status, FaultKind.NONE, 0)
             return denied
         if is_scim:
-            verdict = self.scim_budgets.get(request.method, self.scim_budgets["GET"]).charge(token, 1)
+            method = request.method if request.method in self.scim_budgets else "GET"
+            verdict = self.scim_budgets[method].charge(token, 1)
             cost = 0
+            budget, units = f"scim_{method}", 1
         else:
             cost = LEVEL_COSTS[operation.level]
             verdict = self.credits.charge(token, cost)
+            budget, units = "rest", cost
+        if verdict.allowed:
+            record.budget, record.cost, record.charged_s = budget, units, self._wall()
         if not verdict.allowed:
             response = self._too_many(is_scim, verdict)
             self.stats_counter.record(operation.operation_id, 429, FaultKind.NONE, 0)

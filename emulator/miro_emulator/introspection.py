@@ -31,6 +31,18 @@ def reset_stats(emulator: Emulator, request: Request) -> Response:
     return Response(200, emulator.stats())
 
 
+def requests_record(emulator: Emulator, request: Request) -> Response:
+    """Every API request since the last reset-stats (or from `?since=N`), with timing, cost and cursor."""
+    since = request.param("since") or "0"
+    if not since.isdigit():
+        raise bad_request("Parameter 'since' must be a whole number")
+    return Response(200, emulator.requests_log.snapshot(int(since)))
+
+
+def rate_limits(emulator: Emulator, request: Request) -> Response:
+    return Response(200, {"budgets": emulator.rate_limits(request.param("token"))})
+
+
 def member_truth(member: Member, boards_owned: int, teams: list[dict[str, str]]) -> dict[str, Any]:
     return {
         **member.to_api(),

@@ -67,3 +67,17 @@ class WindowBudget:
 
     def peek(self, key: str) -> Verdict:
         return self.charge(key, 0)
+
+    def describe(self, key: str) -> dict[str, float | int]:
+        """The budget's shape (windows start at `phaseS + k * windowS`, epoch seconds) and what `key` has
+        spent in the window open now: what a benchmark needs to compute an ideal client's floor."""
+        with self._lock:
+            window = int((self._monotonic() - self._origin_mono) // self.window_s)
+            start_window, spent = self._spent.get(key, (window, 0))
+        return {
+            "limit": self.limit,
+            "windowS": self.window_s,
+            "phaseS": self._origin_wall,
+            "windowStartS": self._origin_wall + window * self.window_s,
+            "spent": spent if start_window == window else 0,
+        }
