@@ -70,7 +70,11 @@ def build(settings: AuditLogSyncSettings) -> Adapters:
             settings.org_id,
             # A sync is one job that wants to finish (as the members sync): spend the usable credits
             # greedily instead of spreading them to the reset; the reserve stays for other callers.
-            pacer=RateLimitPacer(reserve_fraction=settings.rate_reserve_fraction, burst_fraction=0.0),
+            pacer=RateLimitPacer(
+                reserve_fraction=settings.rate_reserve_fraction,
+                burst_fraction=0.0,
+                reserve_only_when_shared=True,
+            ),
         ),
         audit=AuditRepository(
             dynamodb.Table(settings.audit_table),

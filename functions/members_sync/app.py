@@ -77,13 +77,13 @@ def build(settings: MembersSyncSettings) -> Adapters:
     # each, more while the sync's fetch threads race to create them on their first Miro request).
     secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
     # A sync is one job that wants to finish: spend the usable credits greedily (burst_fraction 0)
-    # instead of spreading them to the reset; the pacer's 10% reserve still leaves room for the
-    # webhook and offboarding sharing the token, and also absorbs the overshoot of concurrent pages.
+    # instead of spreading them to the reset. The pacer's 10% reserve leaves room for the webhook and
+    # offboarding sharing the token once they are seen spending; until then it would expire unused.
     miro = MiroRestClient(
         settings.api_url,
         SecretsManagerToken(settings.token_secret, fetcher=secrets),
         settings.org_id,
-        pacer=RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.0),
+        pacer=RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.0, reserve_only_when_shared=True),
     )
     scim = (
         MiroScimClient(settings.scim_url, SecretsManagerToken(settings.scim_token_secret, fetcher=secrets))

@@ -220,3 +220,73 @@ def test_after_a_429_the_next_answer_counts_again() -> None:
     pacer.wait_after_429("GET", {}, NOW + 1)  # no headers: remaining assumed 0
     pacer.observe(headers(100_000, 30_000, NOW + 60), NOW + 2)
     assert pacer.remaining == 30_000
+
+
+# --- the reserve held back only once another caller shares the token ------------------------------
+
+
+def spend(pacer: RateLimitPacer, cost: int, limit: int, remaining: int, reset: float, now: float) -> None:
+    """One request of this pacer: booked, answered with the budget Miro reports, released."""
+    assert pacer.acquire("GET", cost, now) == 0.0
+    pacer.observe(headers(limit, remaining, reset), now)
+    pacer.release("GET", cost)
+
+
+def test_alone_on_the_token_the_whole_budget_is_spent() -> None:
+    pacer = RateLimitPacer(
+        reserve_fraction=0.1, burst_fraction=0.0, release_fraction=0.0, reserve_only_when_shared=True
+    )
+    remaining = 100_000
+    for _ in range(190):  # 95,000 credits of 500: into what would be the reserve
+        remaining -= 500
+        spend(pacer, 500, 100_000, remaining, NOW + 30, NOW)
+    assert not pacer.shared
+    assert pacer.wait_before("GET", 500, NOW) == 0.0
+
+
+def test_another_callers_spending_turns_the_reserve_on() -> None:
+    pacer = RateLimitPacer(
+        reserve_fraction=0.1, burst_fraction=0.0, release_fraction=0.0, reserve_only_when_shared=True
+    )
+    spend(pacer, 500, 100_000, 99_500, NOW + 30, NOW)
+    # Someone else spent 2,000 credits on the same token: Miro counts 2,500 spent for our 1,000.
+    spend(pacer, 500, 100_000, 97_500, NOW + 30, NOW + 1)
+    assert pacer.shared
+    pacer.observe(headers(100_000, 10_300, NOW + 30), NOW + 2)
+    assert pacer.wait_before("GET", 500, NOW + 2) == pytest.approx(28.0)  # 10% held back until the reset
+
+
+def test_a_previous_invocations_spending_in_the_first_window_is_not_another_caller() -> None:
+    pacer = RateLimitPacer(
+        reserve_fraction=0.1, burst_fraction=0.0, release_fraction=0.0, reserve_only_when_shared=True
+    )
+    # A continuation starts in a window its previous invocation already spent 60,000 of.
+    spend(pacer, 500, 100_000, 39_500, NOW + 30, NOW)
+    spend(pacer, 500, 100_000, 39_000, NOW + 30, NOW + 1)
+    assert not pacer.shared
+    # Next window: everything spent is ours until someone else's credits show.
+    spend(pacer, 500, 100_000, 99_500, NOW + 90, NOW + 31)
+    assert not pacer.shared
+    spend(pacer, 500, 100_000, 98_000, NOW + 90, NOW + 32)
+    assert pacer.shared
+
+
+def test_answers_overtaking_each_other_are_not_another_caller() -> None:
+    pacer = RateLimitPacer(
+        reserve_fraction=0.1, burst_fraction=0.0, release_fraction=0.0, reserve_only_when_shared=True
+    )
+    spend(pacer, 500, 100_000, 99_500, NOW + 30, NOW)
+    # Two requests in flight; the later-charged one answers first (Miro counted both).
+    assert pacer.acquire("GET", 500, NOW) == 0.0
+    assert pacer.acquire("GET", 500, NOW) == 0.0
+    pacer.observe(headers(100_000, 98_500, NOW + 30), NOW)
+    pacer.release("GET", 500)
+    pacer.observe(headers(100_000, 99_000, NOW + 30), NOW)
+    pacer.release("GET", 500)
+    assert not pacer.shared
+
+
+def test_without_the_option_the_reserve_is_always_held() -> None:
+    pacer = RateLimitPacer(reserve_fraction=0.1, burst_fraction=0.0, release_fraction=0.0)
+    pacer.observe(headers(100_000, 10_300, NOW + 25), NOW)
+    assert pacer.wait_before("GET", 500, NOW) == pytest.approx(25.0)

@@ -192,6 +192,12 @@ class RateLimitPacer:
     * when the next call would eat into the reserve, wait until the release makes room for it or
       the window resets.
 
+    With ``reserve_only_when_shared`` the reserve is held back only once another caller is seen
+    spending the token's budget: the limit minus ``X-RateLimit-Remaining`` exceeds every credit this
+    pacer booked in the window (answered or in flight). Until then a long sync spends every credit
+    (a reserve nobody uses expires at each reset: 10% of every window of a 500k-member run); the
+    first lookup of another caller may then wait for one reset, after which the reserve holds.
+
     Waits are capped at ``max_wait`` in case of clock skew. The window length is learned from the
     longest time-to-reset seen (Miro: 60 s; the emulator can compress it), ``window_s`` until then.
     """
@@ -204,8 +210,14 @@ class RateLimitPacer:
         release_fraction: float = 0.1,
         max_wait: float = 65.0,
         window_s: float = 60.0,
+        reserve_only_when_shared: bool = False,
     ):
         self.reserve_fraction = reserve_fraction
+        self.reserve_only_when_shared = reserve_only_when_shared
+        self.shared = False  # another caller was seen spending this token's budget
+        self._booked_in_window = 0.0  # credits of this pacer's answered requests in the current window
+        self._spent_before_us: float | None = None  # spent in the first window seen before this pacer's share
+        self._seen_a_reset = False
         self.burst_fraction = burst_fraction
         self.release_fraction = release_fraction
         self.max_wait = max_wait
@@ -234,6 +246,19 @@ class RateLimitPacer:
             if same_window and self.remaining is not None and not self._after_429:
                 # Responses overtake each other: an older count must not give back spent credits.
                 remaining = min(remaining, self.remaining)
+            elif not same_window and reset_at is not None:
+                self._booked_in_window = 0.0  # a new window: requests released from now on count in it
+            limit = _header_float(headers, "X-RateLimit-Limit") or self.limit
+            if not same_window and reset_at is not None and self.reset_at is not None:
+                self._seen_a_reset = True
+            if limit is not None and not self._after_429 and reset_at is not None:
+                ours = self._booked_in_window + self.in_flight  # the answer observed is still in flight
+                if self._spent_before_us is None:
+                    # The first window this pacer sees may hold a previous invocation's spending (a
+                    # continuation): only what others spend from now on says the token is shared.
+                    self._spent_before_us = max(0.0, limit - remaining - ours)
+                elif limit - remaining - (0.0 if self._seen_a_reset else self._spent_before_us) > ours + 0.5:
+                    self.shared = True
             self._after_429 = False
             self.remaining = remaining
             self.limit = _header_float(headers, "X-RateLimit-Limit") or self.limit
@@ -242,13 +267,18 @@ class RateLimitPacer:
             if reset_at is not None and reset_at > now:
                 self._window_seen = max(self._window_seen or 0.0, reset_at - now)
 
+    def _reserve_fraction_now(self) -> float:
+        if self.reserve_only_when_shared and not self.shared:
+            return 0.0
+        return self.reserve_fraction
+
     def reserve_at(self, now: float) -> float:
         """Credits held back for other callers at `now`: the full reserve, then less and less over
         the window's last `release_fraction`, nothing at the reset."""
         if self.reset_at is None:
             return 0.0
         limit = self.limit or self.remaining or 0.0
-        full = self.reserve_fraction * limit
+        full = self._reserve_fraction_now() * limit
         release_s = self.release_fraction * (self._window_seen or self.window_s)
         if release_s <= 0:
             return full
@@ -279,6 +309,7 @@ class RateLimitPacer:
     def release(self, method: str, cost: int) -> None:
         with self._lock:
             self.in_flight = max(0.0, self.in_flight - cost)
+            self._booked_in_window += cost
 
     def _wait(self, cost: int, now: float) -> float:
         if self.remaining is None or self.reset_at is None or self.observed_at is None:
@@ -294,7 +325,7 @@ class RateLimitPacer:
                 # Only requests in flight are in the way: their answers may show budget left.
                 return _IN_FLIGHT_POLL_S
             free = self.remaining - self.in_flight - cost  # left if this call went now
-            full_reserve = self.reserve_fraction * limit
+            full_reserve = self._reserve_fraction_now() * limit
             if free >= 0 and full_reserve > 0:
                 release_s = self.release_fraction * (self._window_seen or self.window_s)
                 # The reserve shrinks to `free` this long before the reset.
