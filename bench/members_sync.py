@@ -168,6 +168,11 @@ def _child_sync() -> None:
 
     event: dict[str, Any] = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
     timeout_s = float(config.get("timeout_s", FUNCTION_TIMEOUT_S))
+    recorder = None
+    if config.get("usage"):
+        from bench._usage import UsageRecorder
+
+        recorder = UsageRecorder().install()
     started_epoch = time.time()
     started = time.monotonic()
     results = []
@@ -176,6 +181,8 @@ def _child_sync() -> None:
         invoked = time.monotonic()
         result = invoke_function(FUNCTION, event, config["env"], timeout_s=timeout_s)
         durations.append(time.monotonic() - invoked)
+        if recorder is not None:
+            recorder.lambda_invocation(durations[-1], FUNCTION_MEMORY_MB)
         results.append(result)
         if result["outcome"] != "continue":
             break
@@ -197,6 +204,9 @@ def _child_sync() -> None:
         "write_requests": sum(r["writeRequests"] for r in results),
         "snapshot_members": (results[-1].get("snapshot") or {}).get("members"),
     }
+    if recorder is not None:
+        summary["usage"] = recorder.snapshot()
+        recorder.uninstall()
     if trace:
         import tracemalloc
 
@@ -312,8 +322,15 @@ def _run_sync(
     trace: bool = False,
     rss_trace: bool = False,
     timeout_s: float = FUNCTION_TIMEOUT_S,
+    usage: bool = False,
 ) -> dict[str, Any]:
-    config = {"env": env, "tracemalloc": trace, "rss_trace": rss_trace, "timeout_s": timeout_s}
+    config = {
+        "env": env,
+        "tracemalloc": trace,
+        "rss_trace": rss_trace,
+        "timeout_s": timeout_s,
+        "usage": usage,
+    }
     return run_child("bench.members_sync", ["--child", "sync"], {"BENCH_CHILD": json.dumps(config)})
 
 
@@ -531,6 +548,49 @@ def _measure_at_scale(
     )
 
 
+def _measure_usage(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    """Part 6: what runs cost in AWS terms, for bench.cost: capacity units, requests, Lambda seconds of a
+    first sync and of a re-sync after 1% changed, at two sizes, on DynamoDB Local (moto server reports
+    made-up capacity). The Lambda time at Miro's real 60 s windows is the measured wall plus what the
+    real windows add to the ideal client's floor (the same requests, the same limits, 60 s windows)."""
+    from miro_sync_cli.local.servers import local_servers
+
+    runs: list[dict[str, Any]] = []
+    for name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")]:
+        del os.environ[name]  # the moto server of the parts before is gone; a set URL would replace both
+    with ExitStack() as stack:
+        servers = stack.enter_context(local_servers())
+        if not servers.uses_dynamodb_local:
+            summary["usage_runs_note"] = "DynamoDB Local unavailable: no usage measured"
+            return
+        os.environ.update(servers.endpoint_environment())  # the children's AWS endpoints
+        store_rate = ideal_batch_write_rate(servers.dynamodb_url, items=5_000)
+        for members in args.usage_members:
+            emulator = Emulator(
+                stack, members=members, seed=21, latency_ms=args.latency_ms, window_s=args.window_s
+            )
+            env = _stack(servers, emulator, f"bench-usage-{members}").function_env(FUNCTION)
+            env.update(servers.endpoint_environment())
+            env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+            for kind in ("first", "resync"):
+                changed = _suspend_one_percent(emulator, members) if kind == "resync" else members
+                run, measured = _measured_run(emulator, env, store_rate, usage=True)
+                stretch = max(0.0, measured["api_floor_s_real_windows"] - measured["api_floor_s"])
+                runs.append(
+                    {
+                        "members": members,
+                        "kind": kind,
+                        "changed_fraction": round(changed / members, 4),
+                        "usage": run["usage"],
+                        "lambda_duration_s_real_windows": round(sum(run["invocation_s"]) + stretch, 2),
+                        "items_written": run["written"],
+                    }
+                )
+            emulator.stop()
+    summary["usage_runs"] = runs
+    summary["usage_store"] = "DynamoDB Local"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=20_000)
@@ -540,6 +600,8 @@ def main() -> None:
     parser.add_argument("--tracemalloc", action="store_true", help="tracemalloc top lines of the RSS run")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--big-members", type=int, default=500_000)
+    parser.add_argument("--usage-members", type=int, nargs="+", default=[2_000, 10_000])
+    parser.add_argument("--skip-usage", action="store_true", help="skip part 6 (AWS usage for bench.cost)")
     parser.add_argument(
         "--skip-big", action="store_true", help="skip part 5 (--big-members across continuations)"
     )
@@ -584,6 +646,8 @@ def main() -> None:
             _measure_rss(args, stack, servers, summary)
         if not args.skip_big and not args.rss_only:
             _measure_at_scale(args, stack, servers, summary)
+    if not args.skip_usage and not args.rss_only:
+        _measure_usage(args, summary)
     summary["bench_wall_s"] = round(time.monotonic() - bench_started, 1)
     if args.rss_only:
         print(json.dumps(summary), flush=True)  # one part only: printed, not written over the full result

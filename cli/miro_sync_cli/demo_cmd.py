@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
+import subprocess  # nosec B404  # runs only this interpreter's own CLI (_cli)
 import sys
 import threading
 import time
@@ -161,7 +161,7 @@ def _event(path: str) -> dict[str, Any]:
 def _cli(console: Any, env: dict[str, str], *arguments: str) -> str:
     """Run `miro-sync ARGS` as a user would (its own process), show the command and return its stdout."""
     _show_command(console, arguments)
-    completed = subprocess.run(  # noqa: S603 - our own interpreter and CLI
+    completed = subprocess.run(  # nosec B603  # noqa: S603 - our own interpreter and CLI
         [sys.executable, "-m", "miro_sync_cli.main", *arguments],
         env={**os.environ, **env, "COLUMNS": "160"},
         capture_output=True,

@@ -44,7 +44,7 @@ MEMBERS, AUDIT, WEBHOOK, OFFBOARDING = (
 
 
 class Result(StrEnum):
-    PASS = "pass"  # noqa: S105 - a result, not a password
+    PASS = "pass"  # nosec B105  # noqa: S105 - a result, not a password
     WARN = "warn"
     FAIL = "fail"
     SKIP = "skip"  # not used by the configured stack, or impossible to tell without an earlier check

@@ -52,8 +52,8 @@ OUTPUTS: dict[str, str] = {
     "ACTIONS_TABLE": "ActionsTableName",
     "STATE_TABLE": "StateTableName",
     "IDEMPOTENCY_TABLE": "IdempotencyTableName",
-    "MIRO_TOKEN_SECRET": "MiroTokenSecretArn",
-    "MIRO_SCIM_TOKEN_SECRET": "MiroScimTokenSecretArn",
+    "MIRO_TOKEN_SECRET": "MiroTokenSecretArn",  # nosec B105  # a stack output's name, not a secret
+    "MIRO_SCIM_TOKEN_SECRET": "MiroScimTokenSecretArn",  # nosec B105  # a stack output's name, not a secret
     # `miro-sync subscribe create --webhook-url` (only when the stack has EnableWebhook=true)
     "WEBHOOK_URL": "BoardWebhookBaseUrl",
     "MEMBERS_SYNC_FUNCTION": "MembersSyncFunctionName",
@@ -78,7 +78,7 @@ FLAGS: dict[str, str] = {
     "MEMBERS_TABLE": "--members-table",
     "ACTIONS_TABLE": "--actions-table",
     "STATE_TABLE": "--state-table",
-    "MIRO_TOKEN_SECRET": "--token-secret",
+    "MIRO_TOKEN_SECRET": "--token-secret",  # nosec B105  # an option's name, not a secret
     "MIRO_ORG_ID": "--org-id",
     "MIRO_API_URL": "--api-url",
     "WEBHOOK_URL": "--webhook-url",

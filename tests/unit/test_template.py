@@ -450,8 +450,8 @@ def test_offboarding_queue_visibility_and_dead_letter_queue(cfn: Template) -> No
     dead_letters = cfn["Resources"]["OffboardingDeadLetterQueue"]["Properties"]
     # A failed message must outlive its stay in the source queue, or the DLQ silently drops it.
     assert dead_letters["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
-    assert queue["SqsManagedSseEnabled"] is True
-    assert dead_letters["SqsManagedSseEnabled"] is True
+    assert deployed(cfn, queue["SqsManagedSseEnabled"]) is True
+    assert deployed(cfn, dead_letters["SqsManagedSseEnabled"]) is True
 
 
 @pytest.mark.parametrize(
@@ -518,7 +518,7 @@ def test_refused_copies_have_their_own_queue_apart_from_the_redrive_dead_letter_
     refused = cfn["Resources"]["OffboardingRefusedQueue"]
     assert refused["Type"] == "AWS::SQS::Queue"
     assert "RedrivePolicy" not in refused["Properties"]
-    assert refused["Properties"]["SqsManagedSseEnabled"] is True
+    assert deployed(cfn, refused["Properties"]["SqsManagedSseEnabled"]) is True
     assert refused["Properties"]["MessageRetentionPeriod"] == 1209600
     assert cfn["Outputs"]["OffboardingRefusedQueueUrl"]["Value"] == {"Ref": "OffboardingRefusedQueue"}
     assert cfn["Outputs"]["OffboardingDeadLetterQueueUrl"]["Value"] == {"Ref": "OffboardingDeadLetterQueue"}
@@ -530,7 +530,8 @@ def _deployed_list(value: str) -> list[str]:
 
 
 def _evaluate(node: Any, parameters: dict[str, Any], conditions: dict[str, Any]) -> Any:
-    """The intrinsics the queue policy uses, evaluated as CloudFormation would for these parameters."""
+    """The intrinsics the queue policy and the key wiring use, evaluated as CloudFormation would for
+    these parameters (a list item or property that is AWS::NoValue is left out)."""
     if isinstance(node, list):
         items = [_evaluate(item, parameters, conditions) for item in node]
         return [item for item in items if item is not _NO_VALUE]
@@ -553,10 +554,21 @@ def _evaluate(node: Any, parameters: dict[str, Any], conditions: dict[str, Any])
         return delimiter.join(_evaluate(items, parameters, conditions))
     if list(node) == ["Fn::GetAtt"]:
         return "<{}.{}>".format(*node["Fn::GetAtt"])
-    return {key: _evaluate(value, parameters, conditions) for key, value in node.items()}
+    if list(node) == ["Fn::Sub"] and isinstance(node["Fn::Sub"], str):
+        return SUB_VARIABLE.sub(lambda name: str(parameters.get(name[1], f"<{name[1]}>")), node["Fn::Sub"])
+    evaluated = {key: _evaluate(value, parameters, conditions) for key, value in node.items()}
+    return {key: value for key, value in evaluated.items() if value is not _NO_VALUE}
 
 
 _NO_VALUE = object()
+
+
+def deployed(cfn: Template, node: Any, **parameters: Any) -> Any:
+    """`node` as CloudFormation deploys it with these parameters (the others at their defaults)."""
+    values = {name: p["Default"] for name, p in cfn["Parameters"].items() if "Default" in p}
+    return _evaluate(node, {**values, "AWS::Region": "eu-west-1", **parameters}, cfn["Conditions"])
+
+
 SENDER_ROLES = ["arn:aws:iam::210987654321:role/hr-offboarding", "arn:aws:iam::210987654321:role/it/tickets"]
 
 
@@ -1156,7 +1168,7 @@ def test_table_is_on_demand_encrypted_recoverable_and_expires_what_it_should(
     assert table["Type"] == "AWS::DynamoDB::Table"
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert deployed(cfn, properties["SSESpecification"]) == {"SSEEnabled": True}
     assert "TableName" not in properties
     ttl = TABLE_TTL[table_id]
     expected_ttl = None if ttl is None else {"AttributeName": ttl, "Enabled": True}
@@ -1199,6 +1211,104 @@ def test_audit_indexes_project_the_listing_attributes_only(cfn: Template) -> Non
         assert projected >= AUDIT_LISTING_ATTRIBUTES
         assert "raw" not in projected
         assert not index_keys & set(projection["NonKeyAttributes"])
+
+
+# --------------------------------------------------------------------------- customer-managed key (KmsKeyArn)
+
+CUSTOMER_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+# Where each type of resource takes its key, and how it reads without one (AWS-owned/managed keys).
+KEY_PROPERTIES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "AWS::DynamoDB::Table": (
+        {"SSESpecification": {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": CUSTOMER_KEY}},
+        {"SSESpecification": {"SSEEnabled": True}},
+    ),
+    "AWS::SQS::Queue": (
+        {"SqsManagedSseEnabled": False, "KmsMasterKeyId": CUSTOMER_KEY},
+        {"SqsManagedSseEnabled": True, "KmsMasterKeyId": None},
+    ),
+    "AWS::SecretsManager::Secret": ({"KmsKeyId": CUSTOMER_KEY}, {"KmsKeyId": None}),
+    "AWS::Logs::LogGroup": ({"KmsKeyId": CUSTOMER_KEY}, {"KmsKeyId": None}),
+}
+# The services that keep the functions' data under the key; a function may use it through these only.
+KEY_SERVICES = ("dynamodb", "sqs", "secretsmanager")
+
+
+def _key_properties(cfn: Template, resource: dict[str, Any], **parameters: Any) -> dict[str, Any]:
+    properties = deployed(cfn, resource["Properties"], **parameters)
+    with_key, _ = KEY_PROPERTIES[resource["Type"]]
+    return {name: properties.get(name) for name in with_key}
+
+
+def _key_statements(cfn: Template, function_id: str, **parameters: Any) -> list[dict[str, Any]]:
+    policies = deployed(cfn, role_of(cfn, function_id)["Properties"]["Policies"], **parameters)
+    statements = [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
+    return [s for s in statements if any(a.startswith("kms:") for a in _as_list(s["Action"]))]
+
+
+def test_customer_managed_key_parameter_is_off_by_default(cfn: Template) -> None:
+    parameter = cfn["Parameters"]["KmsKeyArn"]
+    assert (parameter["Type"], parameter["Default"]) == ("String", "")
+    assert deployed(cfn, cfn["Conditions"]["UseCustomerManagedKey"]) is False
+    assert deployed(cfn, cfn["Conditions"]["UseCustomerManagedKey"], KmsKeyArn=CUSTOMER_KEY) is True
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        (CUSTOMER_KEY, True),
+        ("arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab", True),
+        ("arn:aws:kms:eu-west-1:123456789012:alias/miro-sync", False),  # log groups take key ARNs only
+        ("1234abcd-12ab-34cd-56ef-1234567890ab", False),
+        ("alias/aws/dynamodb", False),
+    ],
+)
+def test_customer_managed_key_parameter_takes_a_key_arn(cfn: Template, value: str, accepted: bool) -> None:
+    assert bool(re.fullmatch(cfn["Parameters"]["KmsKeyArn"]["AllowedPattern"], value)) == accepted
+
+
+@pytest.mark.parametrize("resource_type", KEY_PROPERTIES)
+def test_without_a_key_every_resource_keeps_the_aws_owned_or_managed_key(
+    cfn: Template, resource_type: str
+) -> None:
+    resources = resources_of_type(cfn, resource_type)
+    assert resources
+    _, without_key = KEY_PROPERTIES[resource_type]
+    for name, resource in resources.items():
+        assert _key_properties(cfn, resource) == without_key, name
+
+
+@pytest.mark.parametrize("resource_type", KEY_PROPERTIES)
+def test_the_key_encrypts_every_table_queue_secret_and_log_group(cfn: Template, resource_type: str) -> None:
+    # Every resource of the type, so a table or queue added later without the key fails here.
+    with_key, _ = KEY_PROPERTIES[resource_type]
+    for name, resource in resources_of_type(cfn, resource_type).items():
+        assert _key_properties(cfn, resource, KmsKeyArn=CUSTOMER_KEY) == with_key, name
+
+
+def test_the_alarm_topic_keeps_its_own_key_either_way(cfn: Template) -> None:
+    # CloudWatch publishes only with a key whose policy names it
+    # (test_alarm_topic_key_lets_cloudwatch_publish): the stack's key does not replace it.
+    topic = cfn["Resources"]["AlarmTopic"]["Properties"]
+    assert deployed(cfn, topic, KmsKeyArn=CUSTOMER_KEY)["KmsMasterKeyId"] == "<AlarmTopicKey.Arn>"
+
+
+@pytest.mark.parametrize("function_id", FUNCTION_FOLDERS)
+def test_functions_get_no_key_permission_without_a_key(cfn: Template, function_id: str) -> None:
+    assert _key_statements(cfn, function_id) == []
+
+
+@pytest.mark.parametrize("function_id", FUNCTION_FOLDERS)
+def test_function_may_use_the_key_only_through_the_services_that_keep_its_data(
+    cfn: Template, function_id: str
+) -> None:
+    (statement,) = _key_statements(cfn, function_id, KmsKeyArn=CUSTOMER_KEY)
+    assert statement["Effect"] == "Allow"
+    assert sorted(_as_list(statement["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Resource"] == CUSTOMER_KEY
+    used = {action.split(":", 1)[0] for action in grants(cfn, function_id)} & set(KEY_SERVICES)
+    via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+    assert sorted(via) == sorted(f"{service}.eu-west-1.amazonaws.com" for service in used)
 
 
 # --------------------------------------------------------------------------- alarms and outputs

@@ -68,7 +68,7 @@ def load_template(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise LocalStackError(f"cannot read template {path}: {error.strerror}") from error
     try:
-        document = yaml.load(text, Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
+        document = yaml.load(text, Loader=_CloudFormationLoader)  # nosec B506  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as error:
         raise LocalStackError(f"template {path} is not valid YAML: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):

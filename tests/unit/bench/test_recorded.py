@@ -89,7 +89,8 @@ def test_the_budget_binds_across_fixed_windows_and_a_late_start_gains_a_window()
     on_the_boundary = recorded_floor(record, LIMITS, START)
     assert on_the_boundary["api_binding"] == "rest"
     assert on_the_boundary["api_floor_s"] == pytest.approx(20.0)
-    # Started 9 s into a window: that window's budget and the next two are charged by 9 + 1 + 10 s (charged on answering).
+    # Started 9 s into a window: that window's budget and the next two are spent by 1 + 10 s
+    # (each request is charged as it is answered).
     late = {name: {**shape, "phaseS": START - 9, "windowStartS": START - 9} for name, shape in LIMITS.items()}
     assert recorded_floor(record, late, START)["api_floor_s"] == pytest.approx(11.0)
     # What was already spent in the open window before the start is not available to the run.

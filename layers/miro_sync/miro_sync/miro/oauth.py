@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from miro_sync.miro.errors import MiroAuthError, MiroError, MiroProtocolError, MiroUnavailable
 from miro_sync.miro.http import shared_http_client
 
-TOKEN_PATH = "/v1/oauth/token"  # noqa: S105 - a URL path, not a secret
+TOKEN_PATH = "/v1/oauth/token"  # nosec B105  # noqa: S105 - a URL path, not a secret
 # Transport failures where the request certainly never reached Miro (the refresh token is unspent).
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 

@@ -18,7 +18,7 @@ from pydantic import Field, StrictStr
 from miro_sync.miro.client import LEVEL_1, MiroRestClient
 from miro_sync.miro.models import MiroModel
 
-TOKEN_INFO_PATH = "/v1/oauth-token"  # noqa: S105 - a path, not a token
+TOKEN_INFO_PATH = "/v1/oauth-token"  # nosec B105  # noqa: S105 - a path, not a token
 
 
 class TokenInfoRef(MiroModel):
