@@ -26,6 +26,7 @@ from miro_sync.offboarding.worker import (
     OffboardingWorker,
     request_id_of,
 )
+from miro_sync.settings import ConfigurationError
 from miro_sync.settings.offboarding import DefaultSuccessorError, OffboardingSettings, ProtectedEmailsError
 
 logger = Logger()
@@ -78,7 +79,8 @@ def build_worker(settings: OffboardingSettings) -> OffboardingWorker:
     from miro_sync.store.members import MembersRepository
     from miro_sync.store.queue import OffboardingQueue
 
-    assert settings.scim_token_secret is not None  # required_env makes it present
+    if settings.scim_token_secret is None:  # from_env requires it; settings built otherwise may lack it
+        raise ConfigurationError("OffboardingSettings: set the environment variable MIRO_SCIM_TOKEN_SECRET")
     dynamodb = boto3.resource("dynamodb")
     sqs = boto3.client("sqs")
     # One secrets client on boto3's default session for both tokens (a bare SecretsProvider() opens a

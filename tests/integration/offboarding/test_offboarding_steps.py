@@ -287,6 +287,7 @@ def crashing_worker(harness: Harness, crash_after: int) -> Any:
     worker = app.build_worker.__wrapped__(settings)
     wrapped = CrashAfterUpdates(worker._actions, crash_after)
     worker._actions = wrapped
+    worker._recorder._actions = wrapped
     worker._refusals._actions = wrapped
     return app, worker
 

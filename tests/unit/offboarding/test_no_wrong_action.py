@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from miro_sync.miro.errors import MiroNotFound, MiroUnavailable
+from miro_sync.offboarding.errors import RetryableError
 from miro_sync.offboarding.messages import MAX_NOT_BEFORE_AHEAD, MAX_NOT_BEFORE_BEHIND
-from miro_sync.offboarding.worker import PHASE_DUE, RetryableError
+from miro_sync.offboarding.model import PHASE_DUE
 from tests.unit.offboarding.fakes import START, make_world
 
 

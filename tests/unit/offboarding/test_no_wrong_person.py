@@ -60,7 +60,7 @@ def test_settings_with_a_bad_protected_list_still_load_and_name_the_error() -> N
 def test_a_configuration_error_refuses_every_suspend_and_delete_with_its_reason() -> None:
     world = make_world()
     worker = world.worker()
-    worker._policy = GuardPolicy(  # the handler builds it from the settings: see test_guard_policy_*
+    worker._planner._policy = GuardPolicy(  # the handler builds it from the settings: see test_guard_policy_*
         protected_emails=frozenset(),
         allow_admin_offboarding=False,
         max_actions_per_hour=100,

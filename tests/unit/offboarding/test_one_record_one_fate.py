@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from miro_sync.miro.errors import MiroDeadlineExceeded
-from miro_sync.offboarding.messages import MAX_NOT_BEFORE_AHEAD, InvalidRequestError, parse_request
+from miro_sync.offboarding.errors import InvalidRequestError
+from miro_sync.offboarding.messages import MAX_NOT_BEFORE_AHEAD, parse_request
 from tests.fixtures.functions import load_function_app
 from tests.unit.offboarding.fakes import (
     FakeLambdaContext,

@@ -10,7 +10,7 @@ import pytest
 
 from miro_sync.miro.errors import MiroUnavailable
 from miro_sync.miro.http import SCIM_LIMITS
-from miro_sync.offboarding.worker import RetryableError
+from miro_sync.offboarding.errors import RetryableError
 from tests.unit.offboarding.fakes import InvocationCrashError, make_world, offboarding_settings
 
 

@@ -305,7 +305,7 @@ def _lose_the_answer_of(world: World, operation: str, nth: int, error: Exception
 @pytest.mark.parametrize("status", [None, 504])
 def test_a_share_whose_answer_was_lost_is_confirmed_with_miro_not_repeated(status: int | None) -> None:
     from miro_sync.miro.errors import MiroUnavailable
-    from miro_sync.offboarding.worker import RetryableError
+    from miro_sync.offboarding.errors import RetryableError
 
     world = make_world()
     _lose_the_answer_of(world, "share_board", 2, MiroUnavailable("gateway timeout", status=status))
@@ -320,7 +320,7 @@ def test_a_share_whose_answer_was_lost_is_confirmed_with_miro_not_repeated(statu
 
 def test_an_interrupted_share_is_still_confirmed_when_the_first_confirmation_fails() -> None:
     from miro_sync.miro.errors import MiroUnavailable
-    from miro_sync.offboarding.worker import RetryableError
+    from miro_sync.offboarding.errors import RetryableError
 
     world = make_world()
     world.miro.crash_after("share_board", nth=2)
@@ -354,7 +354,7 @@ def test_a_refused_promotion_after_an_earlier_attempts_shares_is_partial_not_not
 
 def test_a_request_keeps_its_successor_when_the_default_changes_between_attempts() -> None:
     from miro_sync.miro.errors import MiroUnavailable
-    from miro_sync.offboarding.worker import RetryableError
+    from miro_sync.offboarding.errors import RetryableError
 
     world = make_world()
     original = world.miro.share_board
@@ -379,7 +379,7 @@ def test_a_request_keeps_its_successor_when_the_default_changes_between_attempts
 
 def test_a_deactivation_whose_answer_was_lost_makes_a_refused_delete_partial() -> None:
     from miro_sync.miro.errors import MiroUnavailable
-    from miro_sync.offboarding.worker import RetryableError
+    from miro_sync.offboarding.errors import RetryableError
 
     world = make_world()
     _lose_the_answer_of(world, "set_active", 1, MiroUnavailable("timeout", status=None))

@@ -8,7 +8,8 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from miro_sync.miro.errors import MiroBadRequest, MiroRateLimited, MiroUnavailable
-from miro_sync.offboarding.worker import PHASE_ATTRIBUTE, PHASE_DUE, PHASE_RELEASE, RetryableError
+from miro_sync.offboarding.errors import RetryableError
+from miro_sync.offboarding.model import PHASE_ATTRIBUTE, PHASE_DUE, PHASE_RELEASE
 from tests.unit.offboarding.fakes import START, DeadLetter, make_world
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from miro_sync.miro.errors import MiroError, MiroNotFound
 from miro_sync.miro.models import OrgMember
+from miro_sync.offboarding.errors import RefusalError, RetryableError
 from miro_sync.offboarding.messages import OffboardingRequest
 from miro_sync.offboarding.model import (
     PREFETCH_MAX_AGE,
@@ -18,9 +19,7 @@ from miro_sync.offboarding.model import (
     ROLE_ADMIN,
     ROLE_USER,
     GuardPolicy,
-    RefusalError,
     ResolvedMember,
-    RetryableError,
     aware,
 )
 from miro_sync.offboarding.ports import KnownMember, LogSink, MembersStore, OrgDirectory

@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from miro_sync.offboarding.errors import InvalidRequestError, MissingRequestIdError
+
 Action = Literal["suspend", "delete", "reactivate"]
 DESTRUCTIVE_ACTIONS: frozenset[str] = frozenset({"suspend", "delete"})
 
@@ -152,7 +154,8 @@ class OffboardingRequest(BaseModel):
 
     @property
     def key(self) -> str:
-        assert self.request_id is not None  # always set by the validator
+        if self.request_id is None:  # the validator sets it: only a model built around it lacks one
+            raise MissingRequestIdError("this OffboardingRequest was built without validation")
         return self.request_id
 
     @property
@@ -247,20 +250,6 @@ def cli_request_id(
     intent = derive_request_id(action, member_key, not_before, dry_run=dry_run, successor=successor)
     digest = hashlib.sha256(f"{submission}|{intent}".encode()).hexdigest()[:16]
     return f"cli-{submission.split('-', 1)[0]}-{digest}"
-
-
-class InvalidRequestError(ValueError):
-    """The body is not a valid offboarding message; `reason` says precisely why."""
-
-    def __init__(self, reason: str, body: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.body = body
-
-    @property
-    def request_id(self) -> str:
-        """Stable id for the refusal record, so a redelivered poison message is recorded once."""
-        return "invalid-" + hashlib.sha256(self.body.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def describe_validation_error(error: ValidationError) -> str:

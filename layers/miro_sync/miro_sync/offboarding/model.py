@@ -1,6 +1,6 @@
 """What the parts of the offboarding worker share: the phases of a message, the outcome of one, the
-member as resolved from Miro, the guard policy, one invocation's trail of a request, and the exceptions
-that move a request between the parts (coordinator, guards, steps, sweep, refusals)."""
+member as resolved from Miro, the guard policy and one invocation's trail of a request. The exceptions
+that move a request between the parts are in `errors`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from miro_sync.offboarding.messages import InvalidRequestError, OffboardingRequest, parse_request
+from miro_sync.offboarding.errors import InvalidRequestError
+from miro_sync.offboarding.messages import OffboardingRequest, parse_request
 from miro_sync.store.actions import ActionRecord, Attempt, Outcome, utc_now_iso
 
 PHASE_ATTRIBUTE: Final = "miroSyncPhase"
@@ -37,48 +38,6 @@ OPPOSING_ACTIONS: Final = {
 # How long a batch's member lookup stands in for a per-message one. A batch takes seconds; the cap
 # only matters when pacing waits stretch it, and then the guards fall back to a fresh lookup.
 PREFETCH_MAX_AGE: Final = timedelta(seconds=60)
-
-
-class RetryableError(Exception):
-    """Transient: the message goes back to the queue and is retried."""
-
-
-class NotFinalError(Exception):
-    """Pending or held: the idempotency key is released so the request's later message runs."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
-
-
-class RecordExistsError(Exception):
-    """The first write would create a record that exists: the request goes the careful way."""
-
-
-class ReusedIdError(Exception):
-    """The request id names another request."""
-
-    def __init__(self, original: ActionRecord) -> None:
-        super().__init__(original.request_id)
-        self.original = original
-
-
-class RefusalError(Exception):
-    def __init__(self, reason: str, fields: dict[str, Any] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.fields = fields or {}  # what was learnt about the member, for the record
-
-
-class PartialError(Exception):
-    """Miro refused a later step after an earlier one took effect (a delete's SCIM DELETE after the
-    deactivation): the request ends as `partial`, and the member's state is what the done steps left."""
-
-    def __init__(self, reason: str, status: str, active: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.active = active
 
 
 @dataclass

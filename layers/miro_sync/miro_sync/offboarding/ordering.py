@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from miro_sync.offboarding.errors import RefusalError
 from miro_sync.offboarding.messages import OffboardingRequest
 from miro_sync.offboarding.model import (
     OPPOSING_ACTIONS,
     PHASE_REQUEST,
-    RefusalError,
     ResolvedMember,
     Trail,
     new_action_record,

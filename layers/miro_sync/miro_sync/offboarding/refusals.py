@@ -12,8 +12,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
-from miro_sync.offboarding.messages import InvalidRequestError, OffboardingRequest, parse_request
-from miro_sync.offboarding.model import Result, RetryableError, storable
+from miro_sync.offboarding.errors import InvalidRequestError, RetryableError
+from miro_sync.offboarding.messages import OffboardingRequest, parse_request
+from miro_sync.offboarding.model import Result, storable
 from miro_sync.offboarding.ports import ActionsStore, DeadLetterSender, LogSink, MetricsSink
 from miro_sync.store.actions import MAX_STORED_BODY, ActionConflictError, ActionRecord, utc_now_iso
 from miro_sync.store.failures import is_transient_aws_failure

@@ -15,14 +15,9 @@ from typing import Any, Final, TypeVar
 
 from miro_sync.miro.errors import MiroAuthError, MiroBadRequest, MiroConflict, MiroError, MiroNotFound
 from miro_sync.miro.models import OrgMember, ScimUser
+from miro_sync.offboarding.errors import PartialError, RefusalError, RetryableError
 from miro_sync.offboarding.handover import Handover
-from miro_sync.offboarding.model import (
-    PartialError,
-    RefusalError,
-    ResolvedMember,
-    RetryableError,
-    Trail,
-)
+from miro_sync.offboarding.model import ResolvedMember, Trail
 from miro_sync.offboarding.ports import ScimUsers, Workspace
 from miro_sync.store.actions import Attempt, StepRecord, utc_now_iso
 
