@@ -2,7 +2,10 @@
 
 Locally the stand-in (DynamoDB Local, or moto server), not Miro, can be what binds; real DynamoDB on demand
 scales. So a bench's floor is the larger of its API floor and `items written / this rate`: BatchWriteItem of
-25 items, from several threads, into a scratch table, nothing else. Items are the size of a member item.
+25 items, from several threads, into a scratch table, nothing else. With `like_table` the scratch table has
+that table's keys and indexes and every item is a copy of one of its items (under a new key): the ideal writer
+writes what the sync wrote, index writes included. Without it, items of about a member item's size into a
+table without indexes (a faster writer: a lower floor).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 ITEM_PAYLOAD_BYTES = 400  # about a member item (email, name, role, license, teams, timestamps)
@@ -23,6 +27,7 @@ def ideal_batch_write_rate(
     items: int = 20_000,
     threads: int = 8,
     region: str = "us-east-1",
+    like_table: str | None = None,
 ) -> float:
     """Items per second an ideal batch writer reaches on `endpoint_url` (the table is dropped after)."""
     import boto3
@@ -35,14 +40,32 @@ def ideal_batch_write_rate(
         aws_secret_access_key="bench",
     )
     table = f"bench-store-rate-{uuid.uuid4().hex[:8]}"
-    client.create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    make_item = _copies_of(client, like_table) if like_table else _payload_items()
+    if like_table:
+        shape = client.describe_table(TableName=like_table)["Table"]
+        indexes = [
+            {
+                "IndexName": index["IndexName"],
+                "KeySchema": index["KeySchema"],
+                "Projection": index["Projection"],
+            }
+            for index in shape.get("GlobalSecondaryIndexes", [])
+        ]
+        client.create_table(
+            TableName=table,
+            AttributeDefinitions=shape["AttributeDefinitions"],
+            KeySchema=shape["KeySchema"],
+            BillingMode="PAY_PER_REQUEST",
+            **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
+        )
+    else:
+        client.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
     client.get_waiter("table_exists").wait(TableName=table)
-    payload = "x" * ITEM_PAYLOAD_BYTES
     per_thread = items // threads
     errors: list[BaseException] = []
 
@@ -57,7 +80,7 @@ def ideal_batch_write_rate(
             )
             for start in range(0, per_thread, BATCH):
                 batch = [
-                    {"PutRequest": {"Item": {"pk": {"S": f"m#{offset + start + k}"}, "p": {"S": payload}}}}
+                    {"PutRequest": {"Item": make_item(offset + start + k)}}
                     for k in range(min(BATCH, per_thread - start))
                 ]
                 pending: dict[str, Any] = {table: batch}
@@ -79,3 +102,26 @@ def ideal_batch_write_rate(
     if errors:
         raise RuntimeError(f"ideal batch writer failed: {errors[0]!r}")
     return per_thread * threads / elapsed
+
+
+def _payload_items() -> Callable[[int], dict[str, Any]]:
+    payload = {"S": "x" * ITEM_PAYLOAD_BYTES}
+    return lambda n: {"pk": {"S": f"m#{n}"}, "p": payload}
+
+
+def _copies_of(client: Any, table: str) -> Callable[[int], dict[str, Any]]:
+    """Copies of one item of `table` under new primary keys (index keys kept: the same index writes)."""
+    sample = client.scan(TableName=table, Limit=1).get("Items") or []
+    if not sample:
+        raise RuntimeError(f"{table} is empty: nothing to copy for the ideal batch writer")
+    item = sample[0]
+    keys = [key["AttributeName"] for key in client.describe_table(TableName=table)["Table"]["KeySchema"]]
+
+    def copy(n: int) -> dict[str, Any]:
+        fresh = dict(item)
+        for name in keys:
+            ((kind, value),) = item[name].items()
+            fresh[name] = {"N": str(n)} if kind == "N" else {kind: f"{value}#ideal{n}"}
+        return fresh
+
+    return copy

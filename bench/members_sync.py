@@ -39,6 +39,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -335,10 +336,25 @@ def _run_sync(
     return run_child("bench.members_sync", ["--child", "sync"], {"BENCH_CHILD": json.dumps(config)})
 
 
+def _store_probe(servers: Any, local: Any) -> Callable[[], float]:
+    """The ideal batch writer's rate on this stack's stand-in, writing copies of the members table's items
+    into a table with its keys and indexes: measured once, after the first run filled the table."""
+    measured: list[float] = []
+
+    def rate() -> float:
+        if not measured:
+            measured.append(
+                ideal_batch_write_rate(servers.dynamodb_url, like_table=local.tables["MembersTable"])
+            )
+        return measured[0]
+
+    return rate
+
+
 def _measured_run(
     emulator: Emulator,
     env: dict[str, str],
-    store_rate: float,
+    store_rate: Callable[[], float],
     **options: Any,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One sync run (continuations included) and its ideal-client floor from the emulator's record."""
@@ -355,7 +371,7 @@ def _measured_run(
         run["started_epoch_s"],
         run["wall_s"],
         items_written=run["written"],
-        store_rate_items_per_s=store_rate,
+        store_rate_items_per_s=store_rate(),
     )
     return run, {**measured, **_floor(emulator.stats(), 0.0, 0.0, counters_only=True)}
 
@@ -414,7 +430,7 @@ def _compare(args: argparse.Namespace, stack: ExitStack, servers: Any, summary: 
     ours = Emulator(stack, members=args.members, seed=11, latency_ms=args.latency_ms, window_s=args.window_s)
     local = _stack(servers, ours, "bench-ours")
     env = _sync_env(local)
-    first, floor = _measured_run(ours, env, summary["store_rate_items_per_s"])
+    first, floor = _measured_run(ours, env, _store_probe(servers, local))
     if first["outcome"] != "complete":
         raise RuntimeError(f"first sync did not complete: {first}")
     summary.update(
@@ -490,7 +506,7 @@ def _measure_rss(args: argparse.Namespace, stack: ExitStack, servers: Any, summa
     rss, rss_floor = _measured_run(
         rss_emulator,
         _sync_env(rss_local),
-        summary["store_rate_items_per_s"],
+        _store_probe(servers, rss_local),
         trace=args.tracemalloc,
         rss_trace=args.rss_trace,
     )
@@ -531,7 +547,7 @@ def _measure_at_scale(
     # The time an invocation keeps in reserve before its timeout, compressed by the same factor.
     reserve_ms = max(1_000, int(SYNC_MIN_REMAINING_MS * timeout_s / FUNCTION_TIMEOUT_S))
     env["SYNC_MIN_REMAINING_MS"] = str(reserve_ms)
-    run, measured = _measured_run(emulator, env, summary["store_rate_items_per_s"], timeout_s=timeout_s)
+    run, measured = _measured_run(emulator, env, _store_probe(servers, local), timeout_s=timeout_s)
     emulator.stop()
     summary.update(
         big_members=args.big_members,
@@ -571,12 +587,13 @@ def _measure_usage(args: argparse.Namespace, summary: dict[str, Any]) -> None:
             summary["usage_runs_note"] = "DynamoDB Local unavailable: no usage measured"
             return
         os.environ.update(servers.endpoint_environment())  # the children's AWS endpoints
-        store_rate = ideal_batch_write_rate(servers.dynamodb_url, items=5_000)
         for members in args.usage_members:
             emulator = Emulator(
                 stack, members=members, seed=21, latency_ms=args.latency_ms, window_s=args.window_s
             )
-            env = _stack(servers, emulator, f"bench-usage-{members}").function_env(FUNCTION)
+            usage_local = _stack(servers, emulator, f"bench-usage-{members}")
+            store_rate = _store_probe(servers, usage_local)
+            env = usage_local.function_env(FUNCTION)
             env.update(servers.endpoint_environment())
             env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
             for kind in ("first", "resync"):
@@ -645,7 +662,6 @@ def main() -> None:
         stack.callback(lambda_api.stop)
         servers = LocalServers(moto_url, moto_url, lambda_api, uses_dynamodb_local=False)
         os.environ.update(servers.endpoint_environment())
-        summary["store_rate_items_per_s"] = round(ideal_batch_write_rate(servers.dynamodb_url), 1)
 
         if not args.rss_only and not _compare(args, stack, servers, summary):
             print(json.dumps(summary), flush=True)  # --ours-only: printed, not written
