@@ -235,7 +235,7 @@ def audit_sync_summary(results: list[Any], took: str) -> str:
     last = results[-1] if results and isinstance(results[-1], dict) else {}
     invocations = f", {len(results)} invocations" if len(results) > 1 else ""
     return (
-        f"[bold]{last.get('status', '?')}[/bold] in {took}{invocations}: "
+        f"[bold]{last.get('outcome', '?')}[/bold] in {took}{invocations}: "
         f"{last.get('events_seen', 0):,} events in {last.get('pages', 0)} pages, "
         f"{last.get('stored', 0):,} stored, {last.get('duplicates', 0):,} duplicates, "
         f"{last.get('rejected', 0):,} rejected, {last.get('signals_written', 0):,} sign-in signals; "
@@ -305,8 +305,8 @@ def _run(demo: Demo, members: int, seed: int, output_dir: Path) -> None:
         console.print(audit_sync_summary(results, _seconds(started)))
         checks.check(
             "audit sync completed",
-            results[-1].get("status", "?") if isinstance(results[-1], dict) else results[-1],
-            isinstance(results[-1], dict) and results[-1].get("status") != "failed",
+            results[-1].get("outcome", "?") if isinstance(results[-1], dict) else results[-1],
+            isinstance(results[-1], dict) and results[-1].get("outcome") == "complete",
         )
 
         console.rule("5. Board webhook: a subscription and live events")

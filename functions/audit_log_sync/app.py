@@ -1,13 +1,13 @@
 """AuditLogSyncFunction: EventBridge schedule; continues itself by async self-invoke.
 
 Logic lives in miro_sync.sync.audit; this module reads the environment, builds the adapters once per
-container (keyed by the frozen settings) and turns the run's result into metrics and logs.
+container (keyed by the frozen settings) and hands the run to miro_sync.sync.runner, which turns its
+result into metrics, logs and a hand-over.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from miro_sync.store.events_bus import EventBridgeForwarder
     from miro_sync.store.members import MembersRepository
     from miro_sync.store.state import StateRepository
+    from miro_sync.sync.runner import RunReport
 
 logger = Logger()
 metrics = Metrics()
@@ -99,14 +100,31 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def run_invocation(
-    settings: AuditLogSyncSettings, adapters: Adapters, context: LambdaContext, sink: MetricsSink
+    settings: AuditLogSyncSettings,
+    adapters: Adapters,
+    context: LambdaContext,
+    sink: MetricsSink,
+    log: Logger = logger,
 ) -> dict[str, Any]:
     """One invocation: sync until done or out of time, then metrics, hand-over and a summary."""
+    from miro_sync.sync.runner import run_sync_invocation
+
+    return run_sync_invocation(
+        lambda: _sync(settings, adapters, context),
+        name="audit log sync",
+        usage=(adapters.miro.stats,),
+        sink=sink,
+        log=log,
+        continuation=adapters.continuation,
+    )
+
+
+def _sync(settings: AuditLogSyncSettings, adapters: Adapters, context: LambdaContext) -> RunReport:
     from datetime import timedelta
 
     from miro_sync.continuation import Deadline
-    from miro_sync.observability import add_sync_failed, add_sync_metrics, add_sync_succeeded, usage_since
     from miro_sync.sync.audit import AuditLogSync, AuditSyncConfig
+    from miro_sync.sync.runner import RunReport
 
     sync = AuditLogSync(
         source=adapters.miro,
@@ -123,34 +141,15 @@ def run_invocation(
             prefetch_windows=settings.prefetch_windows,
         ),
     )
-    miro_before = adapters.miro.stats.as_metrics()
-    started = time.monotonic()
-    try:
-        result = sync.run(
-            owner=context.aws_request_id,
-            deadline=Deadline(context, settings.min_remaining_ms),
-            # The lease outlives this invocation a little, so a crashed one blocks only until then.
-            lease_ms=context.get_remaining_time_in_millis() + 60_000,
-        )
-    except Exception:
-        add_sync_failed(sink)
-        logger.exception("audit log sync failed; the checkpoint is kept and the next run resumes")
-        raise
-    finally:
-        usage = usage_since(miro_before, adapters.miro.stats.as_metrics())
-        add_sync_metrics(sink, {"DurationSeconds": round(time.monotonic() - started, 3)}, usage)
-
-    add_sync_metrics(sink, result.metrics())
-    handed_over = False
-    if result.status == "complete":
-        add_sync_succeeded(sink)
-    elif result.status == "continue":
-        handed_over = adapters.continuation.hand_over({"source": "miro-sync.continuation", "sync": "audit"})
-        add_sync_metrics(sink, {"Continuations": 1})
-        if not handed_over:
-            logger.warning("cannot self-invoke (no function name); the next schedule resumes the run")
-    elif result.status == "busy":
-        logger.info("another invocation holds the audit sync lease; nothing to do")
-    summary = result.as_dict() | {"handedOver": handed_over}
-    logger.info("audit log sync invocation finished", extra=summary)
-    return summary
+    result = sync.run(
+        owner=context.aws_request_id,
+        deadline=Deadline(context, settings.min_remaining_ms),
+        # The lease outlives this invocation a little, so a crashed one blocks only until then.
+        lease_ms=context.get_remaining_time_in_millis() + 60_000,
+    )
+    return RunReport(
+        outcome=result.outcome,
+        counters=result.counters(),
+        summary=result.as_dict(),
+        continuation_payload={"source": "miro-sync.continuation", "sync": "audit"},
+    )

@@ -1,14 +1,14 @@
 """MembersSyncFunction: EventBridge schedule; continues itself by async self-invoke.
 
 Logic lives in miro_sync.sync.members; this module reads the environment, builds the adapters
-once per container (keyed by the frozen settings) and turns the run's result into metrics and logs.
+once per container (keyed by the frozen settings) and hands the run to miro_sync.sync.runner, which
+turns its result into metrics, logs and a hand-over.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         ScimDirectory,
         StateStore,
     )
+    from miro_sync.sync.runner import RunReport
     from miro_sync.webhooks.subscriptions import MetricsLike, SubscriptionApi, SubscriptionStore
 
 logger = Logger()
@@ -128,11 +129,29 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def run_invocation(
-    settings: MembersSyncSettings, adapters: Adapters, context: LambdaContext, sink: MetricsLike
+    settings: MembersSyncSettings,
+    adapters: Adapters,
+    context: LambdaContext,
+    sink: MetricsLike,
+    log: Logger = logger,
 ) -> dict[str, Any]:
     """One invocation: sync until done or out of time, then metrics, hand-over and a summary."""
+    from miro_sync.sync.runner import run_sync_invocation
+
+    return run_sync_invocation(
+        lambda: _sync(settings, adapters, context, sink, log),
+        name="members sync",
+        usage=adapters.usage,
+        sink=sink,
+        log=log,
+        continuation=adapters.continuation,
+    )
+
+
+def _sync(
+    settings: MembersSyncSettings, adapters: Adapters, context: LambdaContext, sink: MetricsLike, log: Logger
+) -> RunReport:
     from miro_sync.continuation import Deadline
-    from miro_sync.observability import add_sync_failed, add_sync_metrics, add_sync_succeeded, usage_since
     from miro_sync.sync.members import MembersSync
 
     sync = MembersSync(
@@ -142,37 +161,28 @@ def run_invocation(
         state=adapters.state,
         page_size=settings.page_size,
         inactive_thresholds_days=settings.inactive_thresholds_days,
-        log=lambda message, fields: logger.info(message, extra=dict(fields)),
+        log=lambda message, fields: log.info(message, extra=dict(fields)),
         credit_headroom=adapters.credit_headroom,
     )
-    usage_before = [stats.as_metrics() for stats in adapters.usage]
-    started = time.monotonic()
-    try:
-        try:
-            result = _with_short_gil_slices(
-                lambda: sync.run(
-                    invocation_id=context.aws_request_id,
-                    deadline=Deadline(context, settings.min_remaining_ms),
-                )
-            )
-        except Exception:
-            add_sync_failed(sink)
-            logger.exception("members sync failed; the checkpoint is kept and the next run resumes")
-            raise
-        if result.outcome == "complete" and settings.webhook_enabled:
-            _check_lost_access(adapters, sink)
-    finally:
-        usage = [
-            usage_since(before, stats.as_metrics())
-            for before, stats in zip(usage_before, adapters.usage, strict=True)
-        ]
-        add_sync_metrics(sink, {"DurationSeconds": round(time.monotonic() - started, 3)}, *usage)
-
+    result = _with_short_gil_slices(
+        lambda: sync.run(
+            invocation_id=context.aws_request_id,
+            deadline=Deadline(context, settings.min_remaining_ms),
+        )
+    )
+    if result.outcome == "complete" and settings.webhook_enabled:
+        _check_lost_access(adapters, sink, log)
     if result.run_id:
-        logger.append_keys(run_id=result.run_id)
-    add_sync_metrics(
-        sink,
-        {
+        log.append_keys(run_id=result.run_id)
+    return _report(result)
+
+
+def _report(result: MembersSyncResult) -> RunReport:
+    from miro_sync.sync.runner import RunReport
+
+    return RunReport(
+        outcome=result.outcome,
+        counters={
             "MembersFetched": result.fetched,
             "MembersWritten": result.written,
             "MembersUnchanged": result.unchanged,
@@ -181,51 +191,33 @@ def run_invocation(
             "ScimLookups": result.scim_lookups,
             "Resumes": int(result.resumed),
         },
-    )
-    handed_over = False
-    if result.outcome == "complete":
-        add_sync_succeeded(sink)
-    elif result.outcome == "continue":
-        handed_over = adapters.continuation.hand_over(
-            {"source": "miro-sync.continuation", "runId": result.run_id}
-        )
-        add_sync_metrics(sink, {"Continuations": 1})
-        if not handed_over:
-            logger.warning("cannot self-invoke (no function name); the next schedule resumes the run")
-    elif result.outcome == "busy":
-        logger.info("another invocation holds the members sync lease; nothing to do")
-    logger.info(
-        "members sync invocation finished",
-        extra={
+        summary={
             "outcome": result.outcome,
+            "runId": result.run_id,
+            "resumed": result.resumed,
             "pages": result.pages,
             "fetched": result.fetched,
-            "handedOver": handed_over,
+            "written": result.written,
+            "unchanged": result.unchanged,
+            "removed": result.removed,
+            "writeRequests": result.write_requests,
+            "snapshot": result.snapshot,
         },
+        continuation_payload={"source": "miro-sync.continuation", "runId": result.run_id},
+        # The snapshot has a log line of its own ("members sync complete").
+        logged=("outcome", "pages", "fetched"),
     )
-    return {
-        "outcome": result.outcome,
-        "runId": result.run_id,
-        "resumed": result.resumed,
-        "pages": result.pages,
-        "fetched": result.fetched,
-        "written": result.written,
-        "unchanged": result.unchanged,
-        "removed": result.removed,
-        "writeRequests": result.write_requests,
-        "handedOver": handed_over,
-        "snapshot": result.snapshot,
-    }
 
 
-def _check_lost_access(adapters: Adapters, sink: MetricsLike) -> None:
+def _check_lost_access(adapters: Adapters, sink: MetricsLike, log: Logger) -> None:
     """Report board subscriptions that lost access (metric + warning). The members are already synced,
     so a failure here is logged and counted, never allowed to fail the run."""
-    from miro_sync.observability import add_sync_metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
     from miro_sync.webhooks.subscriptions import check_lost_access
 
     try:
-        check_lost_access(adapters.subscription_api, adapters.subscriptions, metrics=sink, logger=logger)
+        check_lost_access(adapters.subscription_api, adapters.subscriptions, metrics=sink, logger=log)
     except Exception:
-        add_sync_metrics(sink, {LOST_ACCESS_CHECK_FAILED: 1})
-        logger.exception("the webhook subscriptions' lost-access check failed; the next complete run retries")
+        sink.add_metric(name=LOST_ACCESS_CHECK_FAILED, unit=MetricUnit.Count, value=1)
+        log.exception("the webhook subscriptions' lost-access check failed; the next complete run retries")

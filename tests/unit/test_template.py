@@ -1370,7 +1370,9 @@ def test_refusals_alarm_once_per_new_refusal(cfn: Template) -> None:
 
 
 def _worker_source() -> str:
-    return (REPO_ROOT / "layers" / "miro_sync" / "miro_sync" / "offboarding" / "worker.py").read_text()
+    """Every module of the offboarding package (the worker and the parts it delegates to)."""
+    package = REPO_ROOT / "layers" / "miro_sync" / "miro_sync" / "offboarding"
+    return "\n".join(path.read_text() for path in sorted(package.glob("*.py")))
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def test_backfill_and_rerun_store_every_visible_event_once(local_stack: LocalSta
             "AUDIT_BACKFILL_DAYS": "30",
         }
         results: list[Any] = local_stack.invoke("AuditLogSyncFunction", EVENT, env)
-        assert results[-1]["status"] == "complete"
+        assert results[-1]["outcome"] == "complete"
         state = emulator.state
         log = state.audit
         from miro_sync.sync.audit_events import parse_timestamp
@@ -57,6 +57,6 @@ def test_backfill_and_rerun_store_every_visible_event_once(local_stack: LocalSta
         assert _stored_ids(local_stack) == expected
 
         again = local_stack.invoke("AuditLogSyncFunction", EVENT, env)
-        assert again[-1]["status"] == "complete"
+        assert again[-1]["outcome"] == "complete"
         assert sum(result["stored"] for result in again) == 0
         assert _stored_ids(local_stack) == expected

@@ -107,7 +107,7 @@ def run_to_completion(
     for number in range(max_invocations):
         result = harness.sync().run(owner=f"{owner_prefix}-{number}", deadline=NoDeadline(), lease_ms=60_000)
         results.append(result)
-        if result.status == "complete":
+        if result.outcome == "complete":
             return results
     raise AssertionError("the sync did not complete")
 

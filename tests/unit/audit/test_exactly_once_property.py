@@ -75,7 +75,7 @@ def _drive(h: Harness, kills: list[int], deadline_pages: int | None) -> int:
         except MiroUnavailable:
             h.clock.advance(timedelta(seconds=30))  # the next scheduled run
             continue
-        if result.status == "complete":
+        if result.outcome == "complete":
             return invocation + 1
         h.clock.advance(timedelta(seconds=1))
     raise AssertionError("no complete run after 400 invocations")

@@ -1,12 +1,16 @@
-"""AuditLogSyncFunction's invocation: metrics (SyncSucceeded only for a complete run) and hand-over.
+"""AuditLogSyncFunction's invocation: metrics (SyncSucceeded only for a complete run; only the published
+names, the other counters in the summary log line) and hand-over.
 
 The handler's adapters are handed in: the real Miro client over a scripted transport, the real
 repositories on moto, a recording invoker; metrics go to a Powertools EphemeralMetrics provider whose
-EMF document is inspected."""
+EMF document is inspected, logs to a Powertools Logger writing JSON lines into a buffer."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from miro_sync.continuation import Continuation
@@ -70,9 +75,21 @@ def _miro(now: datetime) -> MiroRestClient:
     )
 
 
+@dataclass
+class Invocation:
+    summary: dict[str, Any]
+    emf: dict[str, Any]
+    invoker: RecordingInvoker
+    log_lines: list[dict[str, Any]]
+
+    def logged(self, message: str) -> dict[str, Any]:
+        (line,) = [entry for entry in self.log_lines if entry["message"] == message]
+        return line
+
+
 def _invoke(
     app: ModuleType, tables: Tables, *, timeout_s: float = 900, min_remaining_ms: int = 60_000
-) -> tuple[dict[str, Any], dict[str, Any], RecordingInvoker]:
+) -> Invocation:
     settings = AuditLogSyncSettings.from_env(
         {
             "MIRO_ORG_ID": "org-1",
@@ -98,8 +115,14 @@ def _invoke(
     context = LocalLambdaContext(
         function_name="stack-audit-log-sync", memory_limit_in_mb=512, timeout_s=timeout_s
     )
-    summary = app.run_invocation(settings, adapters, context, sink)
-    return summary, sink.serialize_metric_set(), invoker
+    stream = io.StringIO()
+    # Powertools configures a service's logger once: a service name of its own per invocation.
+    logger = Logger(
+        service=f"audit-log-sync-{uuid.uuid4().hex}", logger_handler=logging.StreamHandler(stream)
+    )
+    summary = app.run_invocation(settings, adapters, context, sink, logger)
+    log_lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return Invocation(summary, sink.serialize_metric_set(), invoker, log_lines)
 
 
 def _metric_names(emf: dict[str, Any]) -> set[str]:
@@ -109,14 +132,14 @@ def _metric_names(emf: dict[str, Any]) -> set[str]:
 def test_a_complete_run_emits_sync_succeeded_with_the_service_dimension(
     app: ModuleType, tables: Tables
 ) -> None:
-    summary, emf, invoker = _invoke(app, tables)
-    assert summary["status"] == "complete"
+    invocation = _invoke(app, tables)
+    summary, emf, invoker = invocation.summary, invocation.emf, invocation.invoker
+    assert summary["outcome"] == "complete"
     assert emf["SyncSucceeded"] == [1.0]
     assert emf["service"] == "audit-log-sync"
     assert emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     assert emf["AuditEventsStored"] == [4.0]
     assert emf["MiroRequests"] == [2.0]
-    assert "MiroCreditsSpent" in emf  # every counter of the client stats is reported
     units = {m["Name"]: m["Unit"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert units["DurationSeconds"] == "Seconds"
     assert units["SyncSucceeded"] == "Count"
@@ -124,16 +147,57 @@ def test_a_complete_run_emits_sync_succeeded_with_the_service_dimension(
     assert invoker.calls == []
 
 
+def test_only_what_an_alarm_or_a_dashboard_needs_is_published_the_other_counters_are_logged(
+    app: ModuleType, tables: Tables
+) -> None:
+    invocation = _invoke(app, tables)
+    emf = invocation.emf
+    assert _metric_names(emf) == {
+        "SyncSucceeded",
+        "DurationSeconds",
+        "MiroRequests",
+        "MiroRateLimited429",
+        "AuditEventsStored",
+    }
+    finished = invocation.logged("audit log sync invocation finished")
+    assert (finished["outcome"], finished["stored"], finished["handedOver"]) == ("complete", 4, False)
+    counters = finished["counters"]
+    assert (counters["AuditPages"], counters["AuditEventsSeen"], counters["AuditDuplicates"]) == (2, 4, 0)
+    # Every other counter of the run and of the client stats: in the log line, not in the EMF.
+    other_counters = {
+        "AuditPages",
+        "AuditEventsSeen",
+        "AuditDuplicates",
+        "AuditRejected",
+        "AuditForwarded",
+        "AuditSignalsWritten",
+        "AuditWindowsNarrowed",
+        "MiroRetries",
+        "MiroCreditsSpent",
+        "MiroTokenRefreshes",
+        "MiroPacedSeconds",
+        "MiroRetryWaitSeconds",
+    }
+    assert counters.keys() == other_counters
+    assert not other_counters & emf.keys()
+
+
 def test_an_invocation_that_only_continues_itself_does_not_emit_sync_succeeded(
     app: ModuleType, tables: Tables
 ) -> None:
     # Less time left than the reserve from the start: the sync hands over after its first page.
-    summary, emf, invoker = _invoke(app, tables, timeout_s=0.5, min_remaining_ms=1_000)
-    assert summary["status"] == "continue"
+    invocation = _invoke(app, tables, timeout_s=0.5, min_remaining_ms=1_000)
+    summary, emf, invoker = invocation.summary, invocation.emf, invocation.invoker
+    assert summary["outcome"] == "continue"
     assert summary["handedOver"] is True
     assert "SyncSucceeded" not in _metric_names(emf)
     assert emf["Continuations"] == [1.0]
-    assert emf["AuditPages"] == [1.0]
+    finished = invocation.logged("audit log sync invocation finished")
+    assert (finished["outcome"], finished["handedOver"], finished["counters"]["AuditPages"]) == (
+        "continue",
+        True,
+        1,
+    )
     assert invoker.calls == [("stack-audit-log-sync", {"source": "miro-sync.continuation", "sync": "audit"})]
 
 
@@ -144,7 +208,8 @@ def test_an_invocation_that_finds_the_lease_busy_does_not_emit_sync_succeeded(
     assert StateRepository(tables.state).acquire_lease(
         "audit", "other", now_ms=now_ms, until_ms=now_ms + 600_000
     )
-    summary, emf, _ = _invoke(app, tables)
-    assert summary["status"] == "busy"
-    assert "SyncSucceeded" not in _metric_names(emf)
-    assert emf["MiroRequests"] == [0.0]
+    invocation = _invoke(app, tables)
+    assert invocation.summary["outcome"] == "busy"
+    assert "SyncSucceeded" not in _metric_names(invocation.emf)
+    assert invocation.emf["MiroRequests"] == [0.0]
+    assert invocation.logged("another invocation holds the audit log sync lease; nothing to do")

@@ -69,7 +69,7 @@ def test_a_page_with_bad_events_stores_the_others_and_rejects_the_bad_ones_with_
 
     result = sync.run(owner="inv-1", deadline=NoDeadline())
 
-    assert result.status == "complete"
+    assert result.outcome == "complete"
     assert requested == [None, "cursor-2"]
     assert (result.events_seen, result.stored, result.rejected) == (5, 3, 2)
     # Harness only for its read-back helpers (its fake API is not used here).

@@ -1,11 +1,11 @@
-"""miro_sync.observability: the shared run-metrics helper of the sync handlers."""
+"""miro_sync.observability: the shared run-metrics helpers of the sync handlers."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from miro_sync.miro.http import RequestStats
-from miro_sync.observability import add_sync_metrics, add_sync_succeeded, usage_since
+from miro_sync.observability import add_sync_succeeded, publish_sync_counters, summed, usage_since
 
 
 def test_usage_since_reports_only_this_invocations_share_of_long_lived_counters() -> None:
@@ -19,11 +19,23 @@ def test_usage_since_reports_only_this_invocations_share_of_long_lived_counters(
     assert usage["MiroPacedSeconds"] == 0.25
 
 
-def test_results_and_summed_client_usage_become_metrics_with_units_by_name() -> None:
-    sink = EphemeralMetrics(namespace="MiroSync", service="members-sync")
+def test_client_usage_is_summed_over_clients() -> None:
     rest = {"MiroRequests": 5.0, "MiroPacedSeconds": 1.5}
     scim = {"MiroRequests": 2.0}
-    add_sync_metrics(sink, {"MembersWritten": 7, "DurationSeconds": 3.0}, rest, scim)
+    assert summed(rest, scim) == {"MiroRequests": 7.0, "MiroPacedSeconds": 1.5}
+    assert summed() == {}
+
+
+def test_only_the_published_names_become_metrics_with_units_by_name_the_rest_is_returned() -> None:
+    sink = EphemeralMetrics(namespace="MiroSync", service="members-sync")
+    counters = {
+        "MiroRequests": 7.0,
+        "MiroPacedSeconds": 1.5,
+        "MembersWritten": 7,
+        "MembersUnchanged": 3,
+        "DurationSeconds": 3.0,
+    }
+    unpublished = publish_sync_counters(sink, counters)
     add_sync_succeeded(sink)
     emf = sink.serialize_metric_set()
     assert emf["MiroRequests"] == [7.0]
@@ -32,8 +44,8 @@ def test_results_and_summed_client_usage_become_metrics_with_units_by_name() -> 
     units = {m["Name"]: m["Unit"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert units == {
         "MiroRequests": "Count",
-        "MiroPacedSeconds": "Seconds",
         "MembersWritten": "Count",
         "DurationSeconds": "Seconds",
         "SyncSucceeded": "Count",
     }
+    assert unpublished == {"MiroPacedSeconds": 1.5, "MembersUnchanged": 3}

@@ -114,7 +114,7 @@ def test_running_low_hands_over_and_the_next_invocation_resumes(tables: Tables) 
     ids = seed_events(h, 40, start=timedelta(hours=6))
     # Page 1: the empty window [T0-24h, T0-12h); pages 2-3: the first 20 events.
     first = h.sync().run(owner="one", deadline=PagesDeadline(pages=3))
-    assert first.status == "continue"
+    assert first.outcome == "continue"
     assert first.pages == 3
     assert len(h.stored_ids()) == 20
     assert 0 < len(h.stored_ids()) < 40
@@ -130,7 +130,7 @@ def test_a_second_invocation_while_the_lease_is_held_does_nothing(tables: Tables
 
     StateRepository(tables.state).acquire_lease("audit", "other", now_ms=0, until_ms=10**15)
     result = h.sync().run(owner="me", deadline=NoDeadline())
-    assert result.status == "busy"
+    assert result.outcome == "busy"
     assert h.stored_ids() == []
 
 

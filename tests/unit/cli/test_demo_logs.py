@@ -161,7 +161,7 @@ def test_step_summaries() -> None:
     assert "2,383 of 2,502 full licenses" in snapshot
     assert snapshot.endswith("1,092 / 904 / 710")
     audit = audit_sync_summary(
-        [{"status": "complete", "pages": 184, "events_seen": 17047, "stored": 17047, "watermark": "T"}],
+        [{"outcome": "complete", "pages": 184, "events_seen": 17047, "stored": 17047, "watermark": "T"}],
         "49.0 s",
     )
     assert audit.startswith("[bold]complete[/bold] in 49.0 s: 17,047 events in 184 pages, 17,047 stored")

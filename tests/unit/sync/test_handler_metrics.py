@@ -1,12 +1,18 @@
-"""MembersSyncFunction's invocation: metrics (SyncSucceeded only for a complete run), hand-over and the
-lost-access check of webhook subscriptions after a complete run.
+"""MembersSyncFunction's invocation: metrics (SyncSucceeded only for a complete run; only the published
+names, the other counters in the summary log line), hand-over and the lost-access check of webhook
+subscriptions after a complete run.
 
 The handler's adapters are handed in: the sync's in-memory fakes, a Miro subscription listing, a
-recording invoker; metrics go to a Powertools EphemeralMetrics provider whose EMF document is inspected.
+recording invoker; metrics go to a Powertools EphemeralMetrics provider whose EMF document is inspected,
+logs to a Powertools Logger writing JSON lines into a buffer.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from miro_sync.continuation import Continuation
@@ -118,6 +125,22 @@ class Harness:
     sink: EphemeralMetrics = field(
         default_factory=lambda: EphemeralMetrics(namespace="MiroSync", service="members-sync")
     )
+    log_lines: io.StringIO = field(default_factory=io.StringIO)
+    # Powertools configures a service's logger once: a service name of its own per harness.
+    logger: Logger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logger = Logger(
+            service=f"members-sync-{uuid.uuid4().hex}", logger_handler=logging.StreamHandler(self.log_lines)
+        )
+
+    def logged(self, message: str) -> dict[str, Any]:
+        (line,) = [
+            entry
+            for entry in map(json.loads, self.log_lines.getvalue().splitlines())
+            if entry["message"] == message
+        ]
+        return line
 
     def invoke(
         self,
@@ -149,7 +172,7 @@ class Harness:
             subscriptions=self.subscriptions,
         )
         context = LocalLambdaContext(function_name=FUNCTION_NAME, memory_limit_in_mb=512, timeout_s=timeout_s)
-        summary = app.run_invocation(settings, adapters, context, self.sink)
+        summary = app.run_invocation(settings, adapters, context, self.sink, self.logger)
         return summary, self.sink.serialize_metric_set()
 
 
@@ -164,16 +187,49 @@ def test_a_complete_run_emits_sync_succeeded_with_the_service_dimension(app: Mod
     assert emf["SyncSucceeded"] == [1.0]
     assert emf["service"] == "members-sync"
     assert emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
-    assert emf["MembersFetched"] == [25.0]
     assert emf["MembersWritten"] == [25.0]
     # Only this invocation's share of the container-lived client counters (they started at 50).
     assert emf["MiroRequests"] == [float(harness.miro.requests)]
-    assert "MiroCreditsSpent" in emf  # every counter of the client stats is reported
     units = {m["Name"]: m["Unit"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert units["DurationSeconds"] == "Seconds"
     assert units["SyncSucceeded"] == "Count"
     assert "Continuations" not in emf
     assert harness.invoker.calls == []
+
+
+def test_only_what_an_alarm_or_a_dashboard_needs_is_published_the_other_counters_are_logged(
+    app: ModuleType,
+) -> None:
+    harness = Harness()
+    summary, emf = harness.invoke(app, webhook_enabled=False)
+    assert _metric_names(emf) == {
+        "SyncSucceeded",
+        "DurationSeconds",
+        "MiroRequests",
+        "MiroRateLimited429",
+        "MembersWritten",
+    }
+    finished = harness.logged("members sync invocation finished")
+    assert (finished["outcome"], finished["fetched"], finished["handedOver"]) == ("complete", 25, False)
+    assert finished["run_id"] == summary["runId"]
+    counters = finished["counters"]
+    assert (counters["MembersFetched"], counters["MembersUnchanged"], counters["Resumes"]) == (25, 0, 0)
+    # Every other counter of the run and of the client stats: in the log line, not in the EMF.
+    other_counters = {
+        "MembersFetched",
+        "MembersUnchanged",
+        "MembersRemoved",
+        "WriteRequests",
+        "ScimLookups",
+        "Resumes",
+        "MiroRetries",
+        "MiroCreditsSpent",
+        "MiroTokenRefreshes",
+        "MiroPacedSeconds",
+        "MiroRetryWaitSeconds",
+    }
+    assert counters.keys() == other_counters
+    assert not other_counters & emf.keys()
 
 
 def test_an_invocation_that_only_continues_itself_does_not_emit_sync_succeeded(app: ModuleType) -> None:
@@ -187,6 +243,7 @@ def test_an_invocation_that_only_continues_itself_does_not_emit_sync_succeeded(a
     assert harness.invoker.calls == [
         (FUNCTION_NAME, {"source": "miro-sync.continuation", "runId": summary["runId"]})
     ]
+    assert harness.logged("members sync invocation finished")["handedOver"] is True
     # The lost-access check belongs to the end of a complete run, not to every invocation.
     assert harness.subscription_api.listings == 0
 
@@ -200,6 +257,7 @@ def test_an_invocation_that_finds_the_lease_busy_does_not_emit_sync_succeeded(ap
     assert "SyncSucceeded" not in _metric_names(emf)
     assert emf["MiroRequests"] == [0.0]
     assert harness.subscription_api.listings == 0
+    assert harness.logged("another invocation holds the members sync lease; nothing to do")
 
 
 def test_a_failed_run_emits_sync_failed_and_no_success(app: ModuleType) -> None:
@@ -214,6 +272,10 @@ def test_a_failed_run_emits_sync_failed_and_no_success(app: ModuleType) -> None:
     assert emf["MiroRequests"] == [float(harness.miro.requests)]
     assert harness.miro.requests >= 1
     assert harness.subscription_api.listings == 0
+    # The counters that are not published are logged with the failure.
+    failed = harness.logged("members sync failed; the checkpoint is kept and the next run resumes")
+    assert "MiroCreditsSpent" in failed["counters"]
+    assert "MiroCreditsSpent" not in emf
 
 
 def test_a_complete_run_with_the_webhook_reports_and_records_lost_access(app: ModuleType) -> None:

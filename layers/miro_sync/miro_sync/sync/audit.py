@@ -184,7 +184,7 @@ class AuditSyncConfig:
 
 @dataclass
 class AuditSyncResult:
-    status: str = "complete"  # complete | continue | busy
+    outcome: str = "complete"  # complete | continue | busy
     pages: int = 0
     events_seen: int = 0
     stored: int = 0
@@ -202,7 +202,7 @@ class AuditSyncResult:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def metrics(self) -> dict[str, float]:
+    def counters(self) -> dict[str, float]:
         return {
             "AuditPages": self.pages,
             "AuditEventsSeen": self.events_seen,
@@ -351,13 +351,13 @@ class AuditLogSync:
     # --- the run ----------------------------------------------------------------------------------
 
     def run(self, *, owner: str, deadline: DeadlineLike, lease_ms: int = 20 * 60_000) -> AuditSyncResult:
-        """Sync until done or until `deadline` runs low (status "continue": call again to resume)."""
+        """Sync until done or until `deadline` runs low (outcome "continue": call again to resume)."""
         result = AuditSyncResult()
         now_ms = _ms(self._clock())
         if not self._checkpoints.acquire_lease(
             CHECKPOINT_NAME, owner, now_ms=now_ms, until_ms=now_ms + lease_ms
         ):
-            result.status = "busy"
+            result.outcome = "busy"
             return result
         session = _Session(owner=owner, lease_ms=lease_ms, lease_until_ms=now_ms + lease_ms)
         try:
@@ -426,7 +426,7 @@ class AuditLogSync:
                             self._submit(prepared, pipe, session, result)
                             if deadline.running_low() and run.window_start < run.end:
                                 self._drain(pipe, session, result)
-                                result.status = "continue"
+                                result.outcome = "continue"
                                 return
                             if run.cursor is None:
                                 break  # window done: the next one is the next listing
