@@ -19,6 +19,9 @@ from typing import Any
 
 ITEM_PAYLOAD_BYTES = 400  # about a member item (email, name, role, license, teams, timestamps)
 BATCH = 25
+# The local stack's credentials (miro_sync_cli.local.servers.LOCAL_CREDENTIALS): DynamoDB Local keeps one
+# database per access key, and `like_table` must be found in the stack's.
+LOCAL_KEY = "local"
 
 
 def ideal_batch_write_rate(
@@ -36,8 +39,8 @@ def ideal_batch_write_rate(
         "dynamodb",
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
+        aws_access_key_id=LOCAL_KEY,
+        aws_secret_access_key=LOCAL_KEY,
     )
     table = f"bench-store-rate-{uuid.uuid4().hex[:8]}"
     make_item = _copies_of(client, like_table) if like_table else _payload_items()
@@ -75,8 +78,8 @@ def ideal_batch_write_rate(
                 "dynamodb",
                 endpoint_url=endpoint_url,
                 region_name=region,
-                aws_access_key_id="bench",
-                aws_secret_access_key="bench",
+                aws_access_key_id=LOCAL_KEY,
+                aws_secret_access_key=LOCAL_KEY,
             )
             for start in range(0, per_thread, BATCH):
                 batch = [

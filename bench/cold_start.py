@@ -1,8 +1,18 @@
 """Cold start: import-and-init time of every handler module in a fresh interpreter (median of several
-runs, interleaved with the baseline so machine noise hits both alike), against a baseline module that
-imports only boto3 and the Powertools Logger; plus the installed size of the layer.
+runs), against two baseline modules measured interleaved with the handlers so machine noise hits all
+alike; plus the installed size of the layer.
 
-Writes bench/results/cold_start.json and prints it as one line."""
+* baseline (`baseline_ms`): imports only boto3 and the Powertools Logger. Every handler but the webhook
+  is held to `ratios[name] <= 1.6`.
+* framework baseline (`framework_baseline_ms`): what the board webhook's path needs from third parties
+  and nothing of ours: a botocore DynamoDB client built the way miro_sync.store.lowlevel builds it (from
+  a botocore session, on first use, as the webhook does), the Powertools Logger and Metrics, the Lambda
+  Function URL resolver with one route, and a small pydantic model. The webhook is held to
+  `webhook_vs_framework <= 1.1`: what our own code adds to its cold start.
+* the layer, installed as `sam build` installs it, is held to 15 MB.
+
+`targets_met` has one flag per target; `meets_targets` is all of them. Writes
+bench/results/cold_start.json and prints it as one line."""
 
 from __future__ import annotations
 
@@ -17,11 +27,52 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 RUNS = int(os.environ.get("COLD_START_RUNS", "9"))
-TARGET_WEBHOOK = 1.25
+TARGET_WEBHOOK_VS_FRAMEWORK = 1.1
 TARGET_OTHER = 1.6
 LAYER_TARGET_MB = 15.0
 
 BASELINE_SOURCE = "import boto3\nfrom aws_lambda_powertools import Logger\nlogger = Logger()\n"
+
+# A webhook written with the frameworks alone. The client is built on first use because the webhook's
+# is (its import-and-init builds none); the route is registered so the resolver's init work counts.
+FRAMEWORK_BASELINE_SOURCE = """
+from functools import lru_cache
+from typing import Any
+
+import botocore.session
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+logger = Logger()
+metrics = Metrics()
+app = LambdaFunctionUrlResolver()
+
+
+class Delivery(BaseModel):
+    board_id: str = Field(alias="boardId", min_length=1)
+    event_type: str = Field(alias="eventType")
+
+
+@lru_cache(maxsize=1)
+def dynamodb() -> Any:
+    return botocore.session.get_session().create_client("dynamodb")
+
+
+@app.post("/board-events/<secret>")
+def deliver(secret: str) -> Response:
+    delivery = Delivery.model_validate_json(app.current_event.body or "{}")
+    dynamodb().put_item(TableName="events", Item={"boardId": {"S": delivery.board_id}})
+    return Response(status_code=200, content_type="application/json", body="{}")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.LAMBDA_FUNCTION_URL)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+"""
 
 # Times loading one module file the way the Lambda runtime imports a handler; prints milliseconds.
 PROBE = """
@@ -114,39 +165,56 @@ def layer_size_mb() -> float:
 def main() -> dict[str, object]:
     handlers = sorted(path for path in (ROOT / "functions").glob("*/app.py"))
     with tempfile.TemporaryDirectory() as scratch:
-        baseline = Path(scratch) / "baseline.py"
-        baseline.write_text(BASELINE_SOURCE)
+        baselines = {"baseline": BASELINE_SOURCE, "framework_baseline": FRAMEWORK_BASELINE_SOURCE}
+        baseline_modules = []
+        for name, source in baselines.items():
+            module = Path(scratch) / f"{name}.py"
+            module.write_text(source)
+            baseline_modules.append(module)
         # Warm the bytecode caches once so every measured run is a cold interpreter with warm .pyc,
         # as on Lambda where the layer's bytecode is compiled at build time.
-        for module in [baseline, *handlers]:
+        for module in [*baseline_modules, *handlers]:
             time_import(module)
-        samples: dict[str, list[float]] = {"baseline": []}
+        samples: dict[str, list[float]] = {}
         for _ in range(RUNS):
-            samples["baseline"].append(time_import(baseline))
+            for module in baseline_modules:
+                samples.setdefault(module.stem, []).append(time_import(module))
             for handler in handlers:
                 samples.setdefault(handler.parent.name, []).append(time_import(handler))
     baseline_ms = statistics.median(samples.pop("baseline"))
+    framework_baseline_ms = statistics.median(samples.pop("framework_baseline"))
     handler_ms = {name: round(statistics.median(values), 1) for name, values in samples.items()}
     ratios = {name: round(ms / baseline_ms, 3) for name, ms in handler_ms.items()}
+    webhook_vs_framework = round(handler_ms["board_webhook"] / framework_baseline_ms, 3)
+    other_ratios = {name: ratio for name, ratio in ratios.items() if name != "board_webhook"}
     layer_mb = round(layer_size_mb(), 2)
-    within = all(
-        ratio <= (TARGET_WEBHOOK if name == "board_webhook" else TARGET_OTHER)
-        for name, ratio in ratios.items()
-    )
+    targets_met = {
+        f"webhook_vs_framework<={TARGET_WEBHOOK_VS_FRAMEWORK}": webhook_vs_framework
+        <= TARGET_WEBHOOK_VS_FRAMEWORK,
+        f"other_ratios<={TARGET_OTHER}": all(ratio <= TARGET_OTHER for ratio in other_ratios.values()),
+        f"layer_mb<={LAYER_TARGET_MB:g}": layer_mb <= LAYER_TARGET_MB,
+    }
     result: dict[str, object] = {
         "benchmark": "cold_start",
         "runs": RUNS,
         "baseline_ms": round(baseline_ms, 1),
+        "framework_baseline_ms": round(framework_baseline_ms, 1),
         "handlers": handler_ms,
+        # Against the boto3 + Logger baseline, the webhook included (its target is webhook_vs_framework).
         "ratios": ratios,
+        "webhook_vs_framework": webhook_vs_framework,
         "worst_ratio": max(ratios.values(), default=0.0),
+        "worst_other_ratio": max(other_ratios.values(), default=0.0),
         "layer_mb": layer_mb,
         "targets": {
-            "webhook_ratio": TARGET_WEBHOOK,
+            # Kept under its old name; it is now the webhook's ratio to the framework baseline.
+            "webhook_ratio": TARGET_WEBHOOK_VS_FRAMEWORK,
+            "webhook_vs_framework": TARGET_WEBHOOK_VS_FRAMEWORK,
             "other_ratio": TARGET_OTHER,
             "layer_mb": LAYER_TARGET_MB,
         },
-        "meets_targets": within and layer_mb <= LAYER_TARGET_MB,
+        "targets_met": targets_met,
+        "meets_targets": all(targets_met.values()),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "cold_start.json").write_text(json.dumps(result, indent=2) + "\n")

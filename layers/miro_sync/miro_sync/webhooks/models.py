@@ -17,12 +17,18 @@ _LATEST_EVENT = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class _WireModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True, populate_by_name=True)
+    # Deferred by default: a model builds its own validator only when something validates against it
+    # directly. The parts of a delivery (Actor, BoardItem, BoardChange) are validated inside
+    # BoardEventDelivery's validator, which generates their schemas itself, so building theirs too
+    # would only lengthen the cold start.
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, coerce_numbers_to_str=True, populate_by_name=True, defer_build=True
+    )
 
 
 class Challenge(_WireModel):
     # Only the one-off handshake when a subscription is created validates this: its schema is built
-    # then, not on every cold start. The event models below are on every delivery's path: built eagerly.
+    # then, not on every cold start.
     model_config = ConfigDict(defer_build=True)
 
     # Strict: the echo must be exactly what Miro sent, never a number turned into text.
@@ -63,6 +69,9 @@ class BoardChange(_WireModel):
 
 
 class BoardEventDelivery(_WireModel):
+    # Every delivery is validated against this: built at import, not on the first request.
+    model_config = ConfigDict(defer_build=False)
+
     event_type: Literal["board_subscription"] = Field(default="board_subscription", alias="eventType")
     event_time: AwareDatetime = Field(alias="eventTime")
     event: BoardChange
