@@ -24,7 +24,7 @@ from types import ModuleType, TracebackType
 from typing import IO, Any
 
 from miro_sync_cli.local.errors import LocalStackError
-from miro_sync_cli.local.template import Template
+from miro_sync_cli.local.template import DEFAULT_TEMPLATE, Template
 
 _modules: dict[Path, ModuleType] = {}
 # The function (logical id) whose code runs in this context, and the FunctionLogs open in this process.
@@ -222,8 +222,6 @@ def invoke_function(
 ) -> Any:
     """Call the function's handler with `event` under `env`; return its result or raise FunctionError."""
     if template is None:
-        from miro_sync_cli.local.stack import DEFAULT_TEMPLATE
-
         template = Template.load(template_path or DEFAULT_TEMPLATE)
     spec = template.function(logical_id)
     if not template.condition_holds(spec.condition):

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from miro_sync_cli.local import function_url
 from miro_sync_cli.local.errors import LocalStackError
 from miro_sync_cli.local.invoke import invoke_function, load_handler, process_environment
 from miro_sync_cli.local.servers import LocalServers
-from miro_sync_cli.local.template import Template
-
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
+from miro_sync_cli.local.template import DEFAULT_TEMPLATE, Template
 
 # CreateTable takes these properties of AWS::DynamoDB::Table as they are; the rest (PITR, SSE, tags)
 # has no meaning locally.
@@ -278,13 +277,11 @@ class LocalStack:
     @contextlib.contextmanager
     def serve_function_url(self, logical_id: str, port: int = 0) -> Iterator[Any]:
         """Serve a function behind a local Function URL (real HTTP on 127.0.0.1), as a warm container."""
-        from miro_sync_cli.local.function_url import serve_function_url
-
         spec = self.template.function(logical_id)
         environment = self.function_env(logical_id)
         with process_environment(environment):
             handler = load_handler(self.template, spec.code_uri, spec.handler)
-        with serve_function_url(
+        with function_url.serve_function_url(
             handler,
             environment,
             port,

@@ -15,6 +15,9 @@ import yaml
 
 from miro_sync_cli.local.errors import LocalStackError
 
+# The repository's template.yaml: what the local stack, `miro-sync invoke` and the demo run by default.
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
+
 _SHORT_TAGS = {
     "Ref": "Ref",
     "Condition": "Condition",

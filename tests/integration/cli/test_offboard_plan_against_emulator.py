@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from miro_emulator import EmulatorConfig, RunningEmulator, start_emulator
 from miro_sync_cli.local.stack import LocalStack
-from miro_sync_cli.offboard_cmd import PLAN_BOARDS_SHOWN, app
+from miro_sync_cli.offboard.plan import PLAN_BOARDS_SHOWN
+from miro_sync_cli.offboard_cmd import app
 from tests.fixtures.sync import sync_members
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from miro_sync.offboarding.messages import MAX_NOT_BEFORE_AHEAD, MAX_NOT_BEFORE_BEHIND_CLI
-from miro_sync_cli.offboard_cmd import InputError, PlannedRequest, build_requests
+from miro_sync_cli.offboard.input import InputError, PlannedRequest, build_requests
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 

@@ -20,15 +20,10 @@ from miro_sync.miro.errors import MiroError
 from miro_sync.miro.models import Board, BoardsPage, TeamMember, TeamMembersPage, UserRef
 from miro_sync.store.actions import ActionRecord, StepRecord
 from miro_sync.store.members import MemberRecord, TeamMembership
-from miro_sync_cli.offboard_cmd import (
-    InputError,
-    PlannedRequest,
-    app,
-    build_requests,
-    describe_record_steps,
-    plan_details,
-    render_plan,
-)
+from miro_sync_cli.offboard.input import InputError, PlannedRequest, build_requests
+from miro_sync_cli.offboard.plan import plan_details, render_plan
+from miro_sync_cli.offboard.records import describe_record_steps
+from miro_sync_cli.offboard_cmd import app
 
 SUBMISSION = "20250303T090000Z-00000001"
 

@@ -124,7 +124,7 @@ def test_every_output_and_parameter_maps_to_its_setting() -> None:
 def test_the_mapping_names_only_outputs_and_parameters_of_the_template() -> None:
     import yaml
 
-    from miro_sync_cli.local.stack import DEFAULT_TEMPLATE
+    from miro_sync_cli.local.template import DEFAULT_TEMPLATE
 
     class Loader(yaml.SafeLoader):
         pass
