@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
 
@@ -45,6 +45,7 @@ from miro_sync.miro.models import (
     TeamsPage,
 )
 from miro_sync.secrets import TokenProvider, as_token_provider
+from miro_sync.timestamps import iso_millis
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 PageT = TypeVar("PageT", bound=CursorPage[Any])
@@ -73,12 +74,8 @@ def _member_list() -> TypeAdapter[list[OrgMember]]:
     return TypeAdapter(list[OrgMember])
 
 
-def format_miro_time(moment: datetime) -> str:
-    """ISO-8601 in UTC with milliseconds and ``Z`` (what ``/v2/audit/logs`` expects)."""
-    if moment.tzinfo is None:
-        raise ValueError("Miro timestamps need a timezone-aware datetime (naive ones are ambiguous)")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+# What `/v2/audit/logs` expects: UTC, milliseconds, `Z` (naive datetimes refused). Exported by miro/.
+format_miro_time = iso_millis
 
 
 def _model_parser(model: type[ModelT]) -> Callable[[httpx.Response], ModelT]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from miro_sync.reports.inactive import InactiveReport, InactiveSeat, Tally
 from miro_sync.reports.licenses import LicenseReport
+from miro_sync.timestamps import iso_as_given
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -28,7 +29,7 @@ def money(amount: Decimal, currency: str = "USD") -> str:
 
 
 def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
+    return iso_as_given(moment) if moment is not None else None
 
 
 def _number(amount: Decimal) -> float:

@@ -9,10 +9,13 @@ Access patterns: by request id (GetItem), by member (`ByMember`: memberKey, crea
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from miro_sync.store.dynamo import is_conditional_check_failed, paged_items
+from miro_sync.timestamps import iso_millis
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -35,8 +38,8 @@ OPEN_OUTCOMES: frozenset[str] = frozenset({"received", "pending", "held", "faile
 MAX_STORED_BODY = 4000
 
 
-def utc_now_iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+# The old name of the stored-timestamp form, still imported by offboarding/ and the CLI.
+utc_now_iso = iso_millis
 
 
 class Attempt(BaseModel):
@@ -159,7 +162,7 @@ class ActionsRepository:
         try:
             self._table.put_item(Item=record.to_item(), ConditionExpression="attribute_not_exists(requestId)")
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_conditional_check_failed(error):
                 return False
             raise
         return True
@@ -180,7 +183,7 @@ class ActionsRepository:
         from botocore.exceptions import ClientError
 
         names: dict[str, str] = {"#outcome": "outcome", "#updatedAt": "updatedAt"}
-        values: dict[str, Any] = {":now": utc_now_iso(at)}
+        values: dict[str, Any] = {":now": iso_millis(at)}
         sets = ["#updatedAt = :now"]
         removes: list[str] = []
         if outcome is not None:
@@ -216,7 +219,7 @@ class ActionsRepository:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_conditional_check_failed(error):
                 raise ActionConflictError(f"{request_id} is not in any of {expected_list}") from None
             raise
         return ActionRecord.model_validate(response["Attributes"])
@@ -224,34 +227,19 @@ class ActionsRepository:
     def by_member(self, member_key: str) -> list[ActionRecord]:
         from boto3.dynamodb.conditions import Key
 
-        records: list[ActionRecord] = []
-        kwargs: dict[str, Any] = {
-            "IndexName": "ByMember",
-            "KeyConditionExpression": Key("memberKey").eq(member_key),
-        }
-        while True:
-            page = self._table.query(**kwargs)
-            records.extend(ActionRecord.model_validate(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return records
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = paged_items(
+            self._table.query, IndexName="ByMember", KeyConditionExpression=Key("memberKey").eq(member_key)
+        )
+        return [ActionRecord.model_validate(item) for item in items]
 
     def by_outcome(self, outcome: Outcome, *, limit: int | None = None) -> Iterator[ActionRecord]:
         """Oldest first. The index is eventually consistent: callers re-read before acting."""
         from boto3.dynamodb.conditions import Key
 
-        kwargs: dict[str, Any] = {
-            "IndexName": "ByOutcome",
-            "KeyConditionExpression": Key("outcome").eq(outcome),
-        }
-        produced = 0
-        while True:
-            page = self._table.query(**kwargs)
-            for item in page.get("Items", []):
-                yield ActionRecord.model_validate(item)
-                produced += 1
-                if limit is not None and produced >= limit:
-                    return
-            if "LastEvaluatedKey" not in page:
+        items = paged_items(
+            self._table.query, IndexName="ByOutcome", KeyConditionExpression=Key("outcome").eq(outcome)
+        )
+        for produced, item in enumerate(items, start=1):
+            yield ActionRecord.model_validate(item)
+            if limit is not None and produced >= limit:
                 return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

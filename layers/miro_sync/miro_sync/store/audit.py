@@ -44,7 +44,15 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from miro_sync.store.dynamo import MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS, batch_get, batch_write, chunked
+from miro_sync.store.dynamo import (
+    MAX_BATCH_GET_KEYS,
+    MAX_BATCH_WRITE_ITEMS,
+    batch_get,
+    batch_write,
+    chunked,
+    pages,
+)
+from miro_sync.timestamps import iso_millis
 
 DEFAULT_RETENTION_DAYS = 400
 # DynamoDB items are capped at 400 KB; an event this large keeps a truncated `raw` and says so.
@@ -53,10 +61,8 @@ REJECTED_PK = "audit#rejected"
 REJECTED_RETENTION_DAYS = 400
 
 
-def canonical_time(moment: datetime) -> str:
-    """UTC, milliseconds, trailing Z: the single textual form of an audit timestamp."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+# The old name of the single textual form of an audit timestamp, still imported by sync/.
+canonical_time = iso_millis
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class AuditRecord:
 
     @property
     def created_at_key(self) -> str:
-        return canonical_time(self.created_at)
+        return iso_millis(self.created_at)
 
     @property
     def day(self) -> str:
@@ -239,19 +245,13 @@ class AuditRepository:
     # --- queries ---------------------------------------------------------------------------------
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        request: dict[str, Any] = {"TableName": self.table_name, **kwargs}
-        while True:
-            response = self._client.query(**request)
+        for page in pages(self._client.query, TableName=self.table_name, **kwargs):
             self.read_requests += 1
-            yield from response.get("Items", [])
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return
-            request["ExclusiveStartKey"] = last_key
+            yield from page.get("Items", [])
 
     def query_time_range(self, start: datetime, end: datetime) -> Iterator[StoredEvent]:
         """Events with start <= createdAt < end, oldest first (one Query per UTC day)."""
-        low, high = canonical_time(start), canonical_time(end)
+        low, high = iso_millis(start), iso_millis(end)
         for day in _days(start, end):
             for item in self._query(
                 KeyConditionExpression=Key("day").eq(day) & Key("sk").between(low, high),
@@ -294,8 +294,8 @@ class AuditRepository:
     ) -> Iterator[AuditSummary]:
         condition: Any = Key(attribute).eq(value)
         if start is not None or end is not None:
-            low = canonical_time(start) if start else "0000"
-            high = canonical_time(end) if end else "9999"
+            low = iso_millis(start) if start else "0000"
+            high = iso_millis(end) if end else "9999"
             condition = condition & Key("sk").between(low, high)
         # GSIs are eventually consistent: fine for reports and investigations.
         for item in self._query(IndexName=index, KeyConditionExpression=condition):
@@ -340,7 +340,7 @@ class RejectedEventsRepository:
                 "raw": raw_json,
                 "windowStart": reject.window_start,
                 "windowEnd": reject.window_end,
-                "recordedAt": canonical_time(now),
+                "recordedAt": iso_millis(now),
                 "expiresAt": int(now.timestamp()) + REJECTED_RETENTION_DAYS * 86_400,
             }
             if reject.cursor:

@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from miro_sync.store.dynamo import is_conditional_check_failed, paged_items
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
@@ -72,17 +74,12 @@ class BlastRadiusCounter:
 
         first = _minute_key(at - WINDOW + timedelta(minutes=1))
         current = _minute_key(at)
-        total = 0
-        kwargs: dict[str, object] = {
-            "KeyConditionExpression": Key("pk").eq(PARTITION) & Key("sk").between(first, current),
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._table.query(**kwargs)  # type: ignore[arg-type]
-            total += sum(_count(item) for item in page.get("Items", []) if item["sk"] != current)
-            if "LastEvaluatedKey" not in page:
-                return total
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = paged_items(
+            self._table.query,
+            KeyConditionExpression=Key("pk").eq(PARTITION) & Key("sk").between(first, current),
+            ConsistentRead=True,
+        )
+        return sum(_count(item) for item in items if item["sk"] != current)
 
     def used(self, at: datetime) -> int:
         """Destructive actions counted in the hour ending at `at` (for status and release output)."""
@@ -111,7 +108,7 @@ class BlastRadiusCounter:
                 },
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_conditional_check_failed(error):
                 self._previous = None  # a refusal is rare and final for the request: base it on a fresh sum
                 return False
             raise

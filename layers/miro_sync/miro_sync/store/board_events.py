@@ -6,19 +6,17 @@ works too), and conditions are expression strings."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
+from miro_sync.store.dynamo import is_conditional_check_failed, paged_items
+from miro_sync.timestamps import iso_millis, parse_timestamp  # iso_millis: webhooks/ imports it from here
+
 if TYPE_CHECKING:
     from miro_sync.store.lowlevel import AnyTable
-
-
-def iso_millis(moment: datetime) -> str:
-    """One spelling per instant (UTC, milliseconds, ``Z``), so the same event always gets the same key."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class BoardEventRecord(BaseModel):
@@ -57,7 +55,7 @@ class BoardEventsRepository:
         try:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_conditional_check_failed(error):
                 return False
             raise
         return True
@@ -72,18 +70,12 @@ class BoardEventsRepository:
             query["KeyConditionExpression"] += " AND #sk >= :since"
             query["ExpressionAttributeNames"]["#sk"] = "sk"
             query["ExpressionAttributeValues"][":since"] = iso_millis(since)
-        while True:
-            response = self._table.query(**query)
-            for item in response.get("Items", []):
-                yield BoardEventRecord(
-                    board_id=str(item["boardId"]),
-                    event_time=datetime.fromisoformat(str(item["eventTime"])),
-                    item_id=str(item["itemId"]),
-                    item_type=str(item["itemType"]),
-                    event_type=str(item["eventType"]),
-                    actor_id=str(item["actor"]) if item.get("actor") else None,
-                )
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return
-            query["ExclusiveStartKey"] = last_key
+        for item in paged_items(self._table.query, **query):
+            yield BoardEventRecord(
+                board_id=str(item["boardId"]),
+                event_time=parse_timestamp(str(item["eventTime"])),
+                item_id=str(item["itemId"]),
+                item_type=str(item["itemType"]),
+                event_type=str(item["eventType"]),
+                actor_id=str(item["actor"]) if item.get("actor") else None,
+            )

@@ -8,10 +8,12 @@ and out) and, unlike the resource, it is safe to share between threads.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from miro_sync.timestamps import iso_millis, parse_timestamp
 
 # DynamoDB (and DynamoDB Local, which enforces it) limits per request.
 MAX_BATCH_WRITE_ITEMS = 25
@@ -23,17 +25,46 @@ class UnprocessedItemsError(RuntimeError):
     """DynamoDB kept returning unprocessed items/keys after every retry round (sustained throttling)."""
 
 
-def iso_utc(moment: datetime) -> str:
-    """One textual form for every stored timestamp, so string order is time order (GSI sort keys)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+# The old name of the stored-timestamp form, still imported by sync/ and reports/.
+iso_utc = iso_millis
 
 
 def parse_iso(value: str | None) -> datetime | None:
+    """A stored timestamp as an aware UTC datetime; None when absent or the "never" placeholder
+    (`0000-...`, which sorts before every real instant)."""
     if not value or value.startswith("0000"):
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parse_timestamp(value)
+
+
+def pages(operation: Callable[..., Mapping[str, Any]], **request: Any) -> Iterator[Mapping[str, Any]]:
+    """Every page of a Query or Scan: `operation(**request)`, then again from each page's
+    LastEvaluatedKey (as ExclusiveStartKey) until a page has none. Lazy: a page is requested only
+    when the previous one has been consumed, so a caller that stops early stops the requests."""
+    while True:
+        page = operation(**request)
+        yield page
+        last_key = page.get("LastEvaluatedKey")
+        if not last_key:
+            return
+        request = {**request, "ExclusiveStartKey": last_key}
+
+
+def paged_items(operation: Callable[..., Mapping[str, Any]], **request: Any) -> Iterator[Any]:
+    """The items of every page of a Query or Scan (see `pages`)."""
+    for page in pages(operation, **request):
+        yield from page.get("Items", [])
+
+
+def is_conditional_check_failed(error: BaseException) -> bool:
+    """True when a conditional write or update was refused because its condition did not hold
+    (the expected outcome of a race or a duplicate, not a failure)."""
+    from botocore.exceptions import ClientError  # deferred: callers keep their import light
+
+    return (
+        isinstance(error, ClientError)
+        and error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    )
 
 
 def plain(value: Any) -> Any:

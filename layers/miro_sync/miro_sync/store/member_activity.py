@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from miro_sync.store.dynamo import iso_utc
+from miro_sync.store.dynamo import is_conditional_check_failed
+from miro_sync.timestamps import iso_millis
 
 if TYPE_CHECKING:
     from miro_sync.store.lowlevel import AnyTable
@@ -29,12 +30,6 @@ SIGNAL_AND_SEEN_CONDITION = "attribute_exists(#pk) AND attribute_exists(#seat) A
 SIGNAL_ONLY_UPDATE = "SET #signal = :at"
 SIGNAL_ONLY_CONDITION = "attribute_exists(#pk) AND (attribute_not_exists(#signal) OR #signal < :at)"
 
-_CONDITION_FAILED = "ConditionalCheckFailedException"
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return bool(error.response.get("Error", {}).get("Code") == _CONDITION_FAILED)
-
 
 class MemberActivityRepository:
     """Signal writes to MembersTable. `table` is a `LowLevelTable` (the webhook) or a boto3 `Table`."""
@@ -48,7 +43,7 @@ class MemberActivityRepository:
     def record_signal(self, member_id: str, attribute: str, at: datetime) -> bool:
         """Move `attribute` (and lastSeenAt) forward to `at`, never backwards. Unknown members are
         left alone. Returns True if anything was written."""
-        moment = iso_utc(at)
+        moment = iso_millis(at)
         key = {"memberId": member_id}
         try:
             self._table.update_item(
@@ -65,7 +60,7 @@ class MemberActivityRepository:
             )
             return True
         except ClientError as error:
-            if not _condition_failed(error):
+            if not is_conditional_check_failed(error):
                 raise
         try:
             self._table.update_item(
@@ -77,6 +72,6 @@ class MemberActivityRepository:
             )
             return True
         except ClientError as error:
-            if _condition_failed(error):
+            if is_conditional_check_failed(error):
                 return False
             raise

@@ -31,7 +31,13 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from miro_sync.store.dynamo import batch_get, batch_write, iso_utc, update_expression
+from miro_sync.store.dynamo import (
+    batch_get,
+    batch_write,
+    is_conditional_check_failed,
+    paged_items,
+    update_expression,
+)
 from miro_sync.store.member_activity import (
     BOARD_ACTIVITY,
     SIGNAL_AND_SEEN_CONDITION,
@@ -39,6 +45,7 @@ from miro_sync.store.member_activity import (
     SIGNAL_ONLY_CONDITION,
     SIGNAL_ONLY_UPDATE,
 )
+from miro_sync.timestamps import iso_millis
 
 if TYPE_CHECKING:
     # Annotations only: keeps the Miro wire models off the import path of signal writers.
@@ -121,7 +128,7 @@ class MemberRecord(BaseModel):
     @property
     def last_seen_key(self) -> str:
         seen = self.last_seen_at
-        return iso_utc(seen) if seen else NEVER_SEEN
+        return iso_millis(seen) if seen else NEVER_SEEN
 
     def content_fingerprint(self) -> str:
         """Hash of everything the sync owns; equal fingerprints mean nothing to write."""
@@ -212,7 +219,7 @@ class MemberRecord(BaseModel):
 
 
 def _iso_or_none(moment: datetime | None) -> str | None:
-    return iso_utc(moment) if moment is not None else None
+    return iso_millis(moment) if moment is not None else None
 
 
 def _membership_key(membership: TeamMembership) -> tuple[str, str, str]:
@@ -336,20 +343,14 @@ class MembersRepository:
 
     def query_seats(self, status: str, license: str, last_seen_before: str) -> Iterator[MemberRecord]:
         """Members holding seat status#license whose lastSeenAt < last_seen_before, oldest first."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": "BySeat",
-            "KeyConditionExpression": Key("seat").eq(f"{status}#{license}")
+        for item in paged_items(
+            self._client.query,
+            TableName=self.table_name,
+            IndexName="BySeat",
+            KeyConditionExpression=Key("seat").eq(f"{status}#{license}")
             & Key("lastSeenAt").lt(last_seen_before),
-        }
-        while True:
-            response = self._client.query(**kwargs)
-            for item in response.get("Items", []):
-                yield MemberRecord.from_item(item)
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return
-            kwargs["ExclusiveStartKey"] = last_key
+        ):
+            yield MemberRecord.from_item(item)
 
     # --- sync writes -----------------------------------------------------------------------------
 
@@ -375,7 +376,7 @@ class MembersRepository:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_conditional_check_failed(error):
                 raise ConcurrentChangeError(record.member_id) from None
             raise
 
@@ -425,7 +426,7 @@ class MembersRepository:
         The same two conditional updates as the webhook's `MemberActivityRepository` (one definition
         in store/member_activity.py), sent through the low-level client that keeps this class
         thread-safe."""
-        moment = iso_utc(at)
+        moment = iso_millis(at)
         names = {"#pk": "memberId", "#signal": attribute, "#seen": "lastSeenAt", "#seat": "seat"}
         try:
             self._client.update_item(
@@ -438,7 +439,7 @@ class MembersRepository:
             )
             return True
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_conditional_check_failed(error):
                 raise
         try:
             self._client.update_item(
@@ -451,7 +452,7 @@ class MembersRepository:
             )
             return True
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_conditional_check_failed(error):
                 return False
             raise
 
@@ -474,7 +475,7 @@ class MembersRepository:
         """
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-        moment = iso_utc(at)
+        moment = iso_millis(at)
         names = {
             "#pk": "memberId",
             "#license": "license",
@@ -519,7 +520,7 @@ class MembersRepository:
                 )
                 return True
             except ClientError as error:
-                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                if not is_conditional_check_failed(error):
                     raise
                 known_license = None  # unknown member or another license: read what is stored
         raise ConcurrentChangeError(member_id)

@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import ConditionBase, Key
 
-from miro_sync.store.dynamo import iso_utc, parse_iso, plain
+from miro_sync.store.dynamo import paged_items, pages, parse_iso, plain
 from miro_sync.store.members import STATUSES, MembersRepository
 from miro_sync.store.state import USAGE_SNAPSHOT_PK, StateRepository
+from miro_sync.timestamps import iso_millis
 
 # The checkpoint name of the members sync (`miro_sync.sync.members.SYNC_NAME`; not imported: the store
 # does not depend on the sync).
@@ -39,20 +40,14 @@ class SeatCounter:
         self.table_name: str = members_table.name
 
     def count(self, status: str, license: str) -> int:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": "BySeat",
-            "KeyConditionExpression": Key("seat").eq(f"{status}#{license}"),
-            "Select": "COUNT",
-        }
-        total = 0
-        while True:
-            response = self._client.query(**kwargs)
-            total += int(response.get("Count", 0))
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return total
-            kwargs["ExclusiveStartKey"] = last_key
+        counted = pages(
+            self._client.query,
+            TableName=self.table_name,
+            IndexName="BySeat",
+            KeyConditionExpression=Key("seat").eq(f"{status}#{license}"),
+            Select="COUNT",
+        )
+        return sum(int(page.get("Count", 0)) for page in counted)
 
     def counts(
         self, licenses: Iterable[str], statuses: Iterable[str] = STATUSES
@@ -75,18 +70,13 @@ class UsageSnapshotHistory:
         """Every usage snapshot (oldest first), or those taken at or after `since`."""
         condition: ConditionBase = Key("pk").eq(USAGE_SNAPSHOT_PK)
         if since is not None:
-            condition = condition & Key("sk").gte(iso_utc(since))
-        kwargs: dict[str, Any] = {"TableName": self.table_name, "KeyConditionExpression": condition}
-        while True:
-            response = self._client.query(**kwargs)
-            for item in response.get("Items", []):
-                snapshot = self._snapshot(item)
-                if snapshot is not None:
-                    yield snapshot
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return
-            kwargs["ExclusiveStartKey"] = last_key
+            condition = condition & Key("sk").gte(iso_millis(since))
+        for item in paged_items(
+            self._client.query, TableName=self.table_name, KeyConditionExpression=condition
+        ):
+            snapshot = self._snapshot(item)
+            if snapshot is not None:
+                yield snapshot
 
     @staticmethod
     def _snapshot(item: dict[str, Any]) -> StoredSnapshot | None:
@@ -113,12 +103,9 @@ class MembersSyncStatus:
             return None
         value = stored.state.get("lastCompleteAt")
         try:
-            completed = parse_iso(value) if isinstance(value, str) else None
+            return parse_iso(value) if isinstance(value, str) else None
         except ValueError:
             return None  # unreadable: as if none were recorded (the caller refuses to act)
-        if completed is not None and completed.tzinfo is None:
-            completed = completed.replace(tzinfo=UTC)
-        return completed
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from miro_sync.store.dynamo import batch_write, iso_utc, plain
+from miro_sync.store.dynamo import batch_write, is_conditional_check_failed, paged_items, plain
+from miro_sync.timestamps import iso_millis
 
 RUN_RECORD_TTL_DAYS = 180
 _BLOB_CHUNK_BYTES = 350_000
@@ -101,7 +102,7 @@ class StateRepository:
             )
             return True
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_conditional_check_failed(error):
                 return False
             raise
 
@@ -116,7 +117,7 @@ class StateRepository:
                 ExpressionAttributeValues={":state": json.dumps(state, sort_keys=True), ":owner": owner},
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_conditional_check_failed(error):
                 raise LeaseLostError(
                     f"sync {name}: the checkpoint lease is held by another invocation"
                 ) from None
@@ -132,7 +133,7 @@ class StateRepository:
                 ExpressionAttributeValues={":zero": 0, ":owner": owner},
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_conditional_check_failed(error):
                 raise
 
     # --- run pages -------------------------------------------------------------------------------
@@ -176,20 +177,13 @@ class StateRepository:
 
     def iter_run_pages(self, name: str, run_id: str) -> Iterator[RunPage]:
         """Every page record of a run, in order; one DynamoDB page (<= 1 MB) in memory at a time."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": Key("pk").eq(self._run_pk(name, run_id))
-            & Key("sk").begins_with("page#"),
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self._client.query(**kwargs)
-            for item in response.get("Items", []):
-                yield self._run_page(item)
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return
-            kwargs["ExclusiveStartKey"] = last_key
+        for item in paged_items(
+            self._client.query,
+            TableName=self.table_name,
+            KeyConditionExpression=Key("pk").eq(self._run_pk(name, run_id)) & Key("sk").begins_with("page#"),
+            ConsistentRead=True,
+        ):
+            yield self._run_page(item)
 
     @staticmethod
     def _run_page(item: Mapping[str, Any]) -> RunPage:
@@ -250,24 +244,18 @@ class StateRepository:
 
     def load_bytes(self, name: str, run_id: str, kind: str) -> bytes | None:
         """The payload stored by put_bytes, or None if absent or incomplete."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": Key("pk").eq(self._run_pk(name, run_id))
-            & Key("sk").begins_with(f"{kind}#"),
-            "ConsistentRead": True,
-        }
         parts: list[bytes] = []
         expected = 0
-        while True:
-            response = self._client.query(**kwargs)
-            for item in response.get("Items", []):
-                expected = int(item["chunks"])
-                blob = item["data"]
-                parts.append(bytes(blob.value if hasattr(blob, "value") else blob))
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                break
-            kwargs["ExclusiveStartKey"] = last_key
+        for item in paged_items(
+            self._client.query,
+            TableName=self.table_name,
+            KeyConditionExpression=Key("pk").eq(self._run_pk(name, run_id))
+            & Key("sk").begins_with(f"{kind}#"),
+            ConsistentRead=True,
+        ):
+            expected = int(item["chunks"])
+            blob = item["data"]
+            parts.append(bytes(blob.value if hasattr(blob, "value") else blob))
         if not parts or len(parts) != expected:
             return None
         return zlib.decompress(b"".join(parts))
@@ -280,7 +268,7 @@ class StateRepository:
             TableName=self.table_name,
             Item={
                 "pk": USAGE_SNAPSHOT_PK,
-                "sk": f"{iso_utc(at)}#{run_id}",
+                "sk": f"{iso_millis(at)}#{run_id}",
                 "runId": run_id,
                 "snapshot": json.dumps(snapshot, sort_keys=True),
             },

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from miro_sync.store.dynamo import paged_items
+
 if TYPE_CHECKING:
     from miro_sync.store.lowlevel import AnyTable
 
@@ -91,19 +93,13 @@ class SubscriptionsRepository:
         self._table.delete_item(Key={"pk": DIRECTORY_PK, "sk": secret_hash})
 
     def list_all(self) -> Iterator[SubscriptionRecord]:
-        query: dict[str, Any] = {
-            "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": "pk"},
-            "ExpressionAttributeValues": {":pk": DIRECTORY_PK},
-        }
-        while True:
-            response = self._table.query(**query)
-            for item in response.get("Items", []):
-                yield SubscriptionRecord.from_item(item)
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return
-            query["ExclusiveStartKey"] = last_key
+        for item in paged_items(
+            self._table.query,
+            KeyConditionExpression="#pk = :pk",
+            ExpressionAttributeNames={"#pk": "pk"},
+            ExpressionAttributeValues={":pk": DIRECTORY_PK},
+        ):
+            yield SubscriptionRecord.from_item(item)
 
     def find_by_subscription_id(self, subscription_id: str) -> SubscriptionRecord | None:
         # The directory is one partition of a few hundred small items at most: reading it is cheaper
