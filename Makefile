@@ -78,6 +78,8 @@ lint: install $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@# The handlers are four modules named app: one mypy run each (one run would see duplicates).
+	@for handler in functions/*/app.py; do $(BIN)/mypy --no-error-summary $$handler || exit 1; done
 	$(BIN)/cfn-lint template.yaml
 	set -o pipefail; $(BIN)/bandit -c pyproject.toml -q -r layers functions cli 2>&1 \
 	  | { grep -v 'nosec encountered (B[0-9]*), but no failed test' || true; }

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from miro_sync.continuation import Continuation
     from miro_sync.miro.http import RequestStats
+    from miro_sync.ports import MetricsSink
     from miro_sync.sync.members import (
         MembersSource,
         MembersStore,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
         StateStore,
     )
     from miro_sync.sync.runner import RunReport
-    from miro_sync.webhooks.subscriptions import MetricsLike, SubscriptionApi, SubscriptionStore
+    from miro_sync.webhooks.subscriptions import SubscriptionApi, SubscriptionStore
 
 logger = Logger()
 metrics = Metrics()
@@ -132,7 +133,7 @@ def run_invocation(
     settings: MembersSyncSettings,
     adapters: Adapters,
     context: LambdaContext,
-    sink: MetricsLike,
+    sink: MetricsSink,
     log: Logger = logger,
 ) -> dict[str, Any]:
     """One invocation: sync until done or out of time, then metrics, hand-over and a summary."""
@@ -149,7 +150,7 @@ def run_invocation(
 
 
 def _sync(
-    settings: MembersSyncSettings, adapters: Adapters, context: LambdaContext, sink: MetricsLike, log: Logger
+    settings: MembersSyncSettings, adapters: Adapters, context: LambdaContext, sink: MetricsSink, log: Logger
 ) -> RunReport:
     from miro_sync.continuation import Deadline
     from miro_sync.sync.members import MembersSync
@@ -209,7 +210,7 @@ def _report(result: MembersSyncResult) -> RunReport:
     )
 
 
-def _check_lost_access(adapters: Adapters, sink: MetricsLike, log: Logger) -> None:
+def _check_lost_access(adapters: Adapters, sink: MetricsSink, log: Logger) -> None:
     """Report board subscriptions that lost access (metric + warning). The members are already synced,
     so a failure here is logged and counted, never allowed to fail the run."""
     from aws_lambda_powertools.metrics import MetricUnit

@@ -8,9 +8,10 @@ only continued itself or found another one holding the lease.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
+
+from miro_sync.ports import MetricsSink
 
 SYNC_SUCCEEDED = "SyncSucceeded"
 SYNC_FAILED = "SyncFailed"
@@ -35,12 +36,6 @@ PUBLISHED_SYNC_METRICS = frozenset(
         "AuditEventsStored",
     }
 )
-
-
-class MetricsSink(Protocol):
-    """The part of Powertools `Metrics` / `EphemeralMetrics` used here."""
-
-    def add_metric(self, name: str, unit: MetricUnit | str, value: float) -> None: ...
 
 
 def unit_for(name: str) -> MetricUnit:

@@ -6,7 +6,7 @@ inheriting from them; unit tests hand in small fakes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from miro_sync.miro.models import (
     TeamMember,
     TeamMembersPage,
 )
+from miro_sync.ports import LogSink, MetricsSink  # noqa: F401 - the offboarding ports include them
 from miro_sync.store.actions import ActionRecord, Attempt, Outcome
 from miro_sync.store.queue import OutgoingMessage
 
@@ -109,16 +110,3 @@ class MessageSender(Protocol):
 
 class DeadLetterSender(Protocol):
     def dead_letter(self, body: str, *, request_id: str, reason: str) -> str: ...
-
-
-class MetricsSink(Protocol):
-    def add_metric(self, name: str, unit: str, value: float) -> Any: ...
-
-
-class LogSink(Protocol):
-    """The logging calls the worker makes: the handler's Powertools Logger (structured JSON with the
-    invocation's keys) in Lambda; any stdlib logger elsewhere."""
-
-    def info(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...
-    def warning(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...
-    def error(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...

@@ -16,13 +16,13 @@ from typing import Any, Protocol
 from miro_sync.observability import (
     CONTINUATIONS,
     DURATION_SECONDS,
-    MetricsSink,
     add_sync_failed,
     add_sync_succeeded,
     publish_sync_counters,
     summed,
     usage_since,
 )
+from miro_sync.ports import LogSink, MetricsSink
 
 COMPLETE = "complete"
 CONTINUE = "continue"
@@ -39,16 +39,6 @@ class HandOver(Protocol):
     """`Continuation`: start the next invocation; False when this function cannot invoke itself."""
 
     def hand_over(self, payload: Mapping[str, Any]) -> bool: ...
-
-
-class LoggerLike(Protocol):
-    """The part of a Powertools `Logger` used here."""
-
-    def info(self, msg: object, *args: object, **kwargs: Any) -> None: ...
-
-    def warning(self, msg: object, *args: object, **kwargs: Any) -> None: ...
-
-    def exception(self, msg: object, *args: object, **kwargs: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +60,7 @@ def run_sync_invocation(
     name: str,
     usage: Sequence[UsageCounters],
     sink: MetricsSink,
-    log: LoggerLike,
+    log: LogSink,
     continuation: HandOver,
 ) -> dict[str, Any]:
     """Run `sync` once and report it; `name` ("members sync") is how the log lines call it.
@@ -106,7 +96,7 @@ def run_sync_invocation(
 
 
 def _conclude(
-    report: RunReport, *, name: str, sink: MetricsSink, log: LoggerLike, continuation: HandOver
+    report: RunReport, *, name: str, sink: MetricsSink, log: LogSink, continuation: HandOver
 ) -> bool:
     """Count a complete run, hand a continued one over; True when the next invocation was started."""
     if report.outcome == COMPLETE:

@@ -11,11 +11,12 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
+from miro_sync.ports import LogSink, MetricsSink
 from miro_sync.webhooks.receiver import Outcome, WebhookReceiver, redact_path
 
 ROUTE = "/board-events/<secret>"
@@ -50,16 +51,6 @@ def _install_redaction() -> None:
         resolver_logger.addFilter(SecretRedactingFilter())
 
 
-class LoggerLike(Protocol):
-    def info(self, msg: object, *args: object, **kwargs: Any) -> None: ...
-    def warning(self, msg: object, *args: object, **kwargs: Any) -> None: ...
-    def exception(self, msg: object, *args: object, **kwargs: Any) -> None: ...
-
-
-class MetricsLike(Protocol):
-    def add_metric(self, name: str, unit: Any, value: float, *args: Any, **kwargs: Any) -> None: ...
-
-
 def _json_response(status_code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=status_code, content_type=JSON, body=json.dumps(body), headers=headers)
 
@@ -84,8 +75,8 @@ def _raw_body(event: dict[str, Any], size_cap: int) -> bytes | None:
 def create_resolver(
     receiver: Callable[[], WebhookReceiver],
     *,
-    logger: LoggerLike,
-    metrics: MetricsLike,
+    logger: LogSink,
+    metrics: MetricsSink,
 ) -> LambdaFunctionUrlResolver:
     """`receiver` is called per request so the handler can key its cached adapters by settings."""
     _install_redaction()

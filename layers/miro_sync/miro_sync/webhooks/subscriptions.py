@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from miro_sync.miro.errors import MiroNotFound
+from miro_sync.ports import LogSink, MetricsSink
 from miro_sync.store.board_events import iso_millis
 from miro_sync.store.subscriptions import SubscriptionRecord
 from miro_sync.webhooks.receiver import hash_secret
@@ -32,14 +33,6 @@ class SubscriptionStore(Protocol):
     def delete(self, secret_hash: str) -> None: ...
     def list_all(self) -> Iterator[SubscriptionRecord]: ...
     def find_by_subscription_id(self, subscription_id: str) -> SubscriptionRecord | None: ...
-
-
-class MetricsLike(Protocol):
-    def add_metric(self, name: str, unit: Any, value: float, *args: Any, **kwargs: Any) -> None: ...
-
-
-class LoggerLike(Protocol):
-    def warning(self, msg: object, *args: object, **kwargs: Any) -> None: ...
 
 
 class UnknownSubscriptionError(LookupError):
@@ -168,8 +161,8 @@ def check_lost_access(
     api: SubscriptionApi,
     store: SubscriptionStore,
     *,
-    metrics: MetricsLike | None = None,
-    logger: LoggerLike | None = None,
+    metrics: MetricsSink | None = None,
+    logger: LogSink | None = None,
     now: Callable[[], str] = _now,
 ) -> LostAccessReport:
     """Finds subscriptions Miro reports as `lost_access` (the subscribing user lost the board), records
