@@ -106,6 +106,7 @@ class Stack:
     scheduled_rules: int
     audit_retention_days: int
     audit_backfill_days: int
+    audit_table_infrequent_access: bool  # AuditTable's TableClass is STANDARD_INFREQUENT_ACCESS
     log_retention_days: int
     webhook_enabled: bool
     audit_forwarding: bool
@@ -221,6 +222,8 @@ def load_stack(path: Path = TEMPLATE_PATH) -> Stack:
         scheduled_rules=rules,
         audit_retention_days=int(template.parameter_value("AuditRetentionDays")),
         audit_backfill_days=int(template.parameter_value("AuditBackfillDays")),
+        audit_table_infrequent_access=template.resources["AuditTable"]["Properties"].get("TableClass")
+        == "STANDARD_INFREQUENT_ACCESS",
         log_retention_days=int(template.parameter_value("LogRetentionDays")),
         webhook_enabled=template.condition_holds("EnableWebhook"),
         audit_forwarding=template.condition_holds("ForwardAuditEvents"),
@@ -312,11 +315,21 @@ class _Month:
             * self.assumptions["eventbridge_entries_per_put_events"]
         )
         per_million = 1e-6
+        # The audit sync writes mostly into AuditTable: with Standard-IA all its request units are priced
+        # at IA rates (an upper bound: its few state and member writes go to Standard tables).
+        ia = function == AUDIT_SYNC and self.stack.audit_table_infrequent_access
+        class_note = " (Standard-IA prices)" if ia else ""
+        read_price = price[
+            "dynamodb_ia_read_request_unit_per_million" if ia else "dynamodb_read_request_unit_per_million"
+        ]
+        write_price = price[
+            "dynamodb_ia_write_request_unit_per_million" if ia else "dynamodb_write_request_unit_per_million"
+        ]
         lines = [
-            ("DynamoDB", "read request units", per_run.get("dynamodb.read_units", 0.0) * runs, "RRU",
-             price["dynamodb_read_request_unit_per_million"] * per_million),
-            ("DynamoDB", "write request units", per_run.get("dynamodb.write_units", 0.0) * runs, "WRU",
-             price["dynamodb_write_request_unit_per_million"] * per_million),
+            ("DynamoDB", f"read request units{class_note}", per_run.get("dynamodb.read_units", 0.0) * runs,
+             "RRU", read_price * per_million),
+            ("DynamoDB", f"write request units{class_note}", per_run.get("dynamodb.write_units", 0.0) * runs,
+             "WRU", write_price * per_million),
             ("Lambda", "requests", invocations, "invocation",
              price["lambda_requests_per_million"] * per_million),
             ("Lambda", "duration", per_run.get("lambda.duration_s", 0.0) * runs * gb, "GB-s", gb_second),
@@ -430,18 +443,22 @@ def monthly_bill(
 
     # the stack as a whole
     stored_events = members * rate * stack.audit_retention_days
-    stored_gb = (
-        members * (assumptions["member_item_bytes"] + assumptions["state_bytes_per_member"])
-        + stored_events * assumptions["audit_event_bytes"]
-    ) / GIB
+    members_gb = members * (assumptions["member_item_bytes"] + assumptions["state_bytes_per_member"]) / GIB
+    audit_gb = stored_events * assumptions["audit_event_bytes"] / GIB
+    stored_gb = members_gb + audit_gb
+    audit_storage_price = prices[
+        "dynamodb_ia_storage_gb_month" if stack.audit_table_infrequent_access else "dynamodb_storage_gb_month"
+    ]
     rule_runs = sum(runs_per_month(expression, days) for expression in stack.schedules.values())
     ingested_gb = sum(
         line["quantity"] for line in month.bill.lines if line["item"].startswith("log ingestion")
     )
     kept_gb = ingested_gb * min(1.0, stack.log_retention_days / days)
     lines = [
-        ("DynamoDB", "storage (members, state, audit events kept for AuditRetentionDays)", stored_gb,
-         "GB-month", prices["dynamodb_storage_gb_month"]),
+        ("DynamoDB", "storage (members, state)", members_gb, "GB-month", prices["dynamodb_storage_gb_month"]),
+        ("DynamoDB", "storage (audit events kept for AuditRetentionDays"
+         + (", Standard-IA table class)" if stack.audit_table_infrequent_access else ")"),
+         audit_gb, "GB-month", audit_storage_price),
         ("DynamoDB", "point-in-time recovery of that storage", stored_gb, "GB-month",
          prices["dynamodb_pitr_gb_month"]),
         ("Secrets Manager", "secrets", stack.secrets, "secret-month", prices["secrets_manager_secret_month"]),

@@ -1599,3 +1599,16 @@ def test_offboarding_batch_covers_every_action_and_a_malformed_body() -> None:
     assert re.fullmatch(r"\d{19}", delete["memberId"])
     assert all(body.get("email", "@example.com").endswith("@example.com") for body in parsed)
     assert len({record.messageId for record in batch.Records}) == len(batch.Records)
+
+
+def test_the_audit_archive_uses_the_infrequent_access_table_class_and_the_live_tables_do_not(
+    cfn: Template,
+) -> None:
+    # Audit events are written once and read rarely: storage dominates (bench/cost.py), IA stores at 40%.
+    tables = {
+        name: resource["Properties"]
+        for name, resource in cfn["Resources"].items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    }
+    assert tables["AuditTable"]["TableClass"] == "STANDARD_INFREQUENT_ACCESS"
+    assert all("TableClass" not in properties for name, properties in tables.items() if name != "AuditTable")

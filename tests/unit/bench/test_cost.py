@@ -33,6 +33,9 @@ PRICES = {
     "dynamodb_write_request_unit_per_million": 2.0,
     "dynamodb_storage_gb_month": 0.5,
     "dynamodb_pitr_gb_month": 0.25,
+    "dynamodb_ia_write_request_unit_per_million": 2.5,
+    "dynamodb_ia_read_request_unit_per_million": 1.25,
+    "dynamodb_ia_storage_gb_month": 0.2,
     "lambda_gb_second_arm64": 0.00001,
     "lambda_gb_second_x86_64": 0.00002,
     "lambda_requests_per_million": 1.0,
@@ -85,6 +88,7 @@ STACK = Stack(
     scheduled_rules=3,
     audit_retention_days=8,
     audit_backfill_days=5,
+    audit_table_infrequent_access=False,
     log_retention_days=30,
     webhook_enabled=False,
     audit_forwarding=False,
@@ -200,6 +204,27 @@ def test_a_small_stack_costs_what_the_hand_computation_says() -> None:
     assert breakdown["by_service"]["Secrets Manager"] == pytest.approx(1.0009, abs=1e-4)
     bill = monthly_bill(1024, *_runs(), STACK, PRICES, ASSUMPTIONS)
     assert bill.total() == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_infrequent_access_audit_table_stores_cheaper_and_prices_the_audit_syncs_requests_higher() -> None:
+    from dataclasses import replace
+
+    standard = estimate(MEMBERS_RESULT, AUDIT_RESULT, STACK, PRICES, ASSUMPTIONS, member_counts=(1024,))
+    ia_stack = replace(STACK, audit_table_infrequent_access=True)
+    ia = estimate(MEMBERS_RESULT, AUDIT_RESULT, ia_stack, PRICES, ASSUMPTIONS, member_counts=(1024,))
+    # Every request unit of the audit sync at the IA price:
+    # WRU $2.5/M instead of $2/M, RRU $1.25/M instead of $1/M; the 1 MiB of audit events at $0.2 instead of
+    # $0.5 a GB-month; PITR, the members' storage and the other functions unchanged.
+    audit_units = {"WRU": 0.0, "RRU": 0.0}
+    for line in standard["breakdown"]["1024"]["lines"]:
+        if line["function"] == AUDIT_SYNC and line["unit"] in audit_units:
+            audit_units[line["unit"]] += line["quantity"]
+    assert audit_units["WRU"] == 45_000
+    delta = audit_units["WRU"] * 0.5e-6 + audit_units["RRU"] * 0.25e-6 - (0.5 - 0.2) / 1024
+    totals = [sum(result["breakdown"]["1024"]["by_function"].values()) for result in (standard, ia)]
+    assert totals[1] - totals[0] == pytest.approx(delta, abs=2e-4)  # the breakdown is rounded to 1e-4
+    items = {line["item"] for line in ia["breakdown"]["1024"]["lines"]}
+    assert "storage (audit events kept for AuditRetentionDays, Standard-IA table class)" in items
 
 
 def _runs() -> tuple[dict[str, list[Run]], dict[str, list[Run]]]:
@@ -325,4 +350,5 @@ def test_the_template_gives_schedules_memory_and_the_fixed_resources() -> None:
     assert stack.architecture == "arm64"
     assert stack.secrets == 2
     assert stack.audit_retention_days == 400
+    assert stack.audit_table_infrequent_access
     assert not stack.webhook_enabled
