@@ -223,15 +223,17 @@ def render_html(
     licenses: LicenseReport | None = None,
     org_name: str | None = None,
 ) -> str:
-    if inactive is None and licenses is None:
+    if inactive is not None:
+        generated: datetime = inactive.generated_at
+    elif licenses is not None:
+        generated = licenses.generated_at
+    else:
         raise ValueError("render_html needs at least one report")
-    generated: datetime = inactive.generated_at if inactive is not None else licenses.generated_at  # type: ignore[union-attr]
     if inactive is not None:
         title = f"Miro seats inactive for {inactive.days}+ days"
         sections = _inactive_sections(inactive, licenses)
         cutoff = f" · cutoff {iso(inactive.cutoff)}"
-    else:
-        assert licenses is not None
+    elif licenses is not None:
         title = "Miro license usage"
         currency = licenses.prices.currency
         cards = (
