@@ -4,6 +4,7 @@ emulator's truth."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -171,6 +172,36 @@ def test_continues_itself_and_marks_removed_members_deprovisioned(
         assert "removedAt" in table[member.id]
     assert runs[-1]["removed"] == 3
     assert runs[-1]["snapshot"]["removedSinceLastRun"] == 3
+
+
+def test_a_first_sync_handed_over_at_every_step_requests_each_page_once(
+    local_stack: LocalStack, emulator: RunningEmulator
+) -> None:
+    _connect(local_stack, emulator)
+
+    # Every invocation runs low at once: the aux itself spans invocations, its progress kept in
+    # StateTable between them, and the member pages fetched ahead are kept too.
+    runs = local_stack.invoke(
+        "MembersSyncFunction", SCHEDULED_EVENT, {"SYNC_MIN_REMAINING_MS": "1000"}, timeout_s=0.001
+    )
+
+    assert runs[-1]["outcome"] == "complete"
+    progress = local_stack.client("dynamodb").query(
+        TableName=local_stack.tables["StateTable"],
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :kind)",
+        ExpressionAttributeValues={
+            ":pk": {"S": f"sync#members#run#{runs[-1]['runId']}"},
+            ":kind": {"S": "aux-progress#"},
+        },
+    )
+    assert progress["Items"]  # the aux was handed over part way
+    charged_gets = Counter(
+        (request["listing"], request["position"])
+        for request in emulator.emulator.requests_log.snapshot()["requests"]
+        if request["budget"] and request["method"] == "GET"
+    )
+    assert [page for page, count in charged_gets.items() if count > 1] == []
+    assert _observed(_table(local_stack)) == _truth(emulator)
 
 
 def test_resync_of_an_unchanged_org_writes_nothing(

@@ -355,16 +355,30 @@ class FakeStateStore:
         self.snapshots[run_id] = json.loads(json.dumps(snapshot))
 
 
+def aux_stored(state: FakeStateStore) -> Callable[[], bool]:
+    """True once the run's complete aux is stored (for FakeDeadline.count_when)."""
+    return lambda: any(kind == "aux" for _run_id, kind in state.byte_blobs)
+
+
 @dataclass
 class FakeDeadline:
-    """Runs low after `checks_before_low` checks (None: never)."""
+    """Runs low after `checks_before_low` checks (None: never), or whenever `low_when()` says so.
+
+    The aux checks each time one of its requests finishes, a number that depends on thread timing:
+    `count_when` counts only the checks made while it holds (e.g. once the aux is stored)."""
 
     checks_before_low: int | None = None
     checks: int = 0
+    low_when: Callable[[], bool] | None = None
+    count_when: Callable[[], bool] | None = None
 
     def remaining_ms(self) -> int:
         return 600_000
 
     def running_low(self) -> bool:
+        if self.low_when is not None and self.low_when():
+            return True
+        if self.count_when is not None and not self.count_when():
+            return False
         self.checks += 1
         return self.checks_before_low is not None and self.checks > self.checks_before_low

@@ -18,6 +18,7 @@ from miro_sync.sync.member_index import (
     key_hash,
     pack_section_parts,
     pack_sections,
+    unpack_section_views,
     unpack_sections,
 )
 
@@ -166,3 +167,24 @@ def test_a_team_index_of_the_format_before_roles_is_refused_as_stale() -> None:
     old = pack_section_parts([[memoryview(keys)], [memoryview(teams)]], {"teamIds": ["t1"]})
     with pytest.raises(StaleIndexFormatError):
         TeamIndex.from_bytes(b"".join(old))
+
+
+def test_pairs_kept_as_two_words_join_back_to_the_same_pairs() -> None:
+    member_ids = [f"member-{n}" for n in range(200)]  # key hashes of both signs
+    assert {key_hash(member_id) < 0 for member_id in member_ids} == {True, False}
+    expected = [TeamIndex.pair(member_id, n % 5000, n % 8) for n, member_id in enumerate(member_ids)]
+    keys, codes = array("q"), array("l")
+    for n, member_id in enumerate(member_ids):
+        key, code = TeamIndex.pair_parts(member_id, n % 5000, n % 8)
+        keys.append(key)
+        codes.append(code)
+    assert TeamIndex.join_pairs(keys, codes) == expected
+
+
+def test_section_views_read_what_pack_section_parts_wrote_and_refuse_a_cut_one() -> None:
+    packed = b"".join(pack_section_parts([[b"abc"], [b""], [b"defg"]], {"k": 1}))
+    header, views = unpack_section_views(packed)
+    assert header["k"] == 1
+    assert [bytes(view) for view in views] == [b"abc", b"", b"defg"]
+    with pytest.raises(ValueError, match="past the end"):
+        unpack_section_views(packed[:-1])

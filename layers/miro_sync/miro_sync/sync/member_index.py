@@ -52,6 +52,22 @@ def unpack_sections(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
     return header, sections
 
 
+def unpack_section_views(data: Buffer) -> tuple[dict[str, Any], list[memoryview]]:
+    """unpack_sections without copying: each section is a view of `data` (the caller copies what it
+    keeps, e.g. into an array, and can then drop `data` whole)."""
+    view = memoryview(data)
+    (head_length,) = struct.unpack_from(">I", view)
+    header: dict[str, Any] = json.loads(bytes(view[4 : 4 + head_length]))
+    sections = []
+    offset = 4 + head_length
+    for length in header["sections"]:
+        if offset + length > len(view):
+            raise ValueError("a section runs past the end of the data")
+        sections.append(view[offset : offset + length])
+        offset += length
+    return header, sections
+
+
 def _array(code: str, data: bytes) -> array[int]:
     values = array(code)
     values.frombytes(data)
@@ -154,6 +170,18 @@ class TeamIndex:
     @staticmethod
     def pair(member_id: str, team_number: int, role_code: int = 0) -> int:
         return (((key_hash(member_id) << _TEAM_BITS) | team_number) << _ROLE_BITS) | role_code
+
+    @staticmethod
+    def pair_parts(member_id: str, team_number: int, role_code: int = 0) -> tuple[int, int]:
+        """pair() as (member key hash, team number << 3 | role code): two machine words that fit
+        an array("q") and an array("l") (16 bytes) instead of one ~40-byte Python int."""
+        return key_hash(member_id), (team_number << _ROLE_BITS) | role_code
+
+    @staticmethod
+    def join_pairs(keys: Sequence[int], codes: Sequence[int]) -> list[int]:
+        """The pair() values of pair_parts() results, for build()."""
+        shift = _TEAM_BITS + _ROLE_BITS
+        return [(key << shift) | code for key, code in zip(keys, codes, strict=True)]
 
     def _range(self, member_id: str) -> range:
         key = key_hash(member_id)

@@ -9,7 +9,10 @@ One run goes through phases, each resumable from StateTable:
    every user (``GET /Users`` paged at Miro's maximum of 1,000 per page, only ``userName``,
    ``displayName`` and ``name`` asked for, joined on userName = email). Other runs look SCIM up
    only for the few internal members that still lack an id. Stored as compressed blobs for the run
-   (an aux stored by an older version, without team roles, is collected again).
+   (an aux stored by an older version, without team roles, is collected again). At 500,000 members
+   the aux takes longer than one invocation: it watches the deadline, and an invocation that runs
+   low stops handing out requests, lets the running ones finish and stores what it has
+   (``members_aux.AuxProgress``); the next invocation fetches only what is missing.
 2. ``members``: pages ``/v2/orgs/{org}/members``. Each page is handed to a writer thread
    (BatchGetItem of the page's items, fingerprint comparison, batched puts for new members,
    conditional updates for changed ones, then the page record = checkpoint), while the main
@@ -17,7 +20,8 @@ One run goes through phases, each resumable from StateTable:
    that starts with no page records begins it at once, on a background thread, while ``aux`` is
    collected: up to ``member_prefetch_pages`` pages wait for the aux, buffered as zlib'd JSON
    (~4 KB per 100 members instead of ~140 KB as pydantic objects: 300 pages, the default, ~1.3 MB).
-   Buffered pages are never checkpointed: a hand-over or failure simply drops them.
+   Buffered pages are not checkpointed, but a hand-over stores them (``members_aux.PagesAhead``) for
+   the next invocation, so no member page is fetched twice across continuations; a failure drops them.
 3. ``removals``: only after the listing completed. Members of the previous complete run's page
    records that this run did not list are marked deprovisioned (never deleted). Memory: the set
    of this run's member ids (~100 B per member); no Scan.
@@ -70,10 +74,18 @@ from miro_sync.sync.member_index import (
     StaleIndexFormatError,
     StringIndex,
     TeamIndex,
-    TeamRoles,
     key_hash,
     pack_section_parts,
     unpack_sections,
+)
+from miro_sync.sync.members_aux import (
+    AUX_PROGRESS,
+    BOARD_PAGE,
+    NAME_SEPARATOR,
+    PAGES_AHEAD,
+    AuxProgress,
+    PagesAhead,
+    UnusableProgressError,
 )
 
 SYNC_NAME = "members"
@@ -82,15 +94,16 @@ UNPAID_LICENSES = frozenset({"free", "free_restricted"})
 SCIM_RECHECK = timedelta(days=7)
 SCIM_RELIST = timedelta(days=7)  # a full SCIM listing (ids and display names) at least this often
 _MAX_WRITE_ATTEMPTS = 5
-_BOARD_PAGE = 50  # the most /v2/boards returns per page
 _SCIM_PAGE = 1000  # the most SCIM /Users returns per page (spec: count "maximum value ... is 1000")
 _SCIM_STREAMS = 1  # SCIM pages in flight: 1,000 parsed users each, so one (100k members stay <= 128 MB)
 _SCIM_ATTRIBUTES = ("userName", "displayName", "name")  # all the sync reads (id always comes)
-_NAME_SEPARATOR = "\x1f"  # SCIM id and display name in one StringIndex value: "id\x1fname"
 _PageT = TypeVar("_PageT")
 PREFETCH_THREAD = "members-prefetch"
 _HOLD_POLL_S = 0.05
 _PAGE_ZLIB_LEVEL = 1  # level 6 saves another ~13% for twice the CPU; the producer thread pays it
+# How often the aux looks at the deadline while its requests run (also on each one that finishes).
+_DEADLINE_POLL_S = 0.5
+_AuxTask = tuple[str, Callable[[], Any]]
 
 
 # --- adapters (real ones: MiroRestClient, MiroScimClient, MembersRepository, StateRepository) -----
@@ -276,7 +289,7 @@ class _Aux:
         value = self.scim_ids.get(email)
         if value is None:
             return None, None
-        scim_id, _separator, name = value.partition(_NAME_SEPARATOR)
+        scim_id, _separator, name = value.partition(NAME_SEPARATOR)
         return scim_id, name or None
 
     def to_parts(self) -> list[Buffer]:
@@ -361,34 +374,50 @@ def _unpack_page(data: bytes) -> MembersPage:
 
 
 class _PrefetchedPages:
-    """Member pages from cursor None, fetched ahead by a background thread (see `prefetched`) and
-    buffered packed; iterated by `_list_members` in place of the client's own page iterator.
+    """Member pages fetched ahead by a background thread (see `prefetched`) and buffered packed;
+    iterated by `_list_members` in place of the client's own page iterator. A resumed invocation
+    starts with the pages an earlier one fetched ahead and stored (`ahead`) and continues the
+    listing after them.
 
-    Memory: at most `depth` packed pages in the queue, plus the page the producer is working on.
-    `pack` runs on the producer thread, `__next__` on the consumer: each counter has one writer."""
+    Every page fetched is in `_pending` from the moment it arrives until it is taken, whichever
+    queue it sits in, so `left()` can hand all of them to the next invocation.
+    Memory: at most `member_prefetch_pages` packed pages (the producer's `hold` waits while the
+    buffer is full). `pack` runs on the producer thread, `__next__` on the consumer; `left()` only
+    once the producer has stopped."""
 
-    def __init__(self, hold: Callable[[], bool] | None = None) -> None:
+    def __init__(self, ahead: PagesAhead | None = None) -> None:
+        self.first_page = ahead.first_page if ahead is not None else 1  # the first page's number
         self.fetched = 0
         self.taken = 0
+        self._pending: deque[bytes] = deque(ahead.pages if ahead is not None else ())
+        self._preloaded = len(self._pending)
+        self.next_cursor = ahead.cursor if ahead is not None else None
+        self.ended = ahead.ended if ahead is not None else False
         self._packed: Iterator[bytes] = iter(())
-        self._hold = hold  # called before each page is requested; may wait; False: stop listing
 
     @property
     def buffered(self) -> int:
-        """Pages fetched but not yet taken (the queue plus the one the producer may be holding)."""
-        return self.fetched - self.taken
+        """Pages fetched (or stored by an earlier invocation) but not yet taken."""
+        return len(self._pending)
 
-    def pack(self, open_pages: Callable[[], Iterator[MembersPage]]) -> Iterator[bytes]:
+    def pack(
+        self, open_pages: Callable[[], Iterator[MembersPage]], hold: Callable[[], bool]
+    ) -> Iterator[bytes]:
+        """`hold` is called before each page is requested; it may wait; False: stop listing."""
         pages: Iterator[MembersPage] | None = None
         try:
             pages = open_pages()  # opened on the producer thread, at its first step
             while True:
-                if self._hold is not None and not self._hold():
+                if not hold():
                     return
                 page = next(pages, None)
                 if page is None:
+                    self.ended = True
                     return
                 data = _pack_page(page)
+                self._pending.append(data)  # before the hand-off: a page is never only in a queue
+                self.next_cursor = page.next_cursor
+                self.ended = page.next_cursor is None
                 self.fetched += 1
                 yield data
         finally:
@@ -402,9 +431,21 @@ class _PrefetchedPages:
         return self
 
     def __next__(self) -> MembersPage:
-        data = next(self._packed)  # the producer's error (e.g. MiroAuthError) is raised here
+        if self._preloaded:
+            self._preloaded -= 1
+            data = self._pending.popleft()
+        else:
+            data = next(self._packed)  # the producer's error (e.g. MiroAuthError) is raised here
+            self._pending.popleft()  # the same page: pages reach the queue in the order of `_pending`
         self.taken += 1
         return _unpack_page(data)
+
+    def left(self) -> PagesAhead | None:
+        """The pages fetched and not taken, numbered after those taken (None: none, or only the
+        ones an earlier invocation stored, unchanged). Only after the producer stopped."""
+        if not self._pending or not (self.fetched or self.taken):
+            return None
+        return PagesAhead(self.first_page + self.taken, list(self._pending), self.next_cursor, self.ended)
 
 
 class MembersSync:
@@ -491,40 +532,58 @@ class MembersSync:
         aux: _Aux | None = None
         # The member listing's cursor chain is the critical path: a run with no page records yet
         # starts it now, on a background thread, and `_list_members` takes its pages once the aux is
-        # there. Every way out of this block (hand-over, failure in aux or listing) stops the thread;
-        # pages fetched ahead but not stored are dropped and listed again by the next invocation.
+        # there. Every way out of this block (hand-over, failure in aux or listing) stops the thread.
+        # No member page is fetched twice across continuations: on a hand-over -- during the aux, right
+        # after it, or in the listing -- the pages fetched ahead and not written are stored with the
+        # cursor after them (`PagesAhead`), and the next invocation takes them first and continues the
+        # listing there. (Prefetching only in an invocation sure to finish the aux cannot be decided
+        # up front: the aux's length depends on Miro's credits and latency.) A failure drops them.
         prefetch = ExitStack()
         aux_collected = threading.Event()  # the aux is there: the listing no longer holds back
         leaving = threading.Event()  # set before the prefetch is stopped: a held listing fetches no more
+        handing_over = False
+        member_pages: _PrefetchedPages | None = None
         try:
-            member_pages: _PrefetchedPages | None = None
             if (
                 state["phase"] == "aux"
                 and self._member_prefetch_pages > 0
                 and self._state.last_run_page(SYNC_NAME, run_id) is None
             ):
-                member_pages = prefetch.enter_context(self._prefetch_member_pages(aux_collected, leaving))
+                ahead = self._load_pages_ahead(run_id, first_page=1)
+                member_pages = prefetch.enter_context(
+                    self._prefetch_member_pages(aux_collected, leaving, ahead)
+                )
             if state["phase"] == "aux":
-                aux = self._collect_aux(run_id, bool(state.get("fullScim")), now)
+                aux = self._collect_aux(run_id, bool(state.get("fullScim")), now, deadline)
+                if aux is None:  # out of time: its progress is stored
+                    handing_over = True
+                    return result
                 aux_collected.set()
                 state["phase"] = "members"
                 self._state.save_checkpoint(SYNC_NAME, owner, state)
                 if deadline.running_low():
+                    handing_over = True
                     return result
             if aux is None:
                 aux = self._load_aux(run_id)
             if aux is None:  # expired or never completed: collect it again
-                aux = self._collect_aux(run_id, bool(state.get("fullScim")), now)
+                aux = self._collect_aux(run_id, bool(state.get("fullScim")), now, deadline)
+                if aux is None:
+                    handing_over = True
+                    return result
 
             if state["phase"] == "members":
                 complete = self._list_members(run_id, aux, started, deadline, result, pages=member_pages)
                 if not complete:
+                    handing_over = True
                     return result
                 state["phase"] = "removals"
                 self._state.save_checkpoint(SYNC_NAME, owner, state)
         finally:
             leaving.set()
             prefetch.close()
+            if handing_over and member_pages is not None:
+                self._store_pages_ahead(run_id, member_pages, now)
 
         last_page = self._state.last_run_page(SYNC_NAME, run_id)
         totals = _Totals.from_json(last_page.state["totals"]) if last_page else _Totals()
@@ -577,24 +636,39 @@ class MembersSync:
             self._log("members sync collects the aux again", {"runId": run_id, "reason": str(stale)})
             return None
 
-    def _collect_aux(self, run_id: str, full_scim: bool, now: datetime) -> _Aux:
+    def _load_aux_progress(self, run_id: str, full_scim: bool) -> AuxProgress:
+        """What earlier invocations of the run collected of the aux, or a fresh start: a progress that
+        is missing, damaged or of another format starts the aux over (its pages are fetched again)."""
+        try:
+            data = self._state.load_bytes(SYNC_NAME, run_id, AUX_PROGRESS)
+            if data is None:
+                return AuxProgress(full_scim=full_scim)
+            progress = AuxProgress.from_bytes(data, full_scim=full_scim)
+        except (zlib.error, UnusableProgressError) as unusable:  # zlib: chunks that do not fit together
+            self._log(
+                "members sync collects the aux from the start", {"runId": run_id, "reason": str(unusable)}
+            )
+            return AuxProgress(full_scim=full_scim)
+        del data  # the decoded arrays are copies: the blob goes now, not at the end of the aux
+        self._log("members sync resumes the aux", {"runId": run_id, **progress.counts()})
+        return progress
+
+    def _collect_aux(
+        self, run_id: str, full_scim: bool, now: datetime, deadline: DeadlineWatch
+    ) -> _Aux | None:
         """Fetch the independent listings concurrently: team member lists per team, board pages by
         offset and SCIM pages by startIndex once the first page tells the total. Each listing still
-        raises if it cannot be completed. Stores the result for the run's later invocations."""
+        raises if it cannot be completed. Stores the result for the run's later invocations.
+
+        None when time ran low first: no new request is started, the running ones finish (a SCIM or
+        team member listing at its next page), and what was fetched is stored ("aux-progress") for
+        the next invocation, which fetches only the rest. A failure stores it too, then raises."""
         stored = self._load_aux(run_id)
         if stored is not None:
             return stored  # collected before an interruption
-        lock = threading.Lock()
-        team_ids: list[str] = []
-        team_names: list[str] = []
-        team_roles = TeamRoles()
-        team_pairs: list[int] = []
-        board_owners: array[int] = array("q")
-        boards_total = 0
-        scim_hashes: array[int] = array("q")
-        # "id\x1fname" back to back, UTF-8 (~2.5 MB at 100k instead of ~12 MB of str)
-        scim_values = bytearray()
-        scim_ends: array[int] = array("L")
+        full_scim = full_scim and self._scim is not None
+        progress = self._load_aux_progress(run_id, full_scim)
+        stop = threading.Event()  # out of time or failed: listings of several pages stop at the next
 
         def guarded(what: str, work: Callable[[], Any]) -> Any:
             try:
@@ -602,165 +676,245 @@ class MembersSync:
             except MiroAuthError as error:
                 raise _auth_failure(error, what) from None
 
-        def team_members(number: int, team_id: str) -> None:
-            pairs = [
-                TeamIndex.pair(team_member.member_id, number, team_roles.code(team_member.role))
-                for page in self._miro.iter_team_member_pages(team_id)
-                for team_member in page.data
-            ]
-            with lock:
-                team_pairs.extend(pairs)
+        def read_organization() -> None:
+            progress.record_organization(self._miro.get_organization())
 
-        def add_boards(page: BoardsPage) -> None:
-            nonlocal boards_total
-            owners = [key_hash(board.owner.id) for board in page.data if board.owner is not None]
-            with lock:
-                boards_total += len(page.data)
-                board_owners.extend(owners)
-
-        def board_page(offset: int) -> None:
-            pages = self._miro.iter_board_pages(offset=offset, limit=_BOARD_PAGE)
+        def team_members(number: int, team_id: str, cursor: str | None) -> None:
+            pages = (
+                self._miro.iter_team_member_pages(team_id, cursor=cursor)
+                if cursor is not None
+                else self._miro.iter_team_member_pages(team_id)
+            )
             try:
-                add_boards(next(pages))
+                for page in pages:
+                    progress.record_team_members(number, page.data, page.next_cursor)
+                    if stop.is_set():
+                        return  # the rest (if any) from page.next_cursor, next invocation
+                progress.record_team_members(number, (), None)  # the listing ended: complete
             finally:
                 _close(pages)
 
-        def add_users(page: ScimListResponse) -> None:
-            users = [
-                (
-                    key_hash(user.user_name.strip().lower()),
-                    f"{user.id}{_NAME_SEPARATOR}{user.full_name or ''}".encode(),
-                )
-                for user in page.resources
-            ]
-            with lock:
-                for hashed, value in users:
-                    scim_hashes.append(hashed)
-                    scim_values.extend(value)
-                    scim_ends.append(len(scim_values))
+        def board_page(offset: int) -> None:
+            pages = self._miro.iter_board_pages(offset=offset, limit=BOARD_PAGE)
+            try:
+                progress.record_boards(offset, next(pages))
+            finally:
+                _close(pages)
 
-        def scim_pages(start_index: int, stop_index: int) -> None:
-            """The SCIM pages from start_index up to (not including) stop_index, one after another."""
+        def boards_in_order() -> None:
+            """The boards past the first page of a listing without a total, in order."""
+            offset = progress.boards_next
+            assert offset is not None
+            pages = self._miro.iter_board_pages(offset=offset, limit=BOARD_PAGE)
+            try:
+                for page in pages:
+                    offset += len(page.data)
+                    progress.record_boards_in_order(page, offset)
+                    if stop.is_set():
+                        return
+                progress.record_boards_in_order(None, None)
+            finally:
+                _close(pages)
+
+        def board_tasks() -> Iterator[_AuxTask] | None:
+            if progress.boards_next is not None:
+                return iter([("listing boards", boards_in_order)])
+            offsets = progress.board_offsets_left()
+            if not offsets:
+                return None
+            return (("listing boards", partial(board_page, offset)) for offset in offsets)
+
+        def first_boards() -> Iterator[_AuxTask] | None:
+            progress.record_first_boards(
+                _first_page(self._miro.iter_board_pages(offset=0, limit=BOARD_PAGE)), BOARD_PAGE
+            )
+            return board_tasks()
+
+        def scim_pages(number: int) -> None:
+            """SCIM range `number`: the pages from its start up to (not including) its stop, in order."""
             assert self._scim is not None
+            start_index, stop_index = progress.scim_ranges[number]
             pages = self._scim.iter_user_pages(
                 count=_SCIM_PAGE, start_index=start_index, attributes=_SCIM_ATTRIBUTES
             )
             try:
                 for page in pages:
-                    add_users(page)
                     start_index += len(page.resources)
-                    if start_index >= stop_index:
+                    progress.record_scim(number, page, start_index)
+                    if start_index >= stop_index or stop.is_set():
                         return
+                progress.record_scim(number, None, stop_index)  # fewer users than the total said
             finally:
                 _close(pages)
 
-        def first_boards() -> Iterator[tuple[str, Callable[[], Any]]] | None:
-            first = _first_page(self._miro.iter_board_pages(offset=0, limit=_BOARD_PAGE))
-            if first is None:
+        def scim_tasks() -> Iterator[_AuxTask] | None:
+            numbers = progress.scim_ranges_left()
+            if not numbers:
                 return None
-            add_boards(first)
-            if first.total is None:
-                if len(first.data) >= _BOARD_PAGE:
-                    # No total to split by: page the rest in order.
-                    for page in self._miro.iter_board_pages(offset=len(first.data), limit=_BOARD_PAGE):
-                        add_boards(page)
-                return None
-            offsets = range(len(first.data), first.total, _BOARD_PAGE)
-            return (("listing boards", partial(board_page, offset)) for offset in offsets)
+            return (("listing SCIM users", partial(scim_pages, number)) for number in numbers)
 
-        def first_scim() -> Iterator[tuple[str, Callable[[], Any]]] | None:
+        def first_scim() -> Iterator[_AuxTask] | None:
             assert self._scim is not None
             first = _first_page(
                 self._scim.iter_user_pages(count=_SCIM_PAGE, start_index=1, attributes=_SCIM_ATTRIBUTES)
             )
             if first is None:
+                progress.record_first_scim(None, ())
                 return None
-            add_users(first)
             # The rest in at most _SCIM_STREAMS runs of consecutive pages, each run fetched in order.
             starts = list(range(1 + len(first.resources), first.total_results + 1, _SCIM_PAGE))
-            if not starts:
-                return None
-            per_stream = -(-len(starts) // min(_SCIM_STREAMS, len(starts)))
-            runs = [starts[at : at + per_stream] for at in range(0, len(starts), per_stream)]
-            end = first.total_results + 1
-            bounds = [
-                (run[0], following[0] if following else end)
-                for run, following in zip(runs, [*runs[1:], []], strict=True)
-            ]
-            return (("listing SCIM users", partial(scim_pages, start, stop)) for start, stop in bounds)
+            bounds: list[tuple[int, int]] = []
+            if starts:
+                per_stream = -(-len(starts) // min(_SCIM_STREAMS, len(starts)))
+                runs = [starts[at : at + per_stream] for at in range(0, len(starts), per_stream)]
+                end = first.total_results + 1
+                bounds = [
+                    (run[0], following[0] if following else end)
+                    for run, following in zip(runs, [*runs[1:], []], strict=True)
+                ]
+            progress.record_first_scim(first, bounds)
+            return scim_tasks()
 
-        def team_tasks() -> Iterator[tuple[str, Callable[[], Any]]]:
-            # Team pages are listed here, on the thread that hands out the work, as tasks are needed.
+        def team_tasks() -> Iterator[_AuxTask]:
+            # Teams an earlier invocation listed whose member lists are not complete, then the team
+            # pages not listed yet, here, on the thread that hands out the work, as tasks are needed.
+            what = "listing teams and team members"
+            for number, cursor in progress.teams_to_finish():
+                yield what, partial(team_members, number, progress.team_ids[number], cursor)
+            if progress.teams_listed:
+                return
             try:
-                for teams_page in self._miro.iter_team_pages():
-                    for team in teams_page.data:
-                        team_ids.append(team.id)
-                        team_names.append(team.name)
-                        task = partial(team_members, len(team_ids) - 1, team.id)
-                        yield "listing teams and team members", task
+                cursor = progress.teams_cursor
+                pages = self._miro.iter_team_pages(cursor=cursor) if cursor else self._miro.iter_team_pages()
+                for teams_page in pages:
+                    numbers = progress.record_teams_page(teams_page)
+                    for number, team in zip(numbers, teams_page.data, strict=True):
+                        yield what, partial(team_members, number, team.id, None)
+                progress.record_teams_listed()
             except MiroAuthError as error:
-                raise _auth_failure(error, "listing teams and team members") from None
+                raise _auth_failure(error, what) from None
 
         # Work comes from sources (iterators of tasks), taken in turn and handed to the pool only
         # while fewer than `window` tasks are queued or running: a queued task costs ~2 KB, and
         # submitting every page up front (6,500 tasks at 100,000 members) held ~14 MB at the peak.
         # A task may return a further source (the board and SCIM pages past the first).
         window = 4 * self._fetch_workers
-        sources: deque[Iterator[tuple[str, Callable[[], Any]]]] = deque()
-        sources.append(iter([("listing boards", first_boards)]))
-        if full_scim and self._scim is not None:
-            sources.append(iter([("listing SCIM users", first_scim)]))
+        sources: deque[Iterator[_AuxTask]] = deque()
+        further: Iterator[_AuxTask] | None
+        further = iter([("listing boards", first_boards)]) if not progress.boards_first else board_tasks()
+        if further is not None:
+            sources.append(further)
+        if full_scim:
+            further = iter([("listing SCIM users", first_scim)]) if not progress.scim_first else scim_tasks()
+            if further is not None:
+                sources.append(further)
         sources.append(team_tasks())
         running: set[Future[Any]] = set()
+        failure: Exception | None = None
+
+        def stop_handing_out() -> None:
+            stop.set()
+            for future in running:
+                future.cancel()  # queued, not started: left for the next invocation
+
         with ThreadPoolExecutor(self._fetch_workers, thread_name_prefix="members-aux") as pool:
-            organization_future = pool.submit(
-                guarded, "reading the organization", self._miro.get_organization
-            )
+            if not progress.organization_read:
+                running.add(pool.submit(guarded, "reading the organization", read_organization))
             try:
                 while True:
-                    while sources and len(running) < window:
+                    while not stop.is_set() and sources and len(running) < window:
                         try:
                             what, work = next(sources[0])
                         except StopIteration:
                             sources.popleft()
                             continue
+                        except Exception as error:  # listing the teams failed
+                            sources.popleft()
+                            failure = failure or error
+                            stop_handing_out()
+                            break
                         running.add(pool.submit(guarded, what, work))
                         sources.rotate(-1)
                     if not running:
                         break
-                    done, _pending = wait(running, return_when=FIRST_COMPLETED)
+                    done, _pending = wait(running, timeout=_DEADLINE_POLL_S, return_when=FIRST_COMPLETED)
                     for future in done:
                         running.discard(future)
-                        further = future.result()  # the first failure raises
-                        if further is not None:
-                            sources.append(further)
-                organization = organization_future.result()
+                        if future.cancelled():
+                            continue
+                        try:
+                            more = future.result()
+                        except Exception as error:  # the first failure is raised once the rest stopped
+                            failure = failure or error
+                            stop_handing_out()
+                            continue
+                        if more is not None:
+                            sources.append(more)
+                    # Checked only once requests were handed out: every invocation gets somewhere.
+                    if not stop.is_set() and deadline.running_low():
+                        stop_handing_out()
             finally:
-                for future in running:  # after a failure: do not start what is still queued
+                for future in running:  # something not an Exception (the process ending): no more
                     future.cancel()
+                for source in sources:
+                    _close(source)
 
+        if failure is not None or not progress.complete():
+            if failure is None and not stop.is_set():
+                raise MembersSyncError("the teams, boards and SCIM listings ended incomplete; retry the run")
+            if failure is not None:
+                self._keep_aux_progress_after(failure, run_id, progress, now)
+                raise failure
+            if progress.changed:
+                self._state.put_bytes(SYNC_NAME, run_id, AUX_PROGRESS, progress.to_parts(), now=now)
+            self._log("members sync hands over during the aux", {"runId": run_id, **progress.counts()})
+            return None
+        return self._build_aux(run_id, progress, now)
+
+    def _keep_aux_progress_after(
+        self, failure: Exception, run_id: str, progress: AuxProgress, now: datetime
+    ) -> None:
+        """Store what the failed aux fetched, so the retry does not fetch it again; the failure is
+        what the caller raises, whether or not this works."""
+        if not progress.changed:
+            return
+        try:
+            self._state.put_bytes(SYNC_NAME, run_id, AUX_PROGRESS, progress.to_parts(), now=now)
+        except Exception as storing:
+            self._log(
+                "members sync could not keep the aux progress",
+                {"runId": run_id, "failure": repr(failure), "error": repr(storing)},
+            )
+
+    def _build_aux(self, run_id: str, progress: AuxProgress, now: datetime) -> _Aux:
+        """The aux of a complete progress, stored for the run's later invocations; the progress's
+        arrays are handed over and emptied on the way (each freed once its index is built)."""
         scim_ids = (
-            StringIndex.build_packed(scim_hashes, scim_values, scim_ends)
-            if full_scim and self._scim
+            StringIndex.build_packed(progress.scim_hashes, progress.scim_values, progress.scim_ends)
+            if progress.full_scim
             else None
         )
-        scim_hashes, scim_values, scim_ends = array("q"), bytearray(), array("L")  # free them early
+        progress.scim_hashes, progress.scim_values, progress.scim_ends = array("q"), bytearray(), array("L")
+        team_pairs = TeamIndex.join_pairs(progress.pair_keys, progress.pair_codes)
+        progress.pair_keys, progress.pair_codes = array("q"), array("l")
         aux = _Aux(
-            teams=TeamIndex.build(team_ids, team_pairs, team_names=team_names, roles=team_roles),
-            boards_owned=CountIndex.build(board_owners),
-            boards_total=boards_total,
-            full_licenses_purchased=organization.full_licenses_purchased,
+            teams=TeamIndex.build(
+                progress.team_ids, team_pairs, team_names=progress.team_names, roles=progress.team_roles
+            ),
+            boards_owned=CountIndex.build(progress.board_owners),
+            boards_total=progress.boards_total,
+            full_licenses_purchased=progress.full_licenses_purchased,
             scim_ids=scim_ids,
         )
         team_pairs.clear()
-        board_owners = array("q")
+        progress.board_owners = array("q")
         self._state.put_bytes(SYNC_NAME, run_id, "aux", aux.to_parts(), now=now)
         self._log(
             "members sync collected teams and boards",
             {
                 "runId": run_id,
-                "teams": len(team_ids),
-                "boards": boards_total,
+                "teams": len(progress.team_ids),
+                "boards": progress.boards_total,
                 "scimUsers": len(scim_ids) if scim_ids is not None else 0,
             },
         )
@@ -770,26 +924,73 @@ class MembersSync:
 
     @contextmanager
     def _prefetch_member_pages(
-        self, aux_collected: threading.Event, leaving: threading.Event
+        self, aux_collected: threading.Event, leaving: threading.Event, ahead: PagesAhead | None
     ) -> Iterator[_PrefetchedPages]:
-        """The member listing from cursor None, fetched on a background thread from now on; at most
+        """The member listing, fetched on a background thread from now on: after the pages in `ahead`
+        (stored by an earlier invocation), from cursor None without them. At most
         `member_prefetch_pages` packed pages wait. Leaving the block stops the thread."""
         headroom = self._credit_headroom
+        depth = self._member_prefetch_pages
+        buffer = _PrefetchedPages(ahead)
 
         def hold() -> bool:
-            """Wait while credits are short and the aux still needs them; False once the run leaves."""
-            while headroom is not None and not aux_collected.is_set() and not leaving.is_set():
+            """Wait while the buffer is full, or while credits are short and the aux still needs
+            them; False once the run leaves."""
+            while not leaving.is_set():
+                if buffer.buffered >= depth:
+                    leaving.wait(_HOLD_POLL_S)
+                    continue
+                if headroom is None or aux_collected.is_set():
+                    break
                 share = headroom()
                 if share is None or share >= self._listing_holdback:
                     break
                 leaving.wait(_HOLD_POLL_S)
             return not leaving.is_set()
 
-        buffer = _PrefetchedPages(hold)
-        packed = buffer.pack(partial(self._miro.iter_member_pages, limit=self._page_size, cursor=None))
-        with prefetched(packed, depth=self._member_prefetch_pages, name=PREFETCH_THREAD) as taken:
+        if buffer.ended:  # an earlier invocation fetched the listing to its end
+            yield buffer
+            return
+        open_pages = partial(self._miro.iter_member_pages, limit=self._page_size, cursor=buffer.next_cursor)
+        packed = buffer.pack(open_pages, hold)
+        with prefetched(packed, depth=depth, name=PREFETCH_THREAD) as taken:
             buffer.attach(taken)
             yield buffer
+
+    def _load_pages_ahead(self, run_id: str, *, first_page: int) -> PagesAhead | None:
+        """The member pages an earlier invocation fetched ahead and stored, from `first_page` on (None:
+        none stored, none of them left, or unreadable: the listing continues from the page records)."""
+        try:
+            data = self._state.load_bytes(SYNC_NAME, run_id, PAGES_AHEAD)
+            stored = PagesAhead.from_bytes(data) if data is not None else None
+        except (zlib.error, UnusableProgressError) as unusable:
+            self._log(
+                "members sync lists the pages fetched ahead again", {"runId": run_id, "reason": str(unusable)}
+            )
+            return None
+        return stored.from_page(first_page) if stored is not None else None
+
+    def _store_pages_ahead(self, run_id: str, pages: _PrefetchedPages, now: datetime) -> None:
+        left = pages.left()
+        if left is None:
+            return
+        self._state.put_bytes(SYNC_NAME, run_id, PAGES_AHEAD, left.to_parts(), now=now)
+        self._log(
+            "members sync keeps the pages fetched ahead",
+            {"runId": run_id, "fromPage": left.first_page, "pages": len(left.pages)},
+        )
+
+    def _listing_after(self, run_id: str, page_number: int, cursor: str | None) -> Iterator[MembersPage]:
+        """The member pages after page record `page_number` (at `cursor`): first those an earlier
+        invocation fetched ahead and stored, then Miro's, from where the stored ones end."""
+        ahead = self._load_pages_ahead(run_id, first_page=page_number + 1)
+        if ahead is not None:
+            for data in ahead.pages:
+                yield _unpack_page(data)
+            if ahead.ended:
+                return
+            cursor = ahead.cursor
+        yield from self._miro.iter_member_pages(limit=self._page_size, cursor=cursor)
 
     def _list_members(
         self,
@@ -805,6 +1006,7 @@ class MembersSync:
 
         `pages`: the listing from cursor None, already under way (`_prefetch_member_pages`); used
         only when the run has no page records, i.e. when the listing starts from cursor None.
+        Without it, pages an earlier invocation fetched ahead and stored come first.
 
         Up to `write_workers` pages are written at once (BatchGetItem, fingerprint comparison,
         batched puts / conditional updates) while the main thread fetches the next page. Page
@@ -862,9 +1064,7 @@ class MembersSync:
         ):
             previous: Future[None] | None = None
             listing: Iterator[MembersPage] = (
-                pages
-                if pages is not None
-                else self._miro.iter_member_pages(limit=self._page_size, cursor=cursor)
+                pages if pages is not None else self._listing_after(run_id, page_number, cursor)
             )
             try:
                 while True:
