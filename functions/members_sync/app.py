@@ -162,7 +162,7 @@ def _sync(
         state=adapters.state,
         page_size=settings.page_size,
         inactive_thresholds_days=settings.inactive_thresholds_days,
-        log=lambda message, fields: log.info(message, extra=dict(fields)),
+        log=log,
         credit_headroom=adapters.credit_headroom,
     )
     result = _with_short_gil_slices(

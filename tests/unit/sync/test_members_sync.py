@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,9 +20,9 @@ from miro_sync.sync.members import (
     MembersSync,
     MembersSyncError,
     MembersSyncResult,
-    _pack_page,
-    _unpack_page,
 )
+from miro_sync.sync.members_prefetch import pack_page as _pack_page
+from miro_sync.sync.members_prefetch import unpack_page as _unpack_page
 from tests.unit.sync.fakes import (
     FakeDeadline,
     FakeMembersStore,
@@ -56,6 +56,18 @@ def org(count: int) -> list[OrgMember]:
 
 
 @dataclass
+class _LogLines:
+    """A LogSink keeping (message, fields) of every line logged."""
+
+    lines: list[tuple[str, dict[str, Any]]]
+
+    def info(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None:
+        self.lines.append((str(msg), dict(extra or {})))
+
+    warning = error = exception = info
+
+
+@dataclass
 class World:
     miro: FakeMiro
     scim: FakeScim
@@ -77,7 +89,7 @@ class World:
             clock=lambda: self.clock,
             page_size=page_size,
             member_prefetch_pages=self.prefetch_pages,
-            log=lambda message, fields: self.logged.append((message, dict(fields))),
+            log=_LogLines(self.logged),
             credit_headroom=self.credit_headroom,
             fetch_workers=self.fetch_workers,
         )

@@ -34,11 +34,14 @@ from dataclasses import dataclass, field
 from miro_sync.miro.models import BoardsPage, Organization, ScimListResponse, TeamMember, TeamsPage
 from miro_sync.sync.member_index import (
     Buffer,
+    CountIndex,
+    StringIndex,
     TeamIndex,
     TeamRoles,
     key_hash,
     pack_section_parts,
     unpack_section_views,
+    unpack_sections,
 )
 
 AUX_PROGRESS = "aux-progress"  # blob kinds, run-scoped (StateStore.put_bytes / load_bytes)
@@ -353,7 +356,7 @@ def _users(page: ScimListResponse | None) -> list[tuple[int, bytes]]:
 
 @dataclass
 class PagesAhead:
-    """Member pages fetched ahead of their turn (packed, `members._pack_page`) and not yet written:
+    """Member pages fetched ahead of their turn (packed, `members_prefetch.pack_page`) and not yet written:
     kept for the next invocation instead of being fetched again. `first_page` is the number the
     first of them gets in the run's page records; the listing continues at `cursor` unless `ended`."""
 
@@ -395,3 +398,49 @@ class PagesAhead:
         if skip < 0 or skip >= len(self.pages):
             return None
         return PagesAhead(number, self.pages[skip:], self.cursor, self.ended)
+
+
+@dataclass
+class Aux:
+    """What the member records need besides the member listing, in compact form (member_index)."""
+
+    teams: TeamIndex
+    boards_owned: CountIndex
+    boards_total: int
+    full_licenses_purchased: int | None
+    # lower-cased email -> "scimId\x1fdisplayName" (an aux of an older version: "scimId"); None when
+    # SCIM was not paged this run. One index for both: one key array, names packed like the ids.
+    scim_ids: StringIndex | None
+
+    def scim_user(self, email: str) -> tuple[str | None, str | None]:
+        """(SCIM id, display name) of the user with this lower-cased email, as listed this run."""
+        if self.scim_ids is None:
+            return None, None
+        value = self.scim_ids.get(email)
+        if value is None:
+            return None, None
+        scim_id, _separator, name = value.partition(NAME_SEPARATOR)
+        return scim_id, name or None
+
+    def to_parts(self) -> list[Buffer]:
+        """The bytes of to_bytes() as buffers (views of the indexes' arrays), for put_bytes to
+        compress one by one instead of joining a copy of everything first."""
+        sections = [self.teams.to_parts(), self.boards_owned.to_parts()]
+        if self.scim_ids is not None:
+            sections.append(self.scim_ids.to_parts())
+        header = {"boardsTotal": self.boards_total, "fullLicensesPurchased": self.full_licenses_purchased}
+        return pack_section_parts(sections, header)
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self.to_parts())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Aux:
+        header, sections = unpack_sections(data)
+        return cls(
+            teams=TeamIndex.from_bytes(sections[0]),
+            boards_owned=CountIndex.from_bytes(sections[1]),
+            boards_total=int(header["boardsTotal"]),
+            full_licenses_purchased=header.get("fullLicensesPurchased"),
+            scim_ids=StringIndex.from_bytes(sections[2]) if len(sections) > 2 else None,
+        )
