@@ -19,9 +19,14 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from miro_emulator import OrgState, RunningEmulator
+    from miro_emulator.state import Member
+    from miro_sync_cli.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -244,179 +249,255 @@ def audit_sync_summary(results: list[Any], took: str) -> str:
 
 
 def _run(demo: Demo, members: int, seed: int, output_dir: Path) -> None:
-    import httpx
-
-    from miro_emulator import EmulatorConfig, start_emulator
-    from miro_sync_cli.local.servers import local_servers
-    from miro_sync_cli.local.sqs_poller import drain_queue
-    from miro_sync_cli.local.stack import LocalStack, MiroConnection
-
-    console, checks = demo.console, demo.checks
     output_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as resources:
-        console.rule("1. A Miro Enterprise org on 127.0.0.1 (the emulator)")
-        emulator = resources.enter_context(start_emulator(EmulatorConfig(members=members, seed=seed), port=0))
-        state = emulator.state
-        console.print(
-            f"org {emulator.org_id}: {members} members, {len(state.teams)} teams, "
-            f"{len(state.boards)} boards at {emulator.base_url}"
-        )
+        emulator = _start_org(demo, resources, members, seed)
         protected_admin = next(
-            m for m in state.all_members if m.role == "organization_internal_admin" and m.active
+            m for m in emulator.state.all_members if m.role == "organization_internal_admin" and m.active
         )
+        stack = _start_local_aws(demo, resources, emulator, protected_admin.email)
+        env = stack.env  # what the CLI runs with, as an operator's shell would have it
+        _members_sync(demo, stack, emulator.state, members)
+        _audit_log_sync(demo, stack)
+        _board_webhook(demo, stack, env, emulator)
+        report = _inactive_seat_report(demo, env, output_dir)
+        _offboard_leavers(demo, stack, env, emulator, report, protected_admin)
 
-        console.rule("2. Local AWS from template.yaml (DynamoDB Local, moto server)")
-        servers = resources.enter_context(local_servers())
-        stack = LocalStack(
-            servers,
-            prefix="miro-sync-demo",
-            parameter_overrides={
-                "EnableWebhook": "true",
-                "ProtectedEmails": protected_admin.email,
-                "MaxActionsPerHour": "50",
-            },
-        ).provision()
-        resources.callback(stack.teardown)
-        stack.connect_miro(
-            MiroConnection(
-                emulator.base_url, emulator.scim_url, emulator.org_id, emulator.token, emulator.scim_token
-            )
-        )
-        engine = "DynamoDB Local" if servers.uses_dynamodb_local else "moto server"
-        console.print(f"{len(stack.tables)} tables on {engine}, queue + DLQ and secrets on moto server")
-        env = stack.env
 
-        console.rule("3. Members sync (MembersSyncFunction)")
-        started = time.monotonic()
-        with demo.working(f"syncing {members:,} members, their teams and boards"):
-            results = stack.invoke("MembersSyncFunction", _event("members_sync/scheduled.json"))
-        for line in members_sync_summary(results, _seconds(started)):
-            console.print(line)
-        live_members = sum(1 for m in state.all_members if not m.deleted)
-        synced = _count_items(stack, "MembersTable")
-        checks.check(
-            "members in the table = members in Miro", f"{synced} / {live_members}", synced == live_members
-        )
+def _start_org(demo: Demo, resources: ExitStack, members: int, seed: int) -> RunningEmulator:
+    from miro_emulator import EmulatorConfig, start_emulator
 
-        console.rule("4. Audit log sync (AuditLogSyncFunction)")
-        started = time.monotonic()
-        with demo.working("reading 30 days of the org's audit logs"):
-            results = stack.invoke("AuditLogSyncFunction", _event("audit_log_sync/scheduled.json"))
-        console.print(audit_sync_summary(results, _seconds(started)))
-        checks.check(
-            "audit sync completed",
-            results[-1].get("outcome", "?") if isinstance(results[-1], dict) else results[-1],
-            isinstance(results[-1], dict) and results[-1].get("outcome") == "complete",
-        )
+    demo.console.rule("1. A Miro Enterprise org on 127.0.0.1 (the emulator)")
+    emulator = resources.enter_context(start_emulator(EmulatorConfig(members=members, seed=seed), port=0))
+    state = emulator.state
+    demo.console.print(
+        f"org {emulator.org_id}: {members} members, {len(state.teams)} teams, "
+        f"{len(state.boards)} boards at {emulator.base_url}"
+    )
+    return emulator
 
-        console.rule("5. Board webhook: a subscription and live events")
-        board = next(b for b in state.boards if not b.deleted)
-        with stack.serve_function_url("BoardWebhookFunction") as webhook:
-            console.print(f"BoardWebhookFunction's Function URL, served locally: {webhook.url}")
-            _cli(console, env, "subscribe", "create", "--board", board.id, "--webhook-url", webhook.url)
-            items = f"{emulator.base_url}/_emulator/boards/{board.id}/items"
-            created = httpx.post(items, json={"type": "sticky_note", "data": {"content": "Q4 plan"}}).json()
-            item_id = created.get("id") or created.get("item", {}).get("id")
-            httpx.patch(f"{items}/{item_id}", json={"data": {"content": "Q4 plan v2"}})
-            httpx.delete(f"{items}/{item_id}")
-            arrived = emulator.wait_for_deliveries(3, timeout_s=20)
-        stored = _count_board_events(stack, board.id)
-        console.print(
-            f"Miro delivered 3 board events (create, update, delete); {stored} stored for board {board.id}"
-        )
-        checks.check("board events delivered and stored", f"{stored} / 3", arrived and stored == 3)
 
-        console.rule("6. Inactive-seat report")
-        html = output_dir / "inactive-seats.html"
-        _cli(console, env, "report", "inactive", "--days", "90", "--format", "html", "--output", str(html))
-        report = json.loads(_cli(console, env, "report", "inactive", "--days", "90", "--format", "json"))
-        totals = report["totals"]
-        console.print(
-            f"{totals['inactiveSeats']} paid seats unused for 90+ days out of {totals['paidSeats']}: "
-            f"{report['currency']} {totals['reclaimableMonthly']:,.2f} a month reclaimable -> {html}"
-        )
-        console.print(_cli(console, env, "report", "licenses"))
-        checks.check("HTML report written", html, html.is_file() and html.stat().st_size > 1000)
+def _start_local_aws(
+    demo: Demo, resources: ExitStack, emulator: RunningEmulator, protected_email: str
+) -> LocalStack:
+    from miro_sync_cli.local.servers import local_servers
+    from miro_sync_cli.local.stack import LocalStack, MiroConnection
 
-        console.rule("7. Offboarding ten leavers")
-        leavers = [seat["email"] for seat in report["seats"] if seat["role"] == "organization_internal_user"][
-            :7
-        ]
-        guest = next(m for m in state.all_members if m.role == "organization_team_guest_user" and m.active)
-        from_hr_system = leavers.pop()
-        batch = [*leavers, guest.email, protected_admin.email]
-        _cli(console, env, "offboard", "suspend", *batch, "--reason", REASON, "--by", OPERATOR, "--yes")
-        # One more leaver owns boards: a successor takes them over (co-owner), then the leaver is
-        # suspended and signed out everywhere. The plan reads the boards from Miro with the token.
-        handed_from, successor = _leaver_with_boards_and_successor(state, exclude={*leavers, from_hr_system})
-        miro = ["--api-url", emulator.base_url, "--org-id", emulator.org_id, "--token", emulator.token]
-        _cli(
-            console,
-            env,
-            "offboard",
-            "suspend",
-            handed_from.email,
-            "--successor",
-            successor.email,
-            "--reason",
-            REASON,
-            "--by",
-            OPERATOR,
-            "--yes",
-            *miro,
+    demo.console.rule("2. Local AWS from template.yaml (DynamoDB Local, moto server)")
+    servers = resources.enter_context(local_servers())
+    stack = LocalStack(
+        servers,
+        prefix="miro-sync-demo",
+        parameter_overrides={
+            "EnableWebhook": "true",
+            "ProtectedEmails": protected_email,
+            "MaxActionsPerHour": "50",
+        },
+    ).provision()
+    resources.callback(stack.teardown)
+    stack.connect_miro(
+        MiroConnection(
+            emulator.base_url, emulator.scim_url, emulator.org_id, emulator.token, emulator.scim_token
         )
-        owned_boards = sum(1 for b in state.boards if not b.deleted and b.owner_index == handed_from.index)
-        console.print(
-            f"{len(batch)} requests enqueued, and one for {handed_from.email}: {successor.email} becomes "
-            f"co-owner of the {owned_boards} boards they own, then they are suspended and signed out"
-        )
-        leavers.append(handed_from.email)
-        # An HR system posting straight to the queue (the documented message format) sends the same
-        # message twice, as a retrying integration does: one request, one effect.
-        hr_message = {
-            "action": "suspend",
-            "email": from_hr_system,
-            "requestedBy": "hr-system@example.com",
-            "reason": REASON,
-        }
-        sqs = stack.client("sqs")
-        for _ in range(2):
-            sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(hr_message))
-        console.print(f"HR system: the same suspend message for {from_hr_system} sent twice to the queue")
-        leavers.append(from_hr_system)
-        started = time.monotonic()
-        with demo.working("OffboardingFunction working through the queue"):
-            drained = drain_queue(stack, "OffboardingFunction", stack.queue_url, timeout_s=300)
-        console.print(
-            f"queue drained in {_seconds(started)}: {drained.received} messages in {drained.batches} "
-            f"batch(es), {drained.failed} retried"
-        )
-        console.print(_requests_table(stack, [*batch, handed_from.email, from_hr_system]))
-        suspended = [email for email in leavers if not state.member_by_email(email).active]  # type: ignore[union-attr]
-        checks.check(
-            "leavers suspended in Miro", f"{len(suspended)} / {len(leavers)}", len(suspended) == len(leavers)
-        )
-        boards = [b for b in state.boards if not b.deleted and b.owner_index == handed_from.index]
-        co_owned = [b for b in boards if b.members.get(successor.index) in {"coowner", "owner"}]
-        checks.check(
-            "boards handed over to the successor",
-            f"{len(co_owned)} / {len(boards)} boards of {handed_from.email} co-owned by {successor.email}",
-            bool(boards) and len(co_owned) == len(boards),
-        )
-        checks.check(
-            "leaver signed out everywhere",
-            handed_from.email,
-            handed_from.sessions_reset_ms is not None and not handed_from.active,
-        )
-        checks.check("guest untouched (refused)", guest.email, guest.active)
-        checks.check("protected admin untouched (refused)", protected_admin.email, protected_admin.active)
-        patches = _scim_patches(emulator.stats())
-        hr_requests = _requests_for(stack, from_hr_system)
-        checks.check(
-            "duplicate message: one request, one effect",
-            f"{hr_requests} request(s); {patches} SCIM PATCH for {len(leavers)} leavers",
-            hr_requests == 1 and patches == len(leavers),
-        )
+    )
+    engine = "DynamoDB Local" if servers.uses_dynamodb_local else "moto server"
+    demo.console.print(f"{len(stack.tables)} tables on {engine}, queue + DLQ and secrets on moto server")
+    return stack
+
+
+def _members_sync(demo: Demo, stack: LocalStack, state: OrgState, members: int) -> None:
+    demo.console.rule("3. Members sync (MembersSyncFunction)")
+    started = time.monotonic()
+    with demo.working(f"syncing {members:,} members, their teams and boards"):
+        results = stack.invoke("MembersSyncFunction", _event("members_sync/scheduled.json"))
+    for line in members_sync_summary(results, _seconds(started)):
+        demo.console.print(line)
+    live_members = sum(1 for m in state.all_members if not m.deleted)
+    synced = _count_items(stack, "MembersTable")
+    demo.checks.check(
+        "members in the table = members in Miro", f"{synced} / {live_members}", synced == live_members
+    )
+
+
+def _audit_log_sync(demo: Demo, stack: LocalStack) -> None:
+    demo.console.rule("4. Audit log sync (AuditLogSyncFunction)")
+    started = time.monotonic()
+    with demo.working("reading 30 days of the org's audit logs"):
+        results = stack.invoke("AuditLogSyncFunction", _event("audit_log_sync/scheduled.json"))
+    demo.console.print(audit_sync_summary(results, _seconds(started)))
+    demo.checks.check(
+        "audit sync completed",
+        results[-1].get("outcome", "?") if isinstance(results[-1], dict) else results[-1],
+        isinstance(results[-1], dict) and results[-1].get("outcome") == "complete",
+    )
+
+
+def _board_webhook(demo: Demo, stack: LocalStack, env: dict[str, str], emulator: RunningEmulator) -> None:
+    import httpx
+
+    console = demo.console
+    console.rule("5. Board webhook: a subscription and live events")
+    board = next(b for b in emulator.state.boards if not b.deleted)
+    with stack.serve_function_url("BoardWebhookFunction") as webhook:
+        console.print(f"BoardWebhookFunction's Function URL, served locally: {webhook.url}")
+        _cli(console, env, "subscribe", "create", "--board", board.id, "--webhook-url", webhook.url)
+        items = f"{emulator.base_url}/_emulator/boards/{board.id}/items"
+        created = httpx.post(items, json={"type": "sticky_note", "data": {"content": "Q4 plan"}}).json()
+        item_id = created.get("id") or created.get("item", {}).get("id")
+        httpx.patch(f"{items}/{item_id}", json={"data": {"content": "Q4 plan v2"}})
+        httpx.delete(f"{items}/{item_id}")
+        arrived = emulator.wait_for_deliveries(3, timeout_s=20)
+    stored = _count_board_events(stack, board.id)
+    console.print(
+        f"Miro delivered 3 board events (create, update, delete); {stored} stored for board {board.id}"
+    )
+    demo.checks.check("board events delivered and stored", f"{stored} / 3", arrived and stored == 3)
+
+
+def _inactive_seat_report(demo: Demo, env: dict[str, str], output_dir: Path) -> dict[str, Any]:
+    """The report as an HTML file and as JSON (returned: the offboarding step picks its leavers from it)."""
+    console = demo.console
+    console.rule("6. Inactive-seat report")
+    html = output_dir / "inactive-seats.html"
+    _cli(console, env, "report", "inactive", "--days", "90", "--format", "html", "--output", str(html))
+    report: dict[str, Any] = json.loads(
+        _cli(console, env, "report", "inactive", "--days", "90", "--format", "json")
+    )
+    totals = report["totals"]
+    console.print(
+        f"{totals['inactiveSeats']} paid seats unused for 90+ days out of {totals['paidSeats']}: "
+        f"{report['currency']} {totals['reclaimableMonthly']:,.2f} a month reclaimable -> {html}"
+    )
+    console.print(_cli(console, env, "report", "licenses"))
+    demo.checks.check("HTML report written", html, html.is_file() and html.stat().st_size > 1000)
+    return report
+
+
+@dataclass
+class _Offboarding:
+    """Who step 7 offboards, and who it must leave alone."""
+
+    leavers: list[str]  # emails of everyone who must end up suspended
+    handed_from: Member  # the leaver whose boards a successor takes over
+    successor: Member
+    from_hr_system: str  # the leaver an HR system asks for, twice, straight on the queue
+    guest: Member  # refused: guests are not offboarded
+    protected_admin: Member  # refused: in ProtectedEmails
+
+
+def _offboard_leavers(
+    demo: Demo,
+    stack: LocalStack,
+    env: dict[str, str],
+    emulator: RunningEmulator,
+    report: dict[str, Any],
+    protected_admin: Member,
+) -> None:
+    console, state = demo.console, emulator.state
+    console.rule("7. Offboarding ten leavers")
+    leavers = [seat["email"] for seat in report["seats"] if seat["role"] == "organization_internal_user"][:7]
+    guest = next(m for m in state.all_members if m.role == "organization_team_guest_user" and m.active)
+    from_hr_system = leavers.pop()
+    batch = [*leavers, guest.email, protected_admin.email]
+    _cli(console, env, "offboard", "suspend", *batch, "--reason", REASON, "--by", OPERATOR, "--yes")
+    handed_from, successor = _suspend_with_successor(console, env, emulator, {*leavers, from_hr_system})
+    owned_boards = sum(1 for b in state.boards if not b.deleted and b.owner_index == handed_from.index)
+    console.print(
+        f"{len(batch)} requests enqueued, and one for {handed_from.email}: {successor.email} becomes "
+        f"co-owner of the {owned_boards} boards they own, then they are suspended and signed out"
+    )
+    leavers.append(handed_from.email)
+    _suspend_from_hr_system(console, stack, from_hr_system)
+    leavers.append(from_hr_system)
+    _drain_offboarding_queue(demo, stack)
+    console.print(_requests_table(stack, [*batch, handed_from.email, from_hr_system]))
+    offboarding = _Offboarding(leavers, handed_from, successor, from_hr_system, guest, protected_admin)
+    _check_offboarding(demo.checks, stack, emulator, offboarding)
+
+
+def _suspend_with_successor(
+    console: Any, env: dict[str, str], emulator: RunningEmulator, exclude: set[str]
+) -> tuple[Member, Member]:
+    """One more leaver owns boards: a successor takes them over (co-owner), then the leaver is suspended
+    and signed out everywhere. The plan reads the boards from Miro with the token."""
+    handed_from, successor = _leaver_with_boards_and_successor(emulator.state, exclude=exclude)
+    miro = ["--api-url", emulator.base_url, "--org-id", emulator.org_id, "--token", emulator.token]
+    _cli(
+        console,
+        env,
+        "offboard",
+        "suspend",
+        handed_from.email,
+        "--successor",
+        successor.email,
+        "--reason",
+        REASON,
+        "--by",
+        OPERATOR,
+        "--yes",
+        *miro,
+    )
+    return handed_from, successor
+
+
+def _suspend_from_hr_system(console: Any, stack: LocalStack, email: str) -> None:
+    """An HR system posting straight to the queue (the documented message format) sends the same
+    message twice, as a retrying integration does: one request, one effect."""
+    hr_message = {
+        "action": "suspend",
+        "email": email,
+        "requestedBy": "hr-system@example.com",
+        "reason": REASON,
+    }
+    sqs = stack.client("sqs")
+    for _ in range(2):
+        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(hr_message))
+    console.print(f"HR system: the same suspend message for {email} sent twice to the queue")
+
+
+def _drain_offboarding_queue(demo: Demo, stack: LocalStack) -> None:
+    from miro_sync_cli.local.sqs_poller import drain_queue
+
+    started = time.monotonic()
+    with demo.working("OffboardingFunction working through the queue"):
+        drained = drain_queue(stack, "OffboardingFunction", stack.queue_url, timeout_s=300)
+    demo.console.print(
+        f"queue drained in {_seconds(started)}: {drained.received} messages in {drained.batches} "
+        f"batch(es), {drained.failed} retried"
+    )
+
+
+def _check_offboarding(
+    checks: DemoChecks, stack: LocalStack, emulator: RunningEmulator, offboarding: _Offboarding
+) -> None:
+    state = emulator.state
+    leavers, handed_from, successor = offboarding.leavers, offboarding.handed_from, offboarding.successor
+    suspended = [email for email in leavers if not state.member_by_email(email).active]  # type: ignore[union-attr]
+    checks.check(
+        "leavers suspended in Miro", f"{len(suspended)} / {len(leavers)}", len(suspended) == len(leavers)
+    )
+    boards = [b for b in state.boards if not b.deleted and b.owner_index == handed_from.index]
+    co_owned = [b for b in boards if b.members.get(successor.index) in {"coowner", "owner"}]
+    checks.check(
+        "boards handed over to the successor",
+        f"{len(co_owned)} / {len(boards)} boards of {handed_from.email} co-owned by {successor.email}",
+        bool(boards) and len(co_owned) == len(boards),
+    )
+    checks.check(
+        "leaver signed out everywhere",
+        handed_from.email,
+        handed_from.sessions_reset_ms is not None and not handed_from.active,
+    )
+    checks.check("guest untouched (refused)", offboarding.guest.email, offboarding.guest.active)
+    protected_admin = offboarding.protected_admin
+    checks.check("protected admin untouched (refused)", protected_admin.email, protected_admin.active)
+    patches = _scim_patches(emulator.stats())
+    hr_requests = _requests_for(stack, offboarding.from_hr_system)
+    checks.check(
+        "duplicate message: one request, one effect",
+        f"{hr_requests} request(s); {patches} SCIM PATCH for {len(leavers)} leavers",
+        hr_requests == 1 and patches == len(leavers),
+    )
 
 
 def _leaver_with_boards_and_successor(state: Any, exclude: set[str]) -> tuple[Any, Any]:

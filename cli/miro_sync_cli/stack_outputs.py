@@ -11,7 +11,7 @@ same variables). Precedence in every command: an explicit option, then its envir
 fills both into the option), then the stack; `fill_from_stack` applies it and calls CloudFormation only
 when a value is still missing. The organization id and Miro URLs are stack *parameters*, not outputs.
 
-boto3 is imported only inside `resolve_stack` (so `miro-sync --help` stays fast); tests hand in a fake
+boto3 is imported only when `resolve_stack` runs (so `miro-sync --help` stays fast); tests hand in a fake
 client. Every failure is a `StackError` whose message is safe to print (it never holds a secret value:
 outputs hold secret ARNs, never tokens).
 """
@@ -183,72 +183,11 @@ def resolve_stack(name: str, cloudformation_client: Any = None) -> StackSettings
 
     Raises StackNotFoundError, StackAccessError (no credentials or region, access denied, unreachable)
     or StackError; a missing output is reported by `StackSettings.require`, naming it."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        CredentialRetrievalError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-        PartialCredentialsError,
-        SSOError,
-        TokenRetrievalError,
-    )
-
     stack_name = (name or "").strip()
     if not stack_name:
         raise StackError("--stack/MIRO_SYNC_STACK is empty: name the deployed stack")
-    no_credentials = (
-        NoCredentialsError,
-        PartialCredentialsError,
-        CredentialRetrievalError,
-        SSOError,
-        TokenRetrievalError,
-    )
-    client = cloudformation_client
-    region: str | None = None
-    where = ""
-    try:
-        if client is None:
-            import boto3
-
-            try:
-                client = boto3.client("cloudformation")
-            except ValueError as error:  # e.g. AWS_REGION set but empty: "Invalid endpoint"
-                raise StackAccessError(
-                    f"cannot look up stack {stack_name!r}: check AWS_REGION ({error})"
-                ) from None
-        region = getattr(getattr(client, "meta", None), "region_name", None)
-        where = f" in region {region}" if region else ""
-        response = client.describe_stacks(StackName=stack_name)
-    except NoRegionError:
-        raise StackAccessError(
-            f"cannot look up stack {stack_name!r}: no AWS region (set AWS_REGION or AWS_PROFILE)"
-        ) from None
-    except no_credentials as error:
-        raise StackAccessError(
-            f"cannot look up stack {stack_name!r}: no usable AWS credentials ({type(error).__name__}); "
-            "set AWS_PROFILE or sign in (aws sso login)"
-        ) from None
-    except EndpointConnectionError as error:
-        raise StackAccessError(
-            f"cannot reach CloudFormation to look up stack {stack_name!r}: {error}"
-        ) from None
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        message = str(error.response.get("Error", {}).get("Message", ""))
-        if code in _NOT_FOUND_CODES and "does not exist" in message:
-            raise StackNotFoundError(
-                f"stack {stack_name!r} not found{where}: check the name, the account (AWS_PROFILE) "
-                "and the region (AWS_REGION)"
-            ) from None
-        if code in _ACCESS_CODES:
-            raise StackAccessError(
-                f"cannot look up stack {stack_name!r}{where}: {code} (needs cloudformation:DescribeStacks)"
-            ) from None
-        raise StackError(f"cannot look up stack {stack_name!r}{where}: {code} {message}".rstrip()) from None
-    except BotoCoreError as error:
-        raise StackAccessError(f"cannot look up stack {stack_name!r}: {error}") from None
+    response, region = _describe_stacks(stack_name, cloudformation_client)
+    where = f" in region {region}" if region else ""
     stacks = response.get("Stacks") or []
     if not stacks:
         raise StackNotFoundError(f"stack {stack_name!r} not found{where}")
@@ -274,6 +213,80 @@ def resolve_stack(name: str, cloudformation_client: Any = None) -> StackSettings
             if "ParameterKey" in parameter
         },
     )
+
+
+def _describe_stacks(stack_name: str, client: Any) -> tuple[Any, str | None]:
+    """DescribeStacks' response for the stack and the client's region; every boto failure becomes a
+    StackError saying what to check."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        CredentialRetrievalError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        SSOError,
+        TokenRetrievalError,
+    )
+
+    no_credentials = (
+        NoCredentialsError,
+        PartialCredentialsError,
+        CredentialRetrievalError,
+        SSOError,
+        TokenRetrievalError,
+    )
+    region: str | None = None
+    where = ""
+    try:
+        if client is None:
+            client = _default_cloudformation_client(stack_name)
+        region = getattr(getattr(client, "meta", None), "region_name", None)
+        where = f" in region {region}" if region else ""
+        return client.describe_stacks(StackName=stack_name), region
+    except NoRegionError:
+        raise StackAccessError(
+            f"cannot look up stack {stack_name!r}: no AWS region (set AWS_REGION or AWS_PROFILE)"
+        ) from None
+    except no_credentials as error:
+        raise StackAccessError(
+            f"cannot look up stack {stack_name!r}: no usable AWS credentials ({type(error).__name__}); "
+            "set AWS_PROFILE or sign in (aws sso login)"
+        ) from None
+    except EndpointConnectionError as error:
+        raise StackAccessError(
+            f"cannot reach CloudFormation to look up stack {stack_name!r}: {error}"
+        ) from None
+    except ClientError as error:
+        raise _client_error(error.response, stack_name, where) from None
+    except BotoCoreError as error:
+        raise StackAccessError(f"cannot look up stack {stack_name!r}: {error}") from None
+
+
+def _default_cloudformation_client(stack_name: str) -> Any:
+    import boto3
+
+    try:
+        return boto3.client("cloudformation")
+    except ValueError as error:  # e.g. AWS_REGION set but empty: "Invalid endpoint"
+        raise StackAccessError(f"cannot look up stack {stack_name!r}: check AWS_REGION ({error})") from None
+
+
+def _client_error(response: Mapping[str, Any], stack_name: str, where: str) -> StackError:
+    """The StackError for an error CloudFormation answered DescribeStacks with."""
+    code = str(response.get("Error", {}).get("Code", ""))
+    message = str(response.get("Error", {}).get("Message", ""))
+    if code in _NOT_FOUND_CODES and "does not exist" in message:
+        return StackNotFoundError(
+            f"stack {stack_name!r} not found{where}: check the name, the account (AWS_PROFILE) "
+            "and the region (AWS_REGION)"
+        )
+    if code in _ACCESS_CODES:
+        return StackAccessError(
+            f"cannot look up stack {stack_name!r}{where}: {code} (needs cloudformation:DescribeStacks)"
+        )
+    return StackError(f"cannot look up stack {stack_name!r}{where}: {code} {message}".rstrip())
 
 
 def fill_from_stack(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from itertools import accumulate
 from math import log
 
-from miro_emulator.audit import EVENT_TYPE_INDEX, EVENT_TYPES, NO_INDEX
+from miro_emulator.audit import EVENT_TYPE_INDEX, EVENT_TYPES, NO_INDEX, AuditLog
 from miro_emulator.config import Clock, EmulatorConfig, to_ms
 from miro_emulator.state import (
     ADMIN,
@@ -190,19 +190,7 @@ def _add_members(state: OrgState, rng: random.Random, count: int, now_ms: int) -
     by_email = state.members_by_email
     by_scim_id = state.members_by_scim_id
     for index in range(count):
-        # Role: the first member is the token owner, every org has at least one admin.
-        if index == 0:
-            role = ADMIN
-        else:
-            roll = random_()
-            if roll < 0.03:
-                role = ADMIN
-            elif roll < 0.83:
-                role = INTERNAL_USER
-            elif roll < 0.93:
-                role = EXTERNAL_USER
-            else:
-                role = TEAM_GUEST
+        role = _draw_role(index, random_)
         given_at = below(given_count)
         family_at = below(family_count)
         visible = role in (ADMIN, INTERNAL_USER)
@@ -210,19 +198,7 @@ def _add_members(state: OrgState, rng: random.Random, count: int, now_ms: int) -
         # == f"{given}.{family}.{index}@{domain}".lower(): names and domains are ASCII
         email = f"{given_lower[given_at]}.{family_lower[family_at]}.{index}@{domain}"
         created_ms = now_ms - int((5 + 1495 * random_()) * DAY_MS)  # uniform(5, 1500) days ago
-        # Last activity: a few never signed in, most are recent, a long tail is not.
-        roll = random_()
-        last_activity: int | None
-        if roll < 0.06:
-            last_activity = None  # invited, never signed in
-        else:
-            if roll < 0.70:
-                days = 0 + 30 * random_()
-            elif roll < 0.82:
-                days = 30 + 60 * random_()
-            else:
-                days = 90 + 310 * random_()  # the long tail of seats nobody uses
-            last_activity = max(created_ms, now_ms - int(days * DAY_MS))
+        last_activity = _draw_last_activity(random_, created_ms, now_ms)
         active = index == 0 or random_() >= 0.05
         admin_roles = (ADMIN_ROLE_NAMES[below(admin_role_count)],) if role == ADMIN else ()
         member_id = str(MEMBER_ID_BASE + index * 7919 + below(7919))
@@ -251,6 +227,34 @@ def _add_members(state: OrgState, rng: random.Random, count: int, now_ms: int) -
     state.member_ids = sorted(by_id)
     # SCIM ids grow with the member index, so index order is SCIM id order.
     state.scim_order = [member.index for member in all_members if member.scim_id is not None]
+
+
+def _draw_role(index: int, random_: Callable[[], float]) -> str:
+    """The first member is the token owner, so every org has at least one admin; no draw for them."""
+    if index == 0:
+        return ADMIN
+    roll = random_()
+    if roll < 0.03:
+        return ADMIN
+    if roll < 0.83:
+        return INTERNAL_USER
+    if roll < 0.93:
+        return EXTERNAL_USER
+    return TEAM_GUEST
+
+
+def _draw_last_activity(random_: Callable[[], float], created_ms: int, now_ms: int) -> int | None:
+    """A few never signed in, most are recent, a long tail is not."""
+    roll = random_()
+    if roll < 0.06:
+        return None  # invited, never signed in
+    if roll < 0.70:
+        days = 0 + 30 * random_()
+    elif roll < 0.82:
+        days = 30 + 60 * random_()
+    else:
+        days = 90 + 310 * random_()  # the long tail of seats nobody uses
+    return max(created_ms, now_ms - int(days * DAY_MS))
 
 
 def _pick_license(roll: float, role: str) -> str:
@@ -377,26 +381,17 @@ def _add_audit_events(state: OrgState, rng: random.Random, count: int, now_ms: i
     in one pass straight into the columns: no sort of a million events."""
     start_ms = now_ms - AUDIT_HISTORY_DAYS * DAY_MS
     members = state.all_members
-    boards = state.boards
     actors = [m for m in members if m.last_activity_ms is not None and m.last_activity_ms > start_ms]
     if not actors or count == 0:
         return
     actors.sort(key=lambda m: (m.last_activity_ms, m.index))
-    actor_count = len(actors)
-    actor_indexes = [m.index for m in actors]
-    actor_teams = [m.primary_team for m in actors]
     sentinel = now_ms + 1  # later than every event: ends each stream without a bounds check
     sign_in_times = [m.last_activity_ms or 0 for m in actors]
     sign_in_times.append(sentinel)
-    # Other events: sorted uniform times up to the last actor's last activity, so someone is always active.
-    span = sign_in_times[actor_count - 1] - start_ms
     random_ = rng.random
-    # Exponential gaps make the running sums sorted uniform positions without sorting a million values.
-    gaps = [1.0 - random_() for _ in range(max(0, count - actor_count) + 1)]  # (0, 1]: log is finite
-    positions = list(accumulate(map(log, gaps)))  # <= 0 and decreasing
-    del gaps
-    last_position = positions.pop()
-    scale = span / last_position if last_position < 0 else 0.0
+    # Other events: sorted uniform times up to the last actor's last activity, so someone is always active.
+    span = sign_in_times[len(actors) - 1] - start_ms
+    positions, scale = _sorted_uniform_positions(random_, max(0, count - len(actors)), span)
     # Deactivated members: one deactivation event by the SCIM provisioner, inside the window.
     window = now_ms - start_ms
     deactivations = sorted(
@@ -405,70 +400,118 @@ def _add_audit_events(state: OrgState, rng: random.Random, count: int, now_ms: i
         if not member.active
     )
     deactivations.append((sentinel, NO_INDEX, NO_INDEX))
-    # Event types by ACTIVITY_WEIGHTS: a roll below the cumulative weight of a type picks it.
-    cumulative = []
-    running = 0.0
-    for _, weight in ACTIVITY_WEIGHTS:
-        running += weight
-        cumulative.append(running)
-    below_sign_in, below_failed, below_opened, below_created, _ = cumulative
-    sign_in = EVENT_TYPE_INDEX["sign_in_succeeded"]
-    sign_in_failed = EVENT_TYPE_INDEX["sign_in_failed"]
-    board_opened = EVENT_TYPE_INDEX["board_opened"]
-    board_created = EVENT_TYPE_INDEX["board_created"]
-    board_shared = EVENT_TYPE_INDEX["board_shared"]
-    deactivate = EVENT_TYPE_INDEX["user_deactivated"]
-    board_count = len(boards)
-    audit = state.audit
+    timed = _SignInsAndDeactivations(state.audit, actors, sign_in_times, deactivations)
+    _add_activity_events(state.audit, timed, random_, start_ms, positions, scale, len(state.boards))
+    timed.emit_before(sentinel)  # what is left of both
+
+
+def _sorted_uniform_positions(
+    random_: Callable[[], float], count: int, span: int
+) -> tuple[list[float], float]:
+    """`count` sorted positions (each <= 0) and the scale that turns one into an offset within `span`:
+    exponential gaps make the running sums sorted uniform positions without sorting a million values."""
+    gaps = [1.0 - random_() for _ in range(count + 1)]  # (0, 1]: log is finite
+    positions = list(accumulate(map(log, gaps)))  # <= 0 and decreasing
+    del gaps
+    last_position = positions.pop()
+    scale = span / last_position if last_position < 0 else 0.0
+    return positions, scale
+
+
+# ACTIVITY_WEIGHTS summed in order (a roll below a type's bound picks it), and the types' indexes.
+_ACTIVITY_BOUNDS = tuple(accumulate(weight for _, weight in ACTIVITY_WEIGHTS))
+_ACTIVITY_KINDS = tuple(EVENT_TYPE_INDEX[name] for name in ACTIVITY_EVENTS)
+_SIGN_IN = EVENT_TYPE_INDEX["sign_in_succeeded"]
+_DEACTIVATE = EVENT_TYPE_INDEX["user_deactivated"]
+
+
+class _SignInsAndDeactivations:
+    """Two time-ordered streams of the generated audit log, each ended by a sentinel later than every
+    event: every actor's last sign-in (at their lastActivityAt, actors in that order) and the SCIM
+    provisioner's deactivations. `next_sign_in` tells who is still active: actors[next_sign_in:] have not
+    signed in for the last time yet."""
+
+    def __init__(
+        self,
+        audit: AuditLog,
+        actors: list[Member],
+        sign_in_times: list[int],
+        deactivations: list[tuple[int, int, int]],
+    ) -> None:
+        self.audit = audit
+        self.actor_indexes = [m.index for m in actors]
+        self.actor_teams = [m.primary_team for m in actors]
+        self.sign_in_times = sign_in_times
+        self.deactivations = deactivations
+        self.next_sign_in = 0
+        self.next_deactivation = 0
+
+    def emit_before(self, limit: int) -> int:
+        """Emit the sign-ins and deactivations earlier than `limit`, in time order (a sign-in first when
+        both fall in the same millisecond); the next one's time."""
+        audit = self.audit
+        while True:
+            sign_in_time = self.sign_in_times[self.next_sign_in]
+            deactivation_time, target, team = self.deactivations[self.next_deactivation]
+            if sign_in_time <= deactivation_time:
+                if sign_in_time >= limit:
+                    return sign_in_time
+                actor = self.actor_indexes[self.next_sign_in]
+                _append_event(
+                    audit, sign_in_time, _SIGN_IN, actor, actor, self.actor_teams[self.next_sign_in]
+                )
+                self.next_sign_in += 1
+            else:
+                if deactivation_time >= limit:
+                    return deactivation_time
+                _append_event(audit, deactivation_time, _DEACTIVATE, NO_INDEX, target, team)
+                self.next_deactivation += 1
+
+
+def _append_event(audit: AuditLog, created_ms: int, kind: int, actor: int, target: int, team: int) -> None:
+    """`AuditLog.append` without its order check: the generator merges its streams in time order."""
+    audit.created_ms.append(created_ms)
+    audit.event_type.append(kind)
+    audit.actor.append(actor)
+    audit.target.append(target)
+    audit.team.append(team)
+
+
+def _add_activity_events(
+    audit: AuditLog,
+    timed: _SignInsAndDeactivations,
+    random_: Callable[[], float],
+    start_ms: int,
+    positions: list[float],
+    scale: float,
+    board_count: int,
+) -> None:
+    """The events members make themselves, one at each of `positions`, by an actor still active then,
+    with the sign-ins and deactivations due before it emitted first."""
+    sign_in, sign_in_failed, board_opened, board_created, board_shared = _ACTIVITY_KINDS
+    below_sign_in, below_failed, below_opened, below_created, total_weight = _ACTIVITY_BOUNDS
+    actor_indexes = timed.actor_indexes
+    actor_teams = timed.actor_teams
+    actor_count = len(actor_indexes)
     add_time = audit.created_ms.append
     add_kind = audit.event_type.append
     add_actor = audit.actor.append
     add_target = audit.target.append
     add_team = audit.team.append
-    next_sign_in = 0  # actors[next_sign_in:] have not signed in for the last time yet: still active
-    next_deactivation = 0
-
-    def emit_before(limit: int) -> int:
-        """Emit the sign-ins and deactivations earlier than `limit`, in time order; the next one's time."""
-        nonlocal next_sign_in, next_deactivation
-        sign_in_time = sign_in_times[next_sign_in]
-        deactivation_time, target, team = deactivations[next_deactivation]
-        while True:
-            if sign_in_time <= deactivation_time:
-                if sign_in_time >= limit:
-                    return sign_in_time
-                actor = actor_indexes[next_sign_in]
-                add_time(sign_in_time)
-                add_kind(sign_in)
-                add_actor(actor)
-                add_target(actor)
-                add_team(actor_teams[next_sign_in])
-                next_sign_in += 1
-                sign_in_time = sign_in_times[next_sign_in]
-            else:
-                if deactivation_time >= limit:
-                    return deactivation_time
-                add_time(deactivation_time)
-                add_kind(deactivate)
-                add_actor(NO_INDEX)
-                add_target(target)
-                add_team(team)
-                next_deactivation += 1
-                deactivation_time, target, team = deactivations[next_deactivation]
-
-    pending = emit_before(start_ms)
+    pending = timed.emit_before(start_ms)  # when the first sign-in or deactivation is due
     # Hot loop (a million iterations at 100k members): int(random() * n) instead of randrange, and
     # comparisons against the cumulative weights instead of a bisect, keep generation fast.
     for position_in_window in positions:
         created = start_ms + int(position_in_window * scale)
         if pending < created:
-            pending = emit_before(created)
+            pending = timed.emit_before(created)
+        next_sign_in = timed.next_sign_in
         position = next_sign_in + int(random_() * (actor_count - next_sign_in))
         actor = actor_indexes[position]
         add_time(created)
         add_actor(actor)
         add_team(actor_teams[position])
-        roll = random_() * running
+        roll = random_() * total_weight
         if roll < below_failed:
             add_kind(sign_in if roll < below_sign_in else sign_in_failed)
             add_target(actor)
@@ -479,7 +522,6 @@ def _add_audit_events(state: OrgState, rng: random.Random, count: int, now_ms: i
                 else (board_created if roll < below_created else board_shared)
             )
             add_target(int(random_() * board_count))
-    emit_before(sentinel)  # what is left of both
 
 
 def add_live_audit_events(state: OrgState, count: int, event: str | None = None) -> range:

@@ -106,23 +106,7 @@ def _selected(resource: dict[str, Any], attributes: str | None) -> dict[str, Any
     sub-attribute such as `name.givenName` keeps that part of `name`)."""
     if not attributes:
         return resource
-    wanted: dict[str, set[str] | None] = {}
-    for raw in attributes.split(","):
-        name = raw.strip()
-        if not name:
-            continue
-        if name.lower().startswith(USER_SCHEMA.lower() + ":"):
-            name = name[len(USER_SCHEMA) + 1 :]
-        top, _dot, sub = name.partition(".")
-        key = top.lower()
-        if sub:
-            if key not in wanted or wanted[key] is not None:
-                wanted.setdefault(key, set())
-                subs = wanted[key]
-                if subs is not None:
-                    subs.add(sub.lower())
-        else:
-            wanted[key] = None
+    wanted = _wanted_attributes(attributes)
     selected: dict[str, Any] = {}
     for key, value in resource.items():
         lowered = key.lower()
@@ -132,14 +116,42 @@ def _selected(resource: dict[str, Any], attributes: str | None) -> dict[str, Any
             subs = wanted[lowered]
             if subs is None:
                 selected[key] = value
-            elif isinstance(value, dict):
-                selected[key] = {k: v for k, v in value.items() if k.lower() in subs}
-            elif isinstance(value, list):
-                selected[key] = [
-                    {k: v for k, v in item.items() if k.lower() in subs} if isinstance(item, dict) else item
-                    for item in value
-                ]
+            elif isinstance(value, (dict, list)):
+                selected[key] = _sub_attributes(value, subs)
     return selected
+
+
+def _wanted_attributes(attributes: str) -> dict[str, set[str] | None]:
+    """Lower-cased attribute -> the lower-cased sub-attributes asked for, None when all of it is: asking
+    for the whole attribute wins over asking for parts of it, in either order."""
+    wanted: dict[str, set[str] | None] = {}
+    for raw in attributes.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name.lower().startswith(USER_SCHEMA.lower() + ":"):
+            name = name[len(USER_SCHEMA) + 1 :]
+        top, _dot, sub = name.partition(".")
+        key = top.lower()
+        if not sub:
+            wanted[key] = None
+        elif key not in wanted:
+            wanted[key] = {sub.lower()}
+        else:
+            subs = wanted[key]
+            if subs is not None:
+                subs.add(sub.lower())
+    return wanted
+
+
+def _sub_attributes(value: dict[str, Any] | list[Any], subs: set[str]) -> dict[str, Any] | list[Any]:
+    """The `subs` parts of a complex attribute, or of each complex value of a multi-valued one."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k.lower() in subs}
+    return [
+        {k: v for k, v in item.items() if k.lower() in subs} if isinstance(item, dict) else item
+        for item in value
+    ]
 
 
 def _attribute(member: Member, name: str) -> object:

@@ -6,7 +6,7 @@ schema: tables, queues and secrets are made from these definitions."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,36 +233,69 @@ class Template:
         if len(value) != 1:
             return {key: self.resolve(item) for key, item in value.items()}
         ((key, argument),) = value.items()
-        if key == "Ref":
-            return self._ref(str(argument))
-        if key == "Condition":
-            return self.condition_holds(str(argument))
-        if key == "Fn::GetAtt":
-            logical_id, attribute = argument if isinstance(argument, list) else str(argument).split(".", 1)
-            return self._get_att(logical_id, attribute)
-        if key == "Fn::Sub":
-            if isinstance(argument, list):
-                return self._sub(argument[0], argument[1])
-            return self._sub(argument, {})
-        if key == "Fn::If":
-            condition, if_true, if_false = argument
-            return self.resolve(if_true if self.condition_holds(condition) else if_false)
-        if key == "Fn::Join":
-            delimiter, items = argument
-            return str(delimiter).join(str(item) for item in self.resolve(items))
-        if key == "Fn::Select":
-            index, items = argument
-            return self.resolve(items)[int(self.resolve(index))]
-        if key == "Fn::Split":
-            delimiter, source = argument
-            return str(self.resolve(source)).split(delimiter)
-        if key == "Fn::Equals":
-            left, right = (self.resolve(item) for item in argument)
-            return str(left) == str(right)
-        if key == "Fn::Not":
-            return not self.resolve(argument[0])
-        if key == "Fn::And":
-            return all(self.resolve(item) for item in argument)
-        if key == "Fn::Or":
-            return any(self.resolve(item) for item in argument)
-        return {key: self.resolve(argument)}
+        intrinsic = _INTRINSICS.get(key)
+        if intrinsic is None:
+            return {key: self.resolve(argument)}
+        return intrinsic(self, argument)
+
+    # One method per intrinsic `resolve` knows, named after it; `argument` is the intrinsic's value.
+    def _fn_ref(self, argument: Any) -> Any:
+        return self._ref(str(argument))
+
+    def _fn_condition(self, argument: Any) -> bool:
+        return self.condition_holds(str(argument))
+
+    def _fn_get_att(self, argument: Any) -> str:
+        logical_id, attribute = argument if isinstance(argument, list) else str(argument).split(".", 1)
+        return self._get_att(logical_id, attribute)
+
+    def _fn_sub(self, argument: Any) -> str:
+        if isinstance(argument, list):
+            return self._sub(argument[0], argument[1])
+        return self._sub(argument, {})
+
+    def _fn_if(self, argument: Any) -> Any:
+        condition, if_true, if_false = argument
+        return self.resolve(if_true if self.condition_holds(condition) else if_false)
+
+    def _fn_join(self, argument: Any) -> str:
+        delimiter, items = argument
+        return str(delimiter).join(str(item) for item in self.resolve(items))
+
+    def _fn_select(self, argument: Any) -> Any:
+        index, items = argument
+        return self.resolve(items)[int(self.resolve(index))]
+
+    def _fn_split(self, argument: Any) -> list[str]:
+        delimiter, source = argument
+        return str(self.resolve(source)).split(delimiter)
+
+    def _fn_equals(self, argument: Any) -> bool:
+        left, right = (self.resolve(item) for item in argument)
+        return str(left) == str(right)
+
+    def _fn_not(self, argument: Any) -> bool:
+        return not self.resolve(argument[0])
+
+    def _fn_and(self, argument: Any) -> bool:
+        return all(self.resolve(item) for item in argument)
+
+    def _fn_or(self, argument: Any) -> bool:
+        return any(self.resolve(item) for item in argument)
+
+
+# The intrinsics `Template.resolve` evaluates; any other single-key mapping is resolved as plain data.
+_INTRINSICS: dict[str, Callable[[Template, Any], Any]] = {
+    "Ref": Template._fn_ref,
+    "Condition": Template._fn_condition,
+    "Fn::GetAtt": Template._fn_get_att,
+    "Fn::Sub": Template._fn_sub,
+    "Fn::If": Template._fn_if,
+    "Fn::Join": Template._fn_join,
+    "Fn::Select": Template._fn_select,
+    "Fn::Split": Template._fn_split,
+    "Fn::Equals": Template._fn_equals,
+    "Fn::Not": Template._fn_not,
+    "Fn::And": Template._fn_and,
+    "Fn::Or": Template._fn_or,
+}
