@@ -33,19 +33,7 @@ PACKAGES = (
 FUNCTIONS = "functions"
 
 KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset(
-        {
-            "miro_sync.secrets",
-            "miro_sync.miro.client",
-            "miro_sync.miro.http",
-            "miro_sync.miro.oauth",
-            "miro_sync.miro.token_info",
-        }
-    ): (
-        "miro/http.py and miro/client.py import the token providers from secrets.py, and secrets.py "
-        "imports miro/oauth.py (refresh at Miro) and miro/token_info.py (expiry parsing) inside functions; "
-        "issue #17 reported it to the layer's owner"
-    ),
+    # frozenset({module, ...}): "why it is there and who is to break it"
 }
 
 

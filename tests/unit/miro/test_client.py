@@ -19,7 +19,7 @@ from miro_sync.miro import (
     MiroUnavailable,
     format_miro_time,
 )
-from miro_sync.miro.http import RateLimitPacer
+from miro_sync.miro.pacing import RateLimitPacer
 from tests.unit.miro.fakes import FakeTime, ScriptedMiro, json_response, member, members_page
 
 BASE = "https://api.miro.test"

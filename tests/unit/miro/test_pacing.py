@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from miro_sync.miro.http import (
-    RateLimitPacer,
-    WindowPacer,
-    close_shared_http_clients,
-    reset_time,
-    retry_after_seconds,
-    shared_http_client,
-)
+from miro_sync.miro.http import close_shared_http_clients, shared_http_client
+from miro_sync.miro.pacing import RateLimitPacer, WindowPacer, reset_time, retry_after_seconds
 
 NOW = 1_700_000_000.0
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from miro_sync.miro import MiroAuthError, MiroConflict, MiroNotFound, MiroProtocolError, MiroScimClient
-from miro_sync.miro.http import WindowPacer
+from miro_sync.miro.pacing import WindowPacer
 from miro_sync.miro.scim import scim_string
 from tests.unit.miro.fakes import FakeTime, ScriptedMiro, json_response
 

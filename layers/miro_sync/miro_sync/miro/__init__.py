@@ -23,7 +23,8 @@ if TYPE_CHECKING:
         MiroRateLimited,
         MiroUnavailable,
     )
-    from miro_sync.miro.http import RateLimitPacer, RequestStats, WindowPacer, shared_http_client
+    from miro_sync.miro.http import RequestStats, shared_http_client
+    from miro_sync.miro.pacing import RateLimitPacer, WindowPacer
     from miro_sync.miro.scim import MiroScimClient
 
 # Public name -> submodule that defines it.
@@ -38,9 +39,9 @@ _EXPORTS = {
     "MiroProtocolError": "errors",
     "MiroRateLimited": "errors",
     "MiroUnavailable": "errors",
-    "RateLimitPacer": "http",
+    "RateLimitPacer": "pacing",
     "RequestStats": "http",
-    "WindowPacer": "http",
+    "WindowPacer": "pacing",
     "shared_http_client": "http",
     "MiroScimClient": "scim",
 }

@@ -1,33 +1,22 @@
 """Miro REST API v2 client: organization, members, teams, boards, audit logs, board subscriptions.
 
 Listing methods yield whole pages so callers can checkpoint the cursor between pages. Every call
-is paced from Miro's rate-limit headers and retried within bounds (see ``http.py``); a listing
+is paced from Miro's rate-limit headers (``pacing.py``) and retried within bounds (``http.py``); a listing
 that cannot be completed raises instead of returning a partial result.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
-import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
-from miro_sync.miro.deadline import InvocationDeadline
-from miro_sync.miro.errors import MiroProtocolError
-from miro_sync.miro.http import (
-    AuthHint,
-    Clock,
-    MiroHttp,
-    Pacer,
-    PageGuard,
-    RateLimitPacer,
-    RequestStats,
-    Sleep,
-)
+from miro_sync.miro.base import MiroClientBase, PageT, model_parser, no_content, page_parser
+from miro_sync.miro.errors import AuthHint, MiroProtocolError
+from miro_sync.miro.http import PageGuard
 from miro_sync.miro.models import (
     AuditPage,
     Board,
@@ -35,7 +24,6 @@ from miro_sync.miro.models import (
     BoardMember,
     BoardsPage,
     BoardSubscription,
-    CursorPage,
     MembersPage,
     Organization,
     OrgMember,
@@ -44,11 +32,14 @@ from miro_sync.miro.models import (
     TeamMembersPage,
     TeamsPage,
 )
-from miro_sync.secrets import TokenProvider, as_token_provider
+from miro_sync.miro.pacing import Pacer, RateLimitPacer
 from miro_sync.timestamps import iso_millis
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
-PageT = TypeVar("PageT", bound=CursorPage[Any])
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from miro_sync.miro.base import ClientOptions
+    from miro_sync.miro.token_provider import TokenProvider
 
 # Credit cost per call by Miro rate-limit level.
 LEVEL_1, LEVEL_2, LEVEL_3, LEVEL_4 = 50, 100, 500, 2000
@@ -78,67 +69,20 @@ def _member_list() -> TypeAdapter[list[OrgMember]]:
 format_miro_time = iso_millis
 
 
-def _model_parser(model: type[ModelT]) -> Callable[[httpx.Response], ModelT]:
-    def parse(response: httpx.Response) -> ModelT:
-        return model.model_validate_json(response.content)
-
-    return parse
-
-
-def _page_parser(model: type[PageT]) -> Callable[[httpx.Response], PageT]:
-    """Parse a cursor page and reject one whose ``size`` disagrees with its data (a truncated page)."""
-
-    def parse(response: httpx.Response) -> PageT:
-        page = model.model_validate_json(response.content)
-        if page.size is not None and page.size != len(page.data):
-            raise ValueError(f"page says size={page.size} but carries {len(page.data)} items")
-        return page
-
-    return parse
-
-
-def _no_content(response: httpx.Response) -> None:
-    return None
-
-
-class MiroRestClient:
+class MiroRestClient(MiroClientBase):
     def __init__(
-        self,
-        base_url: str,
-        token: TokenProvider | str,
-        org_id: str,
-        *,
-        http: httpx.Client | None = None,
-        pacer: Pacer | None = None,
-        max_attempts: int = 6,
-        sleep: Sleep = time.sleep,
-        clock: Clock = time.time,
-        stats: RequestStats | None = None,
-        rate_limit_jitter: float = 1.0,
-        deadline: InvocationDeadline | None = None,
+        self, base_url: str, token: TokenProvider | str, org_id: str, **options: Unpack[ClientOptions]
     ) -> None:
+        super().__init__(base_url, token, **options)
         self.org_id = org_id
-        self._http = MiroHttp(
-            base_url,
-            as_token_provider(token),
-            http=http,
-            # Without a pacer of its own a caller is a small one (offboarding lookups, the CLI): it may
-            # spend the reserve the syncs leave for exactly such callers.
-            pacer=pacer if pacer is not None else RateLimitPacer(reserve_fraction=0.0),
-            max_attempts=max_attempts,
-            sleep=sleep,
-            clock=clock,
-            stats=stats,
-            rate_limit_jitter=rate_limit_jitter,
-            deadline=deadline,
-        )
+
+    def _default_pacer(self) -> Pacer:
+        # Without a pacer of its own a caller is a small one (offboarding lookups, the CLI): it may
+        # spend the reserve the syncs leave for exactly such callers.
+        return RateLimitPacer(reserve_fraction=0.0)
 
     def __repr__(self) -> str:
         return f"MiroRestClient(base_url={self._http.base_url!r}, org_id={self.org_id!r})"
-
-    @property
-    def stats(self) -> RequestStats:
-        return self._http.stats
 
     def credit_headroom(self) -> float | None:
         """The share of the credit limit usable now (see RateLimitPacer.headroom); None if unknown."""
@@ -149,7 +93,7 @@ class MiroRestClient:
 
     def get_organization(self) -> Organization:
         return self._http.request(
-            "GET", f"/v2/orgs/{self.org_id}", _model_parser(Organization), cost=LEVEL_3, hint=_ORG_READ
+            "GET", f"/v2/orgs/{self.org_id}", model_parser(Organization), cost=LEVEL_3, hint=_ORG_READ
         )
 
     def iter_member_pages(
@@ -170,7 +114,7 @@ class MiroRestClient:
         return self._http.request(
             "GET",
             f"/v2/orgs/{self.org_id}/members/{member_id}",
-            _model_parser(OrgMember),
+            model_parser(OrgMember),
             cost=LEVEL_3,
             hint=_ORG_READ,
         )
@@ -219,7 +163,7 @@ class MiroRestClient:
         return self._http.request(
             "GET",
             f"/v2/orgs/{self.org_id}/teams/{team_id}/members/{member_id}",
-            _model_parser(TeamMember),
+            model_parser(TeamMember),
             cost=LEVEL_1,
             hint=_TEAMS_READ,
         )
@@ -229,7 +173,7 @@ class MiroRestClient:
         return self._http.request(
             "PATCH",
             f"/v2/orgs/{self.org_id}/teams/{team_id}/members/{member_id}",
-            _model_parser(TeamMember),
+            model_parser(TeamMember),
             json={"role": role},
             cost=LEVEL_2,
             hint=_TEAMS_WRITE,
@@ -239,7 +183,7 @@ class MiroRestClient:
         return self._http.request(
             "POST",
             f"/v2/orgs/{self.org_id}/teams/{team_id}/members",
-            _model_parser(TeamMember),
+            model_parser(TeamMember),
             json={"email": email, "role": role},
             cost=LEVEL_2,
             hint=_TEAMS_WRITE,
@@ -253,7 +197,7 @@ class MiroRestClient:
         self._http.request(
             "POST",
             "/v2/sessions/reset_all",
-            _no_content,
+            no_content,
             params={"email": email},
             cost=LEVEL_3,
             hint=_SESSIONS_DELETE,
@@ -273,7 +217,7 @@ class MiroRestClient:
             if team_id:
                 params["team_id"] = team_id
             page = self._http.request(
-                "GET", "/v2/boards", _model_parser(BoardsPage), params=params, cost=LEVEL_1, hint=_BOARDS_READ
+                "GET", "/v2/boards", model_parser(BoardsPage), params=params, cost=LEVEL_1, hint=_BOARDS_READ
             )
             yield page
             count = len(page.data)
@@ -301,7 +245,7 @@ class MiroRestClient:
         return self._http.request(
             "POST",
             f"/v2/boards/{board_id}/members",
-            _model_parser(BoardInvitation),
+            model_parser(BoardInvitation),
             json={"emails": emails, "role": role},
             cost=LEVEL_3,
             hint=_BOARDS_WRITE,
@@ -312,7 +256,7 @@ class MiroRestClient:
         return self._http.request(
             "GET",
             f"/v2/boards/{board_id}/members/{member_id}",
-            _model_parser(BoardMember),
+            model_parser(BoardMember),
             cost=LEVEL_1,
             hint=_BOARDS_READ,
         )
@@ -351,7 +295,7 @@ class MiroRestClient:
         return self._http.request(
             "POST",
             f"{_WEBHOOKS}/board_subscriptions",
-            _model_parser(BoardSubscription),
+            model_parser(BoardSubscription),
             json={"boardId": board_id, "callbackUrl": callback_url, "status": status},
             cost=LEVEL_2,
             hint=_BOARDS_READ,
@@ -364,7 +308,7 @@ class MiroRestClient:
         return self._http.request(
             "GET",
             f"{_WEBHOOKS}/subscriptions/{subscription_id}",
-            _model_parser(BoardSubscription),
+            model_parser(BoardSubscription),
             cost=LEVEL_2,
             hint=_BOARDS_READ,
         )
@@ -382,7 +326,7 @@ class MiroRestClient:
         return self._http.request(
             "PATCH",
             f"{_WEBHOOKS}/board_subscriptions/{subscription_id}",
-            _model_parser(BoardSubscription),
+            model_parser(BoardSubscription),
             json=body,
             cost=LEVEL_2,
             hint=_BOARDS_READ,
@@ -392,7 +336,7 @@ class MiroRestClient:
         self._http.request(
             "DELETE",
             f"{_WEBHOOKS}/subscriptions/{subscription_id}",
-            _no_content,
+            no_content,
             cost=LEVEL_2,
             hint=_BOARDS_READ,
         )
@@ -421,7 +365,7 @@ class MiroRestClient:
             if cursor:
                 page_params["cursor"] = cursor
             page = self._http.request(
-                "GET", path, _page_parser(model), params=page_params, cost=cost, hint=hint
+                "GET", path, page_parser(model), params=page_params, cost=cost, hint=hint
             )
             cursor = page.next_cursor
             guard.check(cursor, path=path)

@@ -5,7 +5,8 @@
 logs). Miro answers ``{access_token, refresh_token, expires_in, token_type, scope, user_id, team_id}``
 and invalidates the old pair: a refresh token works once.
 
-Nothing here ever puts a token, refresh token or client secret into an error message.
+Nothing here ever puts a token, refresh token or client secret into an error message. The errors live
+in ``errors.py`` (``RefreshRefusedError`` is still importable from here).
 """
 
 from __future__ import annotations
@@ -17,17 +18,12 @@ from dataclasses import dataclass
 import httpx
 from pydantic import SecretStr
 
-from miro_sync.miro.errors import MiroAuthError, MiroError, MiroProtocolError, MiroUnavailable
+from miro_sync.miro.errors import MiroError, MiroProtocolError, MiroUnavailable, RefreshRefusedError
 from miro_sync.miro.http import shared_http_client
 
 TOKEN_PATH = "/v1/oauth/token"  # nosec B105  # noqa: S105 - a URL path, not a secret
 # Transport failures where the request certainly never reached Miro (the refresh token is unspent).
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-class RefreshRefusedError(MiroAuthError):
-    """Miro refused the refresh (400/401): the refresh token was already used, expired or revoked,
-    or the client credentials are wrong."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -100,7 +96,8 @@ def refresh_access_token(
                 path=TOKEN_PATH,
             )
         return _parse(response)
-    assert last is not None
+    if last is None:  # pragma: no cover - every attempt that does not return or raise sets `last`
+        raise MiroUnavailable("Miro's token endpoint was not called", method="POST", path=TOKEN_PATH)
     raise last
 
 

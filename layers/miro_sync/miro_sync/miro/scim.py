@@ -8,24 +8,12 @@ deactivated or deleted (409 -> ``MiroConflict``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 
-import httpx
-
-from miro_sync.miro.deadline import InvocationDeadline
-from miro_sync.miro.errors import MiroNotFound, MiroProtocolError
-from miro_sync.miro.http import (
-    AuthHint,
-    Clock,
-    MiroHttp,
-    Pacer,
-    RequestStats,
-    Sleep,
-    WindowPacer,
-)
+from miro_sync.miro.base import MiroClientBase, model_parser, no_content
+from miro_sync.miro.errors import AuthHint, MiroNotFound, MiroProtocolError
 from miro_sync.miro.models import SCIM_PATCH_OP, ScimListResponse, ScimUser
-from miro_sync.secrets import TokenProvider, as_token_provider
+from miro_sync.miro.pacing import Pacer, WindowPacer
 
 _SCIM_HINT = AuthHint(scope="SCIM API token", role="Company Admin")
 # GET /Users `count`: "set to 100 by default and the maximum value allowed for this parameter is 1000"
@@ -39,52 +27,16 @@ def scim_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _parse_user(response: httpx.Response) -> ScimUser:
-    return ScimUser.model_validate_json(response.content)
+_parse_user = model_parser(ScimUser)
+_parse_list = model_parser(ScimListResponse)
 
 
-def _parse_list(response: httpx.Response) -> ScimListResponse:
-    return ScimListResponse.model_validate_json(response.content)
-
-
-def _no_content(response: httpx.Response) -> None:
-    return None
-
-
-class MiroScimClient:
-    def __init__(
-        self,
-        base_url: str,
-        token: TokenProvider | str,
-        *,
-        http: httpx.Client | None = None,
-        pacer: Pacer | None = None,
-        max_attempts: int = 6,
-        sleep: Sleep = time.sleep,
-        clock: Clock = time.time,
-        stats: RequestStats | None = None,
-        rate_limit_jitter: float = 1.0,
-        deadline: InvocationDeadline | None = None,
-    ) -> None:
-        self._http = MiroHttp(
-            base_url,
-            as_token_provider(token),
-            http=http,
-            pacer=pacer if pacer is not None else WindowPacer(),
-            max_attempts=max_attempts,
-            sleep=sleep,
-            clock=clock,
-            stats=stats,
-            rate_limit_jitter=rate_limit_jitter,
-            deadline=deadline,
-        )
+class MiroScimClient(MiroClientBase):
+    def _default_pacer(self) -> Pacer:
+        return WindowPacer()
 
     def __repr__(self) -> str:
         return f"MiroScimClient(base_url={self._http.base_url!r})"
-
-    @property
-    def stats(self) -> RequestStats:
-        return self._http.stats
 
     def find_user_by_username(self, email: str) -> ScimUser | None:
         """The SCIM user whose userName is ``email`` (case-insensitive, as SCIM compares userName)."""
@@ -142,7 +94,7 @@ class MiroScimClient:
 
     def delete_user(self, user_id: str) -> None:
         try:
-            self._http.request("DELETE", f"/Users/{user_id}", _no_content, hint=_SCIM_HINT)
+            self._http.request("DELETE", f"/Users/{user_id}", no_content, hint=_SCIM_HINT)
         except MiroNotFound:
             # Our own earlier attempt (whose answer was lost) already deleted the user.
             if self._http.may_have_applied:

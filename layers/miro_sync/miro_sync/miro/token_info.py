@@ -3,20 +3,24 @@ carries (plain token, or JSON `{"accessToken", "refreshToken", "clientId", "clie
 
 `TokenInfoRestClient` is the REST client plus `token_info()`, through the same MiroHttp machinery
 (pacing, retries, error mapping, token scrubbing). Nothing here ever returns or prints a token value
-except `TokenMaterial.access_token`, which callers hand to a client and never display.
+except `TokenMaterial.access_token`, which callers hand to a client and never display. `TokenFormatError`
+lives in `errors.py` and the expiry parser in `stored_token.py` (shared with the token providers); the
+error is still importable from here.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-import httpx
 from pydantic import Field, StrictStr
 
+from miro_sync.miro.base import model_parser
 from miro_sync.miro.client import LEVEL_1, MiroRestClient
+from miro_sync.miro.errors import TokenFormatError
 from miro_sync.miro.models import MiroModel
+from miro_sync.miro.stored_token import parse_expiry
 
 TOKEN_INFO_PATH = "/v1/oauth-token"  # nosec B105  # noqa: S105 - a path, not a token
 
@@ -45,16 +49,12 @@ class TokenInfo(MiroModel):
         return [scope for scope in needed if scope not in have]
 
 
-def _parse_token_info(response: httpx.Response) -> TokenInfo:
-    return TokenInfo.model_validate_json(response.content)
-
-
 class TokenInfoRestClient(MiroRestClient):
     """`MiroRestClient` with Miro's token information endpoint (no scope needed; invalid token: 400/401)."""
 
     def token_info(self) -> TokenInfo:
         # Miro publishes no rate-limit level for this endpoint: count it as the cheapest.
-        return self._http.request("GET", TOKEN_INFO_PATH, _parse_token_info, cost=LEVEL_1)
+        return self._http.request("GET", TOKEN_INFO_PATH, model_parser(TokenInfo), cost=LEVEL_1)
 
 
 # --- token secrets and their expiry ---------------------------------------------------------------
@@ -77,34 +77,6 @@ class TokenMaterial:
 
     def seconds_left(self, now: datetime) -> float | None:
         return None if self.expires_at is None else (self.expires_at - now).total_seconds()
-
-
-class TokenFormatError(ValueError):
-    """The stored token cannot be read (the message never quotes the value)."""
-
-
-def _parse_expiry(value: object) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise TokenFormatError("expiresAt must be a time, not true/false")
-    if isinstance(value, int | float):
-        seconds = value / 1000 if value > 100_000_000_000 else value  # epoch ms or epoch s
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            pass
-        else:
-            return _parse_expiry(number)
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise TokenFormatError("expiresAt is neither an ISO-8601 time nor epoch seconds") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    raise TokenFormatError("expiresAt must be an ISO-8601 time or epoch seconds")
 
 
 def token_material(raw: str | bytes, *, what: str = "token") -> TokenMaterial:
@@ -132,7 +104,7 @@ def token_material(raw: str | bytes, *, what: str = "token") -> TokenMaterial:
     if access is None:
         raise TokenFormatError(f"{what} is JSON without a non-empty 'accessToken'")
     refresh = body.get("refreshToken", body.get("refresh_token"))
-    expires_at = _parse_expiry(body.get("expiresAt", body.get("expires_at")))
+    expires_at = parse_expiry(body.get("expiresAt", body.get("expires_at")))
     return TokenMaterial(
         access_token=access,
         expires_at=expires_at,
