@@ -273,33 +273,45 @@ class ExpiringToken:
     def _renew(self, failed: str | None) -> None:
         refused = self._refused
         if refused is not None and refused.get_secret_value() == self._pair.refresh_token.get_secret_value():
-            # Miro already refused this pair: fail at once, re-reading the secret only now and then.
-            now = self._clock()
-            if self._store is None or now - self._refused_checked_at < self._dead_pair_reload_s():
-                raise self._refused_pair_error()
-            self._refused_checked_at = now
-            if not self._adopt_if_other(self._load()):
-                raise self._refused_pair_error()
-            self._refused = None
-            if self._clock() < self._refresh_at:
+            if self._recover_refused_pair():
                 return
         # 1. Another function may have refreshed already: use its pair.
         elif self._adopt_if_other(self._load()) and self._clock() < self._refresh_at:
             return
         # 2. Refresh at Miro with the pair we hold.
+        issued = self._refresh_or_adopt()
+        if issued is None:
+            return
+        self.refreshes += 1
+        self._store_renewed(self._pair.renewed(issued, self._clock()))
+
+    def _recover_refused_pair(self) -> bool:
+        """Miro already refused this pair: fail at once, re-reading the secret only now and then. True
+        when another function's newer pair was adopted and is still fresh."""
+        now = self._clock()
+        if self._store is None or now - self._refused_checked_at < self._dead_pair_reload_s():
+            raise self._refused_pair_error()
+        self._refused_checked_at = now
+        if not self._adopt_if_other(self._load()):
+            raise self._refused_pair_error()
+        self._refused = None
+        return self._clock() < self._refresh_at
+
+    def _refresh_or_adopt(self) -> IssuedTokens | None:
+        """Miro's new tokens; None when another function's pair was adopted instead."""
         try:
-            issued = self._refresher(self.api_url(), self._pair)
+            return self._refresher(self.api_url(), self._pair)
         except RefreshRefusedError:
             # 3. Spent by someone else a moment ago (or revoked): wait for their pair in the secret.
             for wait in self._reload_waits if self._store is not None else ():
                 self._sleep(wait)
                 if self._adopt_if_other(self._load()):
-                    return
+                    return None
             self._refused = self._pair.refresh_token
             self._refused_checked_at = self._clock()
             raise self._refused_pair_error() from None
-        self.refreshes += 1
-        renewed = self._pair.renewed(issued, self._clock())
+
+    def _store_renewed(self, renewed: TokenPair) -> None:
         if self._store is None or self._version is None:
             self._set(renewed, self._version)
             return
