@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from miro_sync.store.audit import AuditRepository, RejectedEventsRepository
 from miro_sync.store.members import MemberRecord, MembersRepository
 from miro_sync.store.state import StateRepository
 from miro_sync.sync.audit import AuditLogSync, AuditSyncConfig, AuditSyncResult
+from miro_sync.sync.audit_checkpoint import CheckpointSaver, Persist, inline_saves
 from tests.unit.audit.fakes import (
     DeferredWrites,
     FakeAuditApi,
@@ -33,6 +35,12 @@ class Harness:
     land_writes_on_exit: bool = True
     # Every write runner handed out, so a test can see that writes really were deferred.
     write_runners: list[DeferredWrites] = field(default_factory=list)
+    # Signal batches written "in the background" (deferred like the writes), one runner per invocation.
+    signal_runners: list[DeferredWrites] = field(default_factory=list)
+    # How checkpoints are saved: inline (each save at its request) unless a test hands in another
+    # saver, e.g. DeferredSaves (the background saver at its slowest); every saver handed out.
+    saves: Callable[[Persist], AbstractContextManager[CheckpointSaver]] = inline_saves
+    savers: list[Any] = field(default_factory=list)
     # Wraps the audit repository / the checkpoints of every invocation (spies and faults in tests).
     audit_wrapper: Callable[[Any], Any] = field(default=lambda adapter: adapter)
     checkpoints_wrapper: Callable[[Any], Any] = field(default=lambda adapter: adapter)
@@ -60,12 +68,24 @@ class Harness:
             config=self.config,
             clock=self.clock,
             writes=self._deferred_writes,
+            saves=self._saver,
+            signal_flushes=self._deferred_signal_flushes,
         )
 
     def _deferred_writes(self) -> DeferredWrites:
         runner = DeferredWrites(land_on_exit=self.land_writes_on_exit)
         self.write_runners.append(runner)
         return runner
+
+    def _deferred_signal_flushes(self) -> DeferredWrites:
+        runner = DeferredWrites(land_on_exit=self.land_writes_on_exit)
+        self.signal_runners.append(runner)
+        return runner
+
+    def _saver(self, persist: Persist) -> AbstractContextManager[CheckpointSaver]:
+        saver = self.saves(persist)
+        self.savers.append(saver)
+        return saver
 
     def stored_ids(self) -> list[str]:
         items: list[dict[str, Any]] = []

@@ -7,6 +7,13 @@ Miro's cursor in ascending order. After every page the checkpoint (window, curso
 saved under a lease, so a crash or a hand-over to a new invocation resumes at the page that was
 being fetched; a re-read page is harmless because events are keyed by Miro's id (see store/audit.py).
 
+Saving: the checkpoint is saved by one background thread (audit_checkpoint), off the main loop. The
+main loop asks for a save after every page and goes on; the saver always saves the newest state asked
+for (older ones it has not started are dropped: each state is a complete checkpoint). Every state
+handed to it holds only committed pages, so whichever of them is the last one saved before a crash,
+its events are stored. The main loop waits for a save only at the end of an invocation (hand-over,
+completion, failure), where the last state is saved before the lease is released.
+
 Fetching: windows are independent listings, so the next few are paged concurrently (audit_prefetch)
 and consumed strictly in order; the credit budget, not one cursor chain, bounds the run.
 
@@ -16,13 +23,19 @@ committed to the checkpoint only once its write and every earlier page's write l
 checkpoint never moves past an unwritten page.
 
 Write bound: the existence check (BatchGetItem) is only needed for events that may be stored already.
-Before a page's write is submitted, the checkpoint save that precedes it records `writeBound`, the
-newest createdAt of everything submitted so far; no write is ever submitted beyond the saved bound
-(saves are conditional on the lease, so an invocation that lost it submits nothing more). Hence an
+Before a page's write is submitted, the checkpoint state asked for just before it records `writeBound`,
+the newest createdAt of everything submitted so far, and the write (in its writer thread) waits until
+that state, or a newer one, is saved: no write ever starts beyond the saved bound (saves are
+conditional on the lease, and after a failed save no write starts at all, so an invocation that lost
+the lease writes nothing more). Hence an
 event newer than max(watermark, writeBound) cannot be stored and is written without the check. That
 covers the page that was in flight when an invocation died (its events are within writeBound, so
 they are checked again), the overlap re-read by every run (it lies before the watermark), window
 boundaries read twice and windows re-read after narrowing (within the bound of this invocation).
+
+Signals: when `max_pending_signals` actors are pending, the batch is taken and written by a
+background thread while the next pages are processed; `signalsThrough` moves to the watermark of the
+moment it was taken only once that write has finished (one batch is written at a time).
 
 Faults: an event without an id or with an unparseable createdAt is recorded as rejected (with the
 page cursor) and the run goes on; a window Miro refuses with 400 is halved (and re-read from its
@@ -43,6 +56,12 @@ from typing import Any, Protocol
 
 from miro_sync.miro.errors import MiroBadRequest
 from miro_sync.store.audit import AuditRecord, RejectedEvent, StoredEvent, canonical_time
+from miro_sync.sync.audit_checkpoint import (
+    CheckpointSaver,
+    CheckpointSaverFactory,
+    background_saves,
+    inline_saves,
+)
 from miro_sync.sync.audit_events import as_raw, parse_timestamp, to_record
 from miro_sync.sync.audit_prefetch import lookahead
 from miro_sync.sync.audit_signals import MemberSignals, SignalAggregator
@@ -152,10 +171,19 @@ class InlineWrites:
         return _Written()
 
 
+def inline_writes() -> AbstractContextManager[WriteRunner]:
+    return nullcontext(InlineWrites())
+
+
 def background_writes(workers: int = 1) -> AbstractContextManager[WriteRunner]:
     # Writes may land out of order; pages are committed in order (see _Pipeline). Leaving the block
     # waits for the writes in flight, so no thread outlives the run.
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-write")
+
+
+def background_signal_flushes() -> AbstractContextManager[WriteRunner]:
+    # One thread: one signal batch is written at a time (see audit_signals).
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-signals")
 
 
 # --- configuration and result -----------------------------------------------------------------
@@ -176,7 +204,8 @@ class AuditSyncConfig:
     prefetch_pages: int = 12
     # Windows paged concurrently (consumed in order); their cursor chains overlap, the pacer is shared.
     prefetch_windows: int = 3
-    # Write pages in background threads while the next ones are processed (False = write inline).
+    # Write pages, save checkpoints and flush signals in background threads while the next pages are
+    # processed (False = all of it inline, in the calling thread).
     write_behind: bool = True
     # Page writes in flight at once (each covered by the saved write bound before it starts).
     write_depth: int = 3
@@ -261,11 +290,28 @@ class _Run:
 
 
 @dataclass
-class _Session:
+class _Lease:
     owner: str
-    lease_ms: int
-    lease_until_ms: int
+    length_ms: int
+    until_ms: int
+
+
+@dataclass
+class _SignalFlush:
+    """A batch of signals being written; `signalsThrough` may move to `through` once it is."""
+
+    through: str | None
+    write: PendingWrite = field(default_factory=_Written)
+    written: int = 0
+
+
+@dataclass
+class _Session:
+    lease: _Lease
+    saver: CheckpointSaver
     state: dict[str, Any] = field(default_factory=dict)
+    signal_runner: WriteRunner = field(default_factory=InlineWrites)
+    signal_flush: _SignalFlush | None = None
 
 
 # A listing of the plan: (window start, window end, cursor), as in the checkpoint.
@@ -275,6 +321,11 @@ _WindowKey = tuple[str, str, str | None]
 _EVERYTHING = "9999"
 
 
+def _created_at(sk: str) -> str:
+    """The createdAt a key starts with (canonical, fixed width: keys sort as their times)."""
+    return sk.partition("#")[0]
+
+
 @dataclass
 class _PreparedPage:
     """A parsed page: what to write, and what the checkpoint says once it is written."""
@@ -282,13 +333,17 @@ class _PreparedPage:
     records: list[AuditRecord]
     new: list[AuditRecord]
     position: dict[str, Any]
+    # The newest createdAt of the page (the watermark once committed) and of its new events (the
+    # write bound its write needs); the keys of the new events.
+    newest: str | None
+    newest_new: str | None
+    new_keys: frozenset[str]
 
 
 @dataclass(frozen=True)
 class _InFlight:
     page: _PreparedPage
     write: PendingWrite
-    keys: frozenset[str]
 
 
 @dataclass
@@ -302,6 +357,8 @@ class _Pipeline:
     bound: str | None
     depth: int = 1
     in_flight: deque[_InFlight] = field(default_factory=deque)
+    # The checkpoint save that records `bound`: a write starts once it is saved (0: saved before).
+    bound_ticket: int = 0
 
     @classmethod
     def resume(cls, writes: WriteRunner, state: Mapping[str, Any], depth: int = 1) -> _Pipeline:
@@ -311,11 +368,8 @@ class _Pipeline:
         candidates = [value for value in (state.get("watermark"), state.get("writeBound")) if value]
         return cls(writes, max(candidates) if candidates else None, max(1, depth))
 
-    def may_be_stored(self, record: AuditRecord) -> bool:
-        return self.bound is not None and record.created_at_key <= self.bound
-
     def is_being_written(self, sk: str) -> bool:
-        return any(sk in entry.keys for entry in self.in_flight)
+        return any(sk in entry.page.new_keys for entry in self.in_flight)
 
 
 class AuditLogSync:
@@ -331,6 +385,8 @@ class AuditLogSync:
         config: AuditSyncConfig | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         writes: WriteRunnerFactory | None = None,
+        saves: CheckpointSaverFactory | None = None,
+        signal_flushes: WriteRunnerFactory | None = None,
     ) -> None:
         self._source = source
         self._store = store
@@ -341,12 +397,16 @@ class AuditLogSync:
         self._signals = SignalAggregator(members, workers=self._config.signal_workers)
         self._clock = clock
         self._write_depth = max(1, self._config.write_depth) if self._config.write_behind else 1
+        background = self._config.write_behind
         if writes is None:
-            if self._config.write_behind:
-                writes = partial(background_writes, self._write_depth)
-            else:
-                writes = lambda: nullcontext(InlineWrites())  # noqa: E731
+            writes = partial(background_writes, self._write_depth) if background else inline_writes
+        if saves is None:
+            saves = background_saves if background else inline_saves
+        if signal_flushes is None:
+            signal_flushes = background_signal_flushes if background else inline_writes
         self._writes = writes
+        self._saves = saves
+        self._signal_flushes = signal_flushes
 
     # --- the run ----------------------------------------------------------------------------------
 
@@ -359,20 +419,24 @@ class AuditLogSync:
         ):
             result.outcome = "busy"
             return result
-        session = _Session(owner=owner, lease_ms=lease_ms, lease_until_ms=now_ms + lease_ms)
+        lease = _Lease(owner=owner, length_ms=lease_ms, until_ms=now_ms + lease_ms)
         try:
-            stored = self._checkpoints.load_checkpoint(CHECKPOINT_NAME)
-            session.state = dict(stored.state) if stored is not None else {}
-            self._replay_signals(session, result)
-            run = self._current_run(session, result)
-            with self._writes() as writes:
-                pipe = _Pipeline.resume(writes, session.state, self._write_depth)
-                self._walk(run, session, result, deadline, pipe)
+            # Leaving this block (normally or by an error) waits until the last state is saved.
+            with self._saves(partial(self._persist, lease)) as saver:
+                session = _Session(lease=lease, saver=saver)
+                try:
+                    stored = self._checkpoints.load_checkpoint(CHECKPOINT_NAME)
+                    session.state = dict(stored.state) if stored is not None else {}
+                    self._replay_signals(session, result)
+                    run = self._current_run(session, result)
+                    with self._writes() as writes, self._signal_flushes() as signal_runner:
+                        session.signal_runner = signal_runner
+                        pipe = _Pipeline.resume(writes, session.state, self._write_depth)
+                        self._walk(run, session, result, deadline, pipe)
+                finally:
+                    self._flush_signals(session, result)
         finally:
-            try:
-                self._flush_signals(session, result)
-            finally:
-                self._checkpoints.release_lease(CHECKPOINT_NAME, owner)
+            self._checkpoints.release_lease(CHECKPOINT_NAME, owner)
         result.watermark = session.state.get("watermark")
         return result
 
@@ -516,7 +580,8 @@ class AuditLogSync:
         if rejects:
             self._rejects.record(rejects, now=self._clock())
             result.rejected += len(rejects)
-        new = self._select_new(records, pipe)
+        keys = [record.sk for record in records]  # each event's timestamp formatted once
+        new = self._select_new(records, keys, pipe)
         result.duplicates += len(records) - len(new)
         next_cursor = page.next_cursor
         if next_cursor:
@@ -527,17 +592,32 @@ class AuditLogSync:
                 min(_time(run.window_start) + self._config.window, _time(run.end))
             )
             run.cursor = None
-        return _PreparedPage(records=records, new=new, position=run.to_state())
+        return _PreparedPage(
+            records=records,
+            new=list(new.values()),
+            position=run.to_state(),
+            newest=_created_at(max(keys)) if keys else None,
+            newest_new=_created_at(max(new)) if new else None,
+            new_keys=frozenset(new),
+        )
 
-    def _select_new(self, records: Sequence[AuditRecord], pipe: _Pipeline) -> list[AuditRecord]:
-        """Each event once, minus those stored or being written; only those within the bound are looked up."""
+    def _select_new(
+        self, records: Sequence[AuditRecord], keys: Sequence[str], pipe: _Pipeline
+    ) -> dict[str, AuditRecord]:
+        """Each event once (by key), minus those stored or being written; only those within the bound
+        are looked up."""
         unique: dict[str, AuditRecord] = {}
-        for record in records:
-            if not pipe.is_being_written(record.sk):
-                unique.setdefault(record.sk, record)
-        to_check = [record for record in unique.values() if pipe.may_be_stored(record)]
-        absent = {record.sk for record in self._store.filter_new(to_check)} if to_check else set()
-        return [record for record in unique.values() if record.sk in absent or not pipe.may_be_stored(record)]
+        for sk, record in zip(keys, records, strict=True):
+            if sk not in unique and not pipe.is_being_written(sk):
+                unique[sk] = record
+        bound = pipe.bound
+        if bound is None:
+            return unique
+        to_check = [record for sk, record in unique.items() if _created_at(sk) <= bound]
+        if not to_check:
+            return unique
+        absent = {record.sk for record in self._store.filter_new(to_check)}
+        return {sk: record for sk, record in unique.items() if sk in absent or _created_at(sk) > bound}
 
     def _submit(
         self, prepared: _PreparedPage, pipe: _Pipeline, session: _Session, result: AuditSyncResult
@@ -545,24 +625,32 @@ class AuditLogSync:
         """Commit the pages whose writes landed (waiting while the pipeline is full), reserve the bound
         for this page's write, then start it."""
         self._commit_landed(pipe, session, result, keep=pipe.depth - 1)
-        if prepared.new:
-            newest_new = max(record.created_at_key for record in prepared.new)
-            if pipe.bound is None or newest_new > pipe.bound:
-                pipe.bound = newest_new
-                session.state["writeBound"] = newest_new
-        # This save both commits the previous page and reserves the bound: no write may start
-        # before a saved bound covers it.
-        self._save_or_flush(session, result)
+        raises_bound = False
+        newest_new = prepared.newest_new
+        if newest_new is not None and (pipe.bound is None or newest_new > pipe.bound):
+            pipe.bound = newest_new
+            session.state["writeBound"] = newest_new
+            raises_bound = True
+        # This save both commits the pages that landed and records the bound; the write below waits
+        # for it in its writer thread (no write may start before a saved bound covers it), the main
+        # loop goes on.
+        ticket = self._save_or_flush(session, result)
+        if raises_bound:
+            pipe.bound_ticket = ticket
         if not prepared.new:
-            pipe.in_flight.append(_InFlight(prepared, _Written(), frozenset()))
+            pipe.in_flight.append(_InFlight(prepared, _Written()))
             return
         if self._forwarder is not None:
             # Before the write: a crash in between re-publishes (at least once) instead of losing.
             self._forwarder.publish([record.raw for record in prepared.new])
             result.forwarded += len(prepared.new)
         new = prepared.new
-        write = pipe.writes.submit(lambda: self._store.put(new))
-        pipe.in_flight.append(_InFlight(prepared, write, frozenset(record.sk for record in new)))
+        write = pipe.writes.submit(partial(self._write_page, session.saver, pipe.bound_ticket, new))
+        pipe.in_flight.append(_InFlight(prepared, write))
+
+    def _write_page(self, saver: CheckpointSaver, bound_ticket: int, records: Sequence[AuditRecord]) -> None:
+        saver.wait_saved(bound_ticket)  # raises after a failed save: nothing is written then
+        self._store.put(records)
 
     def _commit_landed(
         self, pipe: _Pipeline, session: _Session, result: AuditSyncResult, *, keep: int
@@ -578,8 +666,8 @@ class AuditLogSync:
     def _commit(self, prepared: _PreparedPage, session: _Session, result: AuditSyncResult) -> None:
         result.stored += len(prepared.new)
         self._signals.add(prepared.records)
-        if prepared.records:
-            newest = max(record.created_at_key for record in prepared.records)
+        newest = prepared.newest
+        if newest is not None:
             watermark = session.state.get("watermark")
             if watermark is None or newest > watermark:
                 session.state["watermark"] = newest
@@ -590,11 +678,13 @@ class AuditLogSync:
             self._commit_landed(pipe, session, result, keep=0)
             self._save_or_flush(session, result)
 
-    def _save_or_flush(self, session: _Session, result: AuditSyncResult) -> None:
+    def _save_or_flush(self, session: _Session, result: AuditSyncResult) -> int:
+        """Ask for a checkpoint save (the ticket), first taking the signals out when enough are pending."""
+        self._collect_signal_flush(session, result, wait=False)
         if self._signals.pending >= self._config.max_pending_signals:
-            self._flush_signals(session, result)
-        else:
-            self._save(session)
+            self._start_signal_flush(session, result)
+            self._collect_signal_flush(session, result, wait=False)  # inline: already written
+        return self._save(session)
 
     def _complete(self, run: _Run, session: _Session) -> None:
         session.state["scannedUntil"] = run.end
@@ -604,12 +694,40 @@ class AuditLogSync:
     # --- derived signals --------------------------------------------------------------------------
 
     def _flush_signals(self, session: _Session, result: AuditSyncResult) -> None:
+        """Write every pending signal now (in this thread), then save."""
+        self._collect_signal_flush(session, result, wait=True)
         if self._signals.pending:
             result.signals_written += self._signals.flush()
-        watermark = session.state.get("watermark")
+        self._signals_through(session, session.state.get("watermark"))
+        self._save(session)
+
+    def _start_signal_flush(self, session: _Session, result: AuditSyncResult) -> None:
+        """Hand the pending signals to the signal runner; the watermark now covers all of them (their
+        pages are committed)."""
+        self._collect_signal_flush(session, result, wait=True)  # one batch at a time
+        batch = self._signals.take()
+        flush = _SignalFlush(through=session.state.get("watermark"))
+
+        def write_batch() -> None:
+            flush.written = self._signals.write(batch)
+
+        flush.write = session.signal_runner.submit(write_batch)
+        session.signal_flush = flush
+
+    def _collect_signal_flush(self, session: _Session, result: AuditSyncResult, *, wait: bool) -> None:
+        """Take in the batch being written once it is (waiting for it if `wait`); a failed write raises."""
+        flush = session.signal_flush
+        if flush is None or not (wait or flush.write.done()):
+            return
+        session.signal_flush = None
+        flush.write.result()
+        result.signals_written += flush.written
+        self._signals_through(session, flush.through)
+
+    @staticmethod
+    def _signals_through(session: _Session, watermark: str | None) -> None:
         if watermark and session.state.get("signalsThrough") != watermark:
             session.state["signalsThrough"] = watermark
-        self._save(session)
 
     def _replay_signals(self, session: _Session, result: AuditSyncResult) -> None:
         """After a crash, signals of events stored past `signalsThrough` were never written: redo them."""
@@ -632,12 +750,17 @@ class AuditLogSync:
 
     # --- checkpoint -------------------------------------------------------------------------------
 
-    def _save(self, session: _Session) -> None:
+    def _save(self, session: _Session) -> int:
+        """Ask for the current state to be saved (by the saver, now or soon); the ticket to wait for."""
+        return session.saver.request(session.state)
+
+    def _persist(self, lease: _Lease, state: Mapping[str, Any]) -> None:
+        """One save, in the saver's thread."""
         now_ms = _ms(self._clock())
         # Extend the lease when half of it is gone (ours already, so this cannot steal it); a lease
         # lost to another invocation makes save_checkpoint raise.
-        if session.lease_until_ms - now_ms < session.lease_ms // 2 and self._checkpoints.acquire_lease(
-            CHECKPOINT_NAME, session.owner, now_ms=now_ms, until_ms=now_ms + session.lease_ms
+        if lease.until_ms - now_ms < lease.length_ms // 2 and self._checkpoints.acquire_lease(
+            CHECKPOINT_NAME, lease.owner, now_ms=now_ms, until_ms=now_ms + lease.length_ms
         ):
-            session.lease_until_ms = now_ms + session.lease_ms
-        self._checkpoints.save_checkpoint(CHECKPOINT_NAME, session.owner, session.state)
+            lease.until_ms = now_ms + lease.length_ms
+        self._checkpoints.save_checkpoint(CHECKPOINT_NAME, lease.owner, state)

@@ -4,12 +4,17 @@ Signals are "newest wins", so they are aggregated in memory (newest per actor) a
 actor per flush instead of once per event or page: a 90-day backfill of 200,000 events touches each
 member a handful of times instead of ~100,000 updates. What has been flushed is remembered in the
 checkpoint (`signalsThrough`); after a crash the sync replays the stored events past that point.
+
+A flush is two steps, so that the sync can write one batch in the background while it goes on adding
+the next: `take` hands over what is pending (and starts a new batch), `write` writes a taken batch.
+One batch is written at a time (the email lookups it caches are not shared between threads).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -47,6 +52,17 @@ class MemberSignals(Protocol):
 ActorKey = tuple[str | None, str | None]
 
 
+@dataclass(frozen=True)
+class SignalBatch:
+    """Signals taken from the aggregator (newest per actor), not written yet."""
+
+    sign_in: dict[ActorKey, datetime]
+    activity: dict[ActorKey, datetime]
+
+    def __len__(self) -> int:
+        return len(self.sign_in) + len(self.activity)
+
+
 class SignalAggregator:
     def __init__(self, members: MemberSignals, *, workers: int = 4) -> None:
         self._members = members
@@ -73,17 +89,25 @@ class SignalAggregator:
 
     def flush(self) -> int:
         """Write every pending signal; returns how many updates changed a member."""
+        return self.write(self.take())
+
+    def take(self) -> SignalBatch:
+        """What is pending, to be written by `write`; adding starts a new batch."""
+        batch = SignalBatch(sign_in=self._sign_in, activity=self._activity)
+        self._sign_in, self._activity = {}, {}
+        return batch
+
+    def write(self, batch: SignalBatch) -> int:
+        """Write a taken batch; returns how many updates changed a member."""
         # Grouped per member: one member's updates run in order on one thread (no self-contention).
         work: dict[str, list[tuple[str, datetime]]] = {}
-        for kind, pending in (("sign_in", self._sign_in), ("activity", self._activity)):
+        for kind, pending in (("sign_in", batch.sign_in), ("activity", batch.activity)):
             for key, moment in pending.items():
                 member_id = self._resolve(key)
                 if member_id is None:
                     self.unknown_actors += 1
                     continue
                 work.setdefault(member_id, []).append((kind, moment))
-        self._sign_in.clear()
-        self._activity.clear()
         work = self._only_needed(work)
         if not work:
             return 0
