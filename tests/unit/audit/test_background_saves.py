@@ -52,6 +52,7 @@ PAGE = 10
 EVENTS = 95  # 10 pages, in one window
 # Only a deadlock guard: a save or a signal write the main loop waits for never finishes.
 GUARD_S = 30.0
+FLUSH_LIMIT_S = 0.5
 
 
 def seed(api: FakeAuditApi, count: int = EVENTS, *, actors: int = 1) -> list[str]:
@@ -114,6 +115,17 @@ class MainLoop:
             finally:
                 self.busy -= 1
 
+    def overlap_with_the_next_fetch(self, limit_s: float) -> None:
+        """Last until the main loop fetched one more page or `limit_s` passed, never failing: a main loop
+        that legitimately waits for this work (one flush in flight at most) only makes it last longer."""
+        with self._changed:
+            start = self.fetched
+            self.busy += 1
+            try:
+                self._changed.wait_for(lambda: self.fetched > start or self.stopped, limit_s)
+            finally:
+                self.busy -= 1
+
     def hold_until_stopped(self, what: str) -> None:
         with self._changed:
             if not self._changed.wait_for(lambda: self.stopped, self._guard_s):
@@ -152,14 +164,16 @@ class SlowCheckpoints:
 
 
 class SlowMembers(MemoryMembers):
-    """Members whose signal writes (their batched read first) last until the main loop moved on."""
+    """Members whose signal writes (their batched read first) last until the main loop fetched on, or
+    FLUSH_LIMIT_S: a flush may begin after the main loop already asked for the next one and waits for it
+    (one flush in flight), so holding until the next fetch could deadlock by construction."""
 
     def __init__(self, loop: MainLoop) -> None:
         super().__init__()
         self._loop = loop
 
     def get_many(self, member_ids: Any) -> Any:
-        self._loop.hold_until_it_moves_on("a signal flush")
+        self._loop.overlap_with_the_next_fetch(FLUSH_LIMIT_S)
         return super().get_many(member_ids)
 
 
@@ -275,8 +289,10 @@ def test_the_same_slow_members_with_inline_signal_flushes_hold_up_the_main_loop(
         sync_config=config(max_pending_signals=3),
         signal_flushes=inline_writes,
     )
-    with pytest.raises(AssertionError, match="a signal flush: the main loop waited"):
-        sync.run(owner="inv", deadline=NoDeadline())
+    result = sync.run(owner="inv", deadline=NoDeadline())
+    assert result.outcome == "complete"
+    # Inline, the main loop does each flush itself: it never fetches while one is in progress.
+    assert loop.fetched_while_busy == 0
 
 
 # --- (c) the checkpoint saved at hand-over, at the end and at a failure is the last one ---------------

@@ -154,7 +154,8 @@ class SignalAggregator:
         member_id, email = key
         if member_id:
             return member_id
-        assert email is not None
+        if email is None:  # an actor with neither id nor email names nobody
+            return None
         if email not in self._email_to_id:
             member = self._members.find_by_email(email)
             self._email_to_id[email] = member.member_id if member is not None else None
