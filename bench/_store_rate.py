@@ -17,11 +17,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from miro_sync_cli.local.servers import LOCAL_CREDENTIALS
+
 ITEM_PAYLOAD_BYTES = 400  # about a member item (email, name, role, license, teams, timestamps)
 BATCH = 25
-# The local stack's credentials (miro_sync_cli.local.servers.LOCAL_CREDENTIALS): DynamoDB Local keeps one
-# database per access key, and `like_table` must be found in the stack's.
-LOCAL_KEY = "local"
+# The local stack's own placeholder credentials: DynamoDB Local keeps one database per access key, and
+# `like_table` must be found in the stack's.
+_LOCAL_STACK_CREDENTIALS = {
+    "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+    "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+}
 
 
 def ideal_batch_write_rate(
@@ -39,8 +44,7 @@ def ideal_batch_write_rate(
         "dynamodb",
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id=LOCAL_KEY,
-        aws_secret_access_key=LOCAL_KEY,
+        **_LOCAL_STACK_CREDENTIALS,
     )
     table = f"bench-store-rate-{uuid.uuid4().hex[:8]}"
     make_item = _copies_of(client, like_table) if like_table else _payload_items()
@@ -78,8 +82,7 @@ def ideal_batch_write_rate(
                 "dynamodb",
                 endpoint_url=endpoint_url,
                 region_name=region,
-                aws_access_key_id=LOCAL_KEY,
-                aws_secret_access_key=LOCAL_KEY,
+                **_LOCAL_STACK_CREDENTIALS,
             )
             for start in range(0, per_thread, BATCH):
                 batch = [
