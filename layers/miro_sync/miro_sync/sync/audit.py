@@ -41,30 +41,69 @@ Faults: an event without an id or with an unparseable createdAt is recorded as r
 page cursor) and the run goes on; a window Miro refuses with 400 is halved (and re-read from its
 start), never skipped; anything else (auth, persistent 5xx/429, DynamoDB) stops the run with the
 checkpoint where it was. The watermark only moves to events that are stored.
+
+Layout: the ports and write runners are in audit_ports, the configuration, result and run state
+(checkpointed position, lease, write pipeline) in audit_state; this module is the run itself.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from miro_sync.miro.errors import MiroBadRequest
-from miro_sync.store.audit import AuditRecord, RejectedEvent, StoredEvent, canonical_time
+from miro_sync.store.audit import AuditRecord, RejectedEvent, canonical_time
 from miro_sync.sync.audit_checkpoint import (
     CheckpointSaver,
     CheckpointSaverFactory,
     background_saves,
     inline_saves,
 )
-from miro_sync.sync.audit_events import as_raw, parse_timestamp, to_record
+from miro_sync.sync.audit_events import as_raw, to_record
+from miro_sync.sync.audit_ports import (
+    AuditPageLike,
+    AuditSource,
+    AuditStore,
+    Checkpoints,
+    DeadlineLike,
+    Forwarder,
+    RejectLog,
+    WriteRunnerFactory,
+    Written,
+    background_signal_flushes,
+    background_writes,
+    inline_writes,
+)
 from miro_sync.sync.audit_prefetch import lookahead
 from miro_sync.sync.audit_signals import MemberSignals, SignalAggregator
+from miro_sync.sync.audit_state import (
+    AuditSyncConfig,
+    AuditSyncResult,
+    AuditWindowRefused,
+    InFlight,
+    Lease,
+    PreparedPage,
+    RunPosition,
+    Session,
+    SignalFlush,
+    WindowKey,
+    WritePipeline,
+    checkpoint_time,
+    created_at_of,
+    epoch_ms,
+)
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "AuditLogSync",
+    "AuditSyncConfig",
+    "AuditSyncResult",
+    "AuditWindowRefused",
+    "inline_writes",
+]
 
 CHECKPOINT_NAME = "audit"
 MIRO_RETENTION = timedelta(days=90)
@@ -75,301 +114,6 @@ MIN_WINDOW = timedelta(seconds=1)
 # Ask for events from 1 ms before each window: whether Miro's createdAfter is inclusive or
 # exclusive, an event exactly at a window boundary is fetched (twice at worst; stored once).
 BOUNDARY_SLACK = timedelta(milliseconds=1)
-
-
-# --- ports ------------------------------------------------------------------------------------
-
-
-class AuditPageLike(Protocol):
-    @property
-    def data(self) -> Sequence[Any]: ...
-
-    @property
-    def next_cursor(self) -> str | None: ...
-
-
-class AuditSource(Protocol):
-    """`MiroRestClient.iter_audit_pages`."""
-
-    def iter_audit_pages(
-        self,
-        created_after: datetime,
-        created_before: datetime,
-        cursor: str | None = None,
-        limit: int = 100,
-        sorting: str = "ASC",
-    ) -> Iterator[AuditPageLike]: ...
-
-
-class AuditStore(Protocol):
-    def filter_new(self, records: Sequence[AuditRecord]) -> list[AuditRecord]: ...
-
-    def put(self, records: Sequence[AuditRecord]) -> None: ...
-
-    def query_time_range(self, start: datetime, end: datetime) -> Iterator[StoredEvent]: ...
-
-
-class RejectLog(Protocol):
-    def record(self, rejects: Sequence[RejectedEvent], *, now: datetime) -> None: ...
-
-
-class CheckpointLike(Protocol):
-    @property
-    def state(self) -> dict[str, Any]: ...
-
-
-class Checkpoints(Protocol):
-    """The part of `StateRepository` used here."""
-
-    def load_checkpoint(self, name: str) -> CheckpointLike | None: ...
-
-    def acquire_lease(self, name: str, owner: str, *, now_ms: int, until_ms: int) -> bool: ...
-
-    def save_checkpoint(self, name: str, owner: str, state: Mapping[str, Any]) -> None: ...
-
-    def release_lease(self, name: str, owner: str) -> None: ...
-
-
-class Forwarder(Protocol):
-    def publish(self, events: Sequence[Mapping[str, Any]]) -> None: ...
-
-
-class DeadlineLike(Protocol):
-    def running_low(self) -> bool: ...
-
-
-class PendingWrite(Protocol):
-    def result(self) -> object: ...
-
-    def done(self) -> bool: ...
-
-
-class WriteRunner(Protocol):
-    """Runs page writes in the background (`ThreadPoolExecutor`); they may land in any order."""
-
-    def submit(self, fn: Callable[[], object], /) -> PendingWrite: ...
-
-
-WriteRunnerFactory = Callable[[], AbstractContextManager[WriteRunner]]
-
-
-class _Written:
-    """A write that already happened (or had nothing to write)."""
-
-    def result(self) -> object:
-        return None
-
-    def done(self) -> bool:
-        return True
-
-
-class InlineWrites:
-    """Each write runs at submit, in the calling thread (no write-behind)."""
-
-    def submit(self, fn: Callable[[], object], /) -> PendingWrite:
-        fn()
-        return _Written()
-
-
-def inline_writes() -> AbstractContextManager[WriteRunner]:
-    return nullcontext(InlineWrites())
-
-
-def background_writes(workers: int = 1) -> AbstractContextManager[WriteRunner]:
-    # Writes may land out of order; pages are committed in order (see _Pipeline). Leaving the block
-    # waits for the writes in flight, so no thread outlives the run.
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-write")
-
-
-def background_signal_flushes() -> AbstractContextManager[WriteRunner]:
-    # One thread: one signal batch is written at a time (see audit_signals).
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-signals")
-
-
-# --- configuration and result -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditSyncConfig:
-    backfill_days: int = 90
-    overlap: timedelta = timedelta(minutes=10)
-    window: timedelta = timedelta(hours=24)
-    page_size: int = 100
-    # Flush derived signals at least this often (pending actors), besides the end of each invocation.
-    max_pending_signals: int = 20_000
-    # Threads writing member signals (1 = in the calling thread).
-    signal_workers: int = 4
-    # Pages fetched ahead per window by background threads while the current one is written
-    # (0 = none: fetch in the calling thread, one window at a time).
-    prefetch_pages: int = 12
-    # Windows paged concurrently (consumed in order); their cursor chains overlap, the pacer is shared.
-    prefetch_windows: int = 3
-    # Write pages, save checkpoints and flush signals in background threads while the next pages are
-    # processed (False = all of it inline, in the calling thread).
-    write_behind: bool = True
-    # Page writes in flight at once (each covered by the saved write bound before it starts).
-    write_depth: int = 3
-
-
-@dataclass
-class AuditSyncResult:
-    outcome: str = "complete"  # complete | continue | busy
-    pages: int = 0
-    events_seen: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    forwarded: int = 0
-    signals_written: int = 0
-    signals_replayed: int = 0
-    windows_narrowed: int = 0
-    retention_clamps: int = 0
-    watermark: str | None = None
-    run_start: str | None = None
-    run_end: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def counters(self) -> dict[str, float]:
-        return {
-            "AuditPages": self.pages,
-            "AuditEventsSeen": self.events_seen,
-            "AuditEventsStored": self.stored,
-            "AuditDuplicates": self.duplicates,
-            "AuditRejected": self.rejected,
-            "AuditForwarded": self.forwarded,
-            "AuditSignalsWritten": self.signals_written,
-            "AuditWindowsNarrowed": self.windows_narrowed,
-        }
-
-
-class AuditWindowRefused(RuntimeError):  # noqa: N818 - reads as what happened
-    """Miro refused a window that cannot be narrowed further; the checkpoint stays before it."""
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _time(value: str) -> datetime:
-    moment = parse_timestamp(value)
-    if moment is None:  # only our own canonical strings are parsed here
-        raise ValueError(f"bad checkpoint timestamp {value!r}")
-    return moment
-
-
-@dataclass
-class _Run:
-    """The in-progress run as stored in the checkpoint."""
-
-    start: str
-    end: str
-    window_start: str
-    window_end: str
-    cursor: str | None = None
-
-    @classmethod
-    def from_state(cls, data: Mapping[str, Any]) -> _Run:
-        return cls(
-            start=data["start"],
-            end=data["end"],
-            window_start=data["windowStart"],
-            window_end=data["windowEnd"],
-            cursor=data.get("cursor") or None,
-        )
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "start": self.start,
-            "end": self.end,
-            "windowStart": self.window_start,
-            "windowEnd": self.window_end,
-            "cursor": self.cursor,
-        }
-
-
-@dataclass
-class _Lease:
-    owner: str
-    length_ms: int
-    until_ms: int
-
-
-@dataclass
-class _SignalFlush:
-    """A batch of signals being written; `signalsThrough` may move to `through` once it is."""
-
-    through: str | None
-    write: PendingWrite = field(default_factory=_Written)
-    written: int = 0
-
-
-@dataclass
-class _Session:
-    lease: _Lease
-    saver: CheckpointSaver
-    state: dict[str, Any] = field(default_factory=dict)
-    signal_runner: WriteRunner = field(default_factory=InlineWrites)
-    signal_flush: _SignalFlush | None = None
-
-
-# A listing of the plan: (window start, window end, cursor), as in the checkpoint.
-_WindowKey = tuple[str, str, str | None]
-
-# Larger than any canonical timestamp: "every event may be stored".
-_EVERYTHING = "9999"
-
-
-def _created_at(sk: str) -> str:
-    """The createdAt a key starts with (canonical, fixed width: keys sort as their times)."""
-    return sk.partition("#")[0]
-
-
-@dataclass
-class _PreparedPage:
-    """A parsed page: what to write, and what the checkpoint says once it is written."""
-
-    records: list[AuditRecord]
-    new: list[AuditRecord]
-    position: dict[str, Any]
-    # The newest createdAt of the page (the watermark once committed) and of its new events (the
-    # write bound its write needs); the keys of the new events.
-    newest: str | None
-    newest_new: str | None
-    new_keys: frozenset[str]
-
-
-@dataclass(frozen=True)
-class _InFlight:
-    page: _PreparedPage
-    write: PendingWrite
-
-
-@dataclass
-class _Pipeline:
-    """Page writes in flight, oldest first. Writes may land in any order; pages are committed (their
-    position, watermark and signals taken into the checkpoint) strictly in order, each once every
-    write up to it landed."""
-
-    writes: WriteRunner
-    # Events newer than this cannot be stored (see the module docstring); None: nothing ever written.
-    bound: str | None
-    depth: int = 1
-    in_flight: deque[_InFlight] = field(default_factory=deque)
-    # The checkpoint save that records `bound`: a write starts once it is saved (0: saved before).
-    bound_ticket: int = 0
-
-    @classmethod
-    def resume(cls, writes: WriteRunner, state: Mapping[str, Any], depth: int = 1) -> _Pipeline:
-        if state.get("run") and "writeBound" not in state:
-            # A run checkpointed before write bounds existed: anything may have been written.
-            return cls(writes, _EVERYTHING, max(1, depth))
-        candidates = [value for value in (state.get("watermark"), state.get("writeBound")) if value]
-        return cls(writes, max(candidates) if candidates else None, max(1, depth))
-
-    def is_being_written(self, sk: str) -> bool:
-        return any(sk in entry.page.new_keys for entry in self.in_flight)
 
 
 class AuditLogSync:
@@ -413,17 +157,17 @@ class AuditLogSync:
     def run(self, *, owner: str, deadline: DeadlineLike, lease_ms: int = 20 * 60_000) -> AuditSyncResult:
         """Sync until done or until `deadline` runs low (outcome "continue": call again to resume)."""
         result = AuditSyncResult()
-        now_ms = _ms(self._clock())
+        now_ms = epoch_ms(self._clock())
         if not self._checkpoints.acquire_lease(
             CHECKPOINT_NAME, owner, now_ms=now_ms, until_ms=now_ms + lease_ms
         ):
             result.outcome = "busy"
             return result
-        lease = _Lease(owner=owner, length_ms=lease_ms, until_ms=now_ms + lease_ms)
+        lease = Lease(owner=owner, length_ms=lease_ms, until_ms=now_ms + lease_ms)
         try:
             # Leaving this block (normally or by an error) waits until the last state is saved.
             with self._saves(partial(self._persist, lease)) as saver:
-                session = _Session(lease=lease, saver=saver)
+                session = Session(lease=lease, saver=saver)
                 try:
                     stored = self._checkpoints.load_checkpoint(CHECKPOINT_NAME)
                     session.state = dict(stored.state) if stored is not None else {}
@@ -431,7 +175,7 @@ class AuditLogSync:
                     run = self._current_run(session, result)
                     with self._writes() as writes, self._signal_flushes() as signal_runner:
                         session.signal_runner = signal_runner
-                        pipe = _Pipeline.resume(writes, session.state, self._write_depth)
+                        pipe = WritePipeline.resume(writes, session.state, self._write_depth)
                         self._walk(run, session, result, deadline, pipe)
                 finally:
                     self._flush_signals(session, result)
@@ -440,21 +184,21 @@ class AuditLogSync:
         result.watermark = session.state.get("watermark")
         return result
 
-    def _current_run(self, session: _Session, result: AuditSyncResult) -> _Run:
+    def _current_run(self, session: Session, result: AuditSyncResult) -> RunPosition:
         existing = session.state.get("run")
         if existing:
-            run = _Run.from_state(existing)
+            run = RunPosition.from_state(existing)
         else:
             now = self._clock()
             earliest = now - MIRO_RETENTION + RETENTION_MARGIN
             watermark = session.state.get("watermark") or session.state.get("scannedUntil")
             if watermark:
-                start = _time(watermark) - self._config.overlap
+                start = checkpoint_time(watermark) - self._config.overlap
             else:
                 start = now - timedelta(days=self._config.backfill_days)
             start = max(start, earliest)
             window_end = min(start + self._config.window, now)
-            run = _Run(
+            run = RunPosition(
                 start=canonical_time(start),
                 end=canonical_time(now),
                 window_start=canonical_time(start),
@@ -472,7 +216,12 @@ class AuditLogSync:
         return run
 
     def _walk(
-        self, run: _Run, session: _Session, result: AuditSyncResult, deadline: DeadlineLike, pipe: _Pipeline
+        self,
+        run: RunPosition,
+        session: Session,
+        result: AuditSyncResult,
+        deadline: DeadlineLike,
+        pipe: WritePipeline,
     ) -> None:
         while True:
             if run.window_start >= run.end:
@@ -500,28 +249,32 @@ class AuditLogSync:
                 self._drain(pipe, session, result)
                 self._narrow(run, session, result)
 
-    def _plan(self, run: _Run) -> Iterator[tuple[_WindowKey, Callable[[], Iterator[AuditPageLike]]]]:
+    def _plan(self, run: RunPosition) -> Iterator[tuple[WindowKey, Callable[[], Iterator[AuditPageLike]]]]:
         """The listings from the run's position on: the current window (at its cursor), then the
         following windows exactly as `_prepare` will move to them."""
         start, end, cursor = run.window_start, run.window_end, run.cursor
-        run_end = _time(run.end)
+        run_end = checkpoint_time(run.end)
         while start < run.end:
             yield (
                 (start, end, cursor),
                 partial(
                     self._source.iter_audit_pages,
-                    _time(start) - BOUNDARY_SLACK,
-                    _time(end),
+                    checkpoint_time(start) - BOUNDARY_SLACK,
+                    checkpoint_time(end),
                     cursor=cursor,
                     limit=self._config.page_size,
                     sorting="ASC",
                 ),
             )
-            start, end, cursor = end, canonical_time(min(_time(end) + self._config.window, run_end)), None
+            start, end, cursor = (
+                end,
+                canonical_time(min(checkpoint_time(end) + self._config.window, run_end)),
+                None,
+            )
 
     def _listings(
-        self, run: _Run
-    ) -> AbstractContextManager[Iterator[tuple[_WindowKey, Iterator[AuditPageLike]]]]:
+        self, run: RunPosition
+    ) -> AbstractContextManager[Iterator[tuple[WindowKey, Iterator[AuditPageLike]]]]:
         plan = self._plan(run)
         if self._config.prefetch_pages <= 0:
             return nullcontext((key, open_pages()) for key, open_pages in plan)
@@ -529,20 +282,22 @@ class AuditLogSync:
             plan, windows=max(1, self._config.prefetch_windows), depth=self._config.prefetch_pages
         )
 
-    def _clamp_to_retention(self, run: _Run, result: AuditSyncResult) -> bool:
+    def _clamp_to_retention(self, run: RunPosition, result: AuditSyncResult) -> bool:
         """Events older than Miro's 90 days are gone there; asking for them is a 400, not a gap to fill."""
         earliest = canonical_time(self._clock() - MIRO_RETENTION + RETENTION_MARGIN)
         if run.window_start < earliest:
             run.window_start = earliest
             run.cursor = None
             if run.window_end <= run.window_start:
-                run.window_end = canonical_time(min(_time(earliest) + self._config.window, _time(run.end)))
+                run.window_end = canonical_time(
+                    min(checkpoint_time(earliest) + self._config.window, checkpoint_time(run.end))
+                )
             result.retention_clamps += 1
             return True
         return False
 
-    def _narrow(self, run: _Run, session: _Session, result: AuditSyncResult) -> None:
-        window_start, window_end = _time(run.window_start), _time(run.window_end)
+    def _narrow(self, run: RunPosition, session: Session, result: AuditSyncResult) -> None:
+        window_start, window_end = checkpoint_time(run.window_start), checkpoint_time(run.window_end)
         span = window_end - window_start
         if span <= MIN_WINDOW:
             raise AuditWindowRefused(
@@ -556,8 +311,8 @@ class AuditLogSync:
         self._save(session)
 
     def _prepare(
-        self, page: AuditPageLike, run: _Run, result: AuditSyncResult, pipe: _Pipeline
-    ) -> _PreparedPage:
+        self, page: AuditPageLike, run: RunPosition, result: AuditSyncResult, pipe: WritePipeline
+    ) -> PreparedPage:
         """Parse a page, record its rejects, pick its new events and move the fetch position past it."""
         records: list[AuditRecord] = []
         rejects: list[RejectedEvent] = []
@@ -589,20 +344,20 @@ class AuditLogSync:
         else:
             run.window_start = run.window_end
             run.window_end = canonical_time(
-                min(_time(run.window_start) + self._config.window, _time(run.end))
+                min(checkpoint_time(run.window_start) + self._config.window, checkpoint_time(run.end))
             )
             run.cursor = None
-        return _PreparedPage(
+        return PreparedPage(
             records=records,
             new=list(new.values()),
             position=run.to_state(),
-            newest=_created_at(max(keys)) if keys else None,
-            newest_new=_created_at(max(new)) if new else None,
+            newest=created_at_of(max(keys)) if keys else None,
+            newest_new=created_at_of(max(new)) if new else None,
             new_keys=frozenset(new),
         )
 
     def _select_new(
-        self, records: Sequence[AuditRecord], keys: Sequence[str], pipe: _Pipeline
+        self, records: Sequence[AuditRecord], keys: Sequence[str], pipe: WritePipeline
     ) -> dict[str, AuditRecord]:
         """Each event once (by key), minus those stored or being written; only those within the bound
         are looked up."""
@@ -613,14 +368,14 @@ class AuditLogSync:
         bound = pipe.bound
         if bound is None:
             return unique
-        to_check = [record for sk, record in unique.items() if _created_at(sk) <= bound]
+        to_check = [record for sk, record in unique.items() if created_at_of(sk) <= bound]
         if not to_check:
             return unique
         absent = {record.sk for record in self._store.filter_new(to_check)}
-        return {sk: record for sk, record in unique.items() if sk in absent or _created_at(sk) > bound}
+        return {sk: record for sk, record in unique.items() if sk in absent or created_at_of(sk) > bound}
 
     def _submit(
-        self, prepared: _PreparedPage, pipe: _Pipeline, session: _Session, result: AuditSyncResult
+        self, prepared: PreparedPage, pipe: WritePipeline, session: Session, result: AuditSyncResult
     ) -> None:
         """Commit the pages whose writes landed (waiting while the pipeline is full), reserve the bound
         for this page's write, then start it."""
@@ -638,7 +393,7 @@ class AuditLogSync:
         if raises_bound:
             pipe.bound_ticket = ticket
         if not prepared.new:
-            pipe.in_flight.append(_InFlight(prepared, _Written()))
+            pipe.in_flight.append(InFlight(prepared, Written()))
             return
         if self._forwarder is not None:
             # Before the write: a crash in between re-publishes (at least once) instead of losing.
@@ -646,14 +401,14 @@ class AuditLogSync:
             result.forwarded += len(prepared.new)
         new = prepared.new
         write = pipe.writes.submit(partial(self._write_page, session.saver, pipe.bound_ticket, new))
-        pipe.in_flight.append(_InFlight(prepared, write))
+        pipe.in_flight.append(InFlight(prepared, write))
 
     def _write_page(self, saver: CheckpointSaver, bound_ticket: int, records: Sequence[AuditRecord]) -> None:
         saver.wait_saved(bound_ticket)  # raises after a failed save: nothing is written then
         self._store.put(records)
 
     def _commit_landed(
-        self, pipe: _Pipeline, session: _Session, result: AuditSyncResult, *, keep: int
+        self, pipe: WritePipeline, session: Session, result: AuditSyncResult, *, keep: int
     ) -> None:
         """Commit pages in order while their writes have landed, waiting for the oldest while more than
         `keep` are in flight; committed pages count as stored (in memory, saved by the caller)."""
@@ -663,7 +418,7 @@ class AuditLogSync:
             pipe.in_flight.popleft()
             self._commit(entry.page, session, result)
 
-    def _commit(self, prepared: _PreparedPage, session: _Session, result: AuditSyncResult) -> None:
+    def _commit(self, prepared: PreparedPage, session: Session, result: AuditSyncResult) -> None:
         result.stored += len(prepared.new)
         self._signals.add(prepared.records)
         newest = prepared.newest
@@ -673,12 +428,12 @@ class AuditLogSync:
                 session.state["watermark"] = newest
         session.state["run"] = prepared.position
 
-    def _drain(self, pipe: _Pipeline, session: _Session, result: AuditSyncResult) -> None:
+    def _drain(self, pipe: WritePipeline, session: Session, result: AuditSyncResult) -> None:
         if pipe.in_flight:
             self._commit_landed(pipe, session, result, keep=0)
             self._save_or_flush(session, result)
 
-    def _save_or_flush(self, session: _Session, result: AuditSyncResult) -> int:
+    def _save_or_flush(self, session: Session, result: AuditSyncResult) -> int:
         """Ask for a checkpoint save (the ticket), first taking the signals out when enough are pending."""
         self._collect_signal_flush(session, result, wait=False)
         if self._signals.pending >= self._config.max_pending_signals:
@@ -686,14 +441,14 @@ class AuditLogSync:
             self._collect_signal_flush(session, result, wait=False)  # inline: already written
         return self._save(session)
 
-    def _complete(self, run: _Run, session: _Session) -> None:
+    def _complete(self, run: RunPosition, session: Session) -> None:
         session.state["scannedUntil"] = run.end
         session.state["run"] = None
         self._save(session)
 
     # --- derived signals --------------------------------------------------------------------------
 
-    def _flush_signals(self, session: _Session, result: AuditSyncResult) -> None:
+    def _flush_signals(self, session: Session, result: AuditSyncResult) -> None:
         """Write every pending signal now (in this thread), then save."""
         self._collect_signal_flush(session, result, wait=True)
         if self._signals.pending:
@@ -701,12 +456,12 @@ class AuditLogSync:
         self._signals_through(session, session.state.get("watermark"))
         self._save(session)
 
-    def _start_signal_flush(self, session: _Session, result: AuditSyncResult) -> None:
+    def _start_signal_flush(self, session: Session, result: AuditSyncResult) -> None:
         """Hand the pending signals to the signal runner; the watermark now covers all of them (their
         pages are committed)."""
         self._collect_signal_flush(session, result, wait=True)  # one batch at a time
         batch = self._signals.take()
-        flush = _SignalFlush(through=session.state.get("watermark"))
+        flush = SignalFlush(through=session.state.get("watermark"))
 
         def write_batch() -> None:
             flush.written = self._signals.write(batch)
@@ -714,7 +469,7 @@ class AuditLogSync:
         flush.write = session.signal_runner.submit(write_batch)
         session.signal_flush = flush
 
-    def _collect_signal_flush(self, session: _Session, result: AuditSyncResult, *, wait: bool) -> None:
+    def _collect_signal_flush(self, session: Session, result: AuditSyncResult, *, wait: bool) -> None:
         """Take in the batch being written once it is (waiting for it if `wait`); a failed write raises."""
         flush = session.signal_flush
         if flush is None or not (wait or flush.write.done()):
@@ -725,22 +480,24 @@ class AuditLogSync:
         self._signals_through(session, flush.through)
 
     @staticmethod
-    def _signals_through(session: _Session, watermark: str | None) -> None:
+    def _signals_through(session: Session, watermark: str | None) -> None:
         if watermark and session.state.get("signalsThrough") != watermark:
             session.state["signalsThrough"] = watermark
 
-    def _replay_signals(self, session: _Session, result: AuditSyncResult) -> None:
+    def _replay_signals(self, session: Session, result: AuditSyncResult) -> None:
         """After a crash, signals of events stored past `signalsThrough` were never written: redo them."""
         watermark = session.state.get("watermark")
         through = session.state.get("signalsThrough")
         if not watermark or (through is not None and through >= watermark):
             return
         if through is not None:
-            start = _time(through) - self._config.overlap
+            start = checkpoint_time(through) - self._config.overlap
         else:
             run = session.state.get("run")
-            start = _time(run["start"]) if run else _time(watermark) - self._config.overlap
-        end = _time(watermark) + timedelta(milliseconds=1)
+            start = (
+                checkpoint_time(run["start"]) if run else checkpoint_time(watermark) - self._config.overlap
+            )
+        end = checkpoint_time(watermark) + timedelta(milliseconds=1)
         for stored in self._store.query_time_range(start, end):
             outcome = to_record(stored.raw)
             if not isinstance(outcome, str):
@@ -750,13 +507,13 @@ class AuditLogSync:
 
     # --- checkpoint -------------------------------------------------------------------------------
 
-    def _save(self, session: _Session) -> int:
+    def _save(self, session: Session) -> int:
         """Ask for the current state to be saved (by the saver, now or soon); the ticket to wait for."""
         return session.saver.request(session.state)
 
-    def _persist(self, lease: _Lease, state: Mapping[str, Any]) -> None:
+    def _persist(self, lease: Lease, state: Mapping[str, Any]) -> None:
         """One save, in the saver's thread."""
-        now_ms = _ms(self._clock())
+        now_ms = epoch_ms(self._clock())
         # Extend the lease when half of it is gone (ours already, so this cannot steal it); a lease
         # lost to another invocation makes save_checkpoint raise.
         if lease.until_ms - now_ms < lease.length_ms // 2 and self._checkpoints.acquire_lease(
