@@ -12,6 +12,7 @@ from miro_emulator.config import EmulatorConfig
 from miro_emulator.faults import PROFILES, FaultKind, decide
 from miro_emulator.http import Request, Response
 from miro_emulator.ratelimit import WindowBudget
+from tests.unit.emulator.clocks import FakeClock, FakeTime
 
 
 def kinds(profile: str, seed: int, count: int = 400) -> list[FaultKind]:
@@ -44,14 +45,6 @@ def test_each_profile_injects_its_fault() -> None:
     latencies = [decide(PROFILES["slow"], 1, "op", i, i).latency_ms for i in range(400)]
     assert min(latencies) > 0
     assert max(latencies) >= 1500  # the tail
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_budget_refuses_over_limit_and_refills_next_window() -> None:
@@ -90,22 +83,6 @@ def test_storms_last_a_profile_scaled_share_of_the_window() -> None:
 
 
 # --- storms through the emulator core, with the clocks handed in ------------------------------------
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.mono = 500.0
-        self.wall = 1_700_000_000.25
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def time(self) -> float:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
 
 
 @contextmanager

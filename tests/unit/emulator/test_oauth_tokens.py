@@ -11,18 +11,11 @@ import pytest
 from miro_emulator.app import Emulator
 from miro_emulator.config import EmulatorConfig
 from miro_emulator.http import Request, Response
+from tests.unit.emulator.clocks import FakeClock
 
 CONFIG = EmulatorConfig(
     members=5, token="at-0", refresh_token="rt-0", client_id="cid", client_secret="csecret", token_ttl_s=10
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -9,22 +9,7 @@ from miro_emulator.app import Emulator
 from miro_emulator.config import EmulatorConfig
 from miro_emulator.http import Request, Response
 from miro_emulator.record import listing_of
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.mono = 500.0
-        self.wall = 1_700_000_000.25
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def time(self) -> float:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
+from tests.unit.emulator.clocks import FakeTime
 
 
 @contextmanager

@@ -4,6 +4,7 @@ ones where the worker depends on them (conditional outcome transitions, SCIM 404
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -559,3 +560,16 @@ def offboarding_settings(**env: str) -> OffboardingSettings:
         "OFFBOARDING_QUEUE_URL": "http://127.0.0.1:1/queue",
     }
     return OffboardingSettings.from_env({**base, **env})
+
+
+def body(action: str = "suspend", **fields: Any) -> str:
+    """An offboarding message (JSON) from it-ops, for ann@example.com unless an email or memberId is given."""
+    message: dict[str, Any] = {
+        "action": action,
+        "requestedBy": "it-ops@example.com",
+        "reason": "left the company",
+    }
+    if "email" not in fields and "memberId" not in fields:
+        message["email"] = "ann@example.com"
+    message.update(fields)
+    return json.dumps(message)

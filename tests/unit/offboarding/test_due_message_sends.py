@@ -3,27 +3,13 @@ sweep sends it if the redeliveries run out, and a send that fails in the sweep i
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from miro_sync.offboarding.errors import RetryableError
 from miro_sync.offboarding.model import PHASE_DUE
-from tests.unit.offboarding.fakes import START, make_world
-
-
-def body(action: str = "suspend", **fields: Any) -> str:
-    message: dict[str, Any] = {
-        "action": action,
-        "requestedBy": "it-ops@example.com",
-        "reason": "left the company",
-    }
-    if "email" not in fields and "memberId" not in fields:
-        message["email"] = "ann@example.com"
-    message.update(fields)
-    return json.dumps(message)
+from tests.unit.offboarding.fakes import START, body, make_world
 
 
 def test_a_failed_send_of_the_due_message_is_retried_not_left_pending_forever() -> None:

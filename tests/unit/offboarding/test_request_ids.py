@@ -13,19 +13,7 @@ import pytest
 
 from miro_sync.offboarding.messages import OffboardingRequest, parse_request
 from miro_sync_cli.offboard_cmd import InputError, build_requests
-from tests.unit.offboarding.fakes import START, make_world
-
-
-def body(action: str = "suspend", **fields: Any) -> str:
-    message: dict[str, Any] = {
-        "action": action,
-        "requestedBy": "it-ops@example.com",
-        "reason": "left the company",
-    }
-    if "email" not in fields and "memberId" not in fields:
-        message["email"] = "ann@example.com"
-    message.update(fields)
-    return json.dumps(message)
+from tests.unit.offboarding.fakes import START, body, make_world
 
 
 def test_a_reused_request_id_with_other_content_is_refused_and_the_original_is_untouched() -> None:

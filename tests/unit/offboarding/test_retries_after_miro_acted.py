@@ -4,26 +4,11 @@ deleted by someone else before the request made any call is still refused as unk
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 
 from miro_sync.miro.errors import MiroUnavailable
 from miro_sync.offboarding.errors import RetryableError
-from tests.unit.offboarding.fakes import InvocationCrashError, make_world
-
-
-def body(action: str = "suspend", **fields: Any) -> str:
-    message: dict[str, Any] = {
-        "action": action,
-        "requestedBy": "it-ops@example.com",
-        "reason": "left the company",
-    }
-    if "email" not in fields and "memberId" not in fields:
-        message["email"] = "ann@example.com"
-    message.update(fields)
-    return json.dumps(message)
+from tests.unit.offboarding.fakes import InvocationCrashError, body, make_world
 
 
 def test_a_delete_whose_members_table_update_failed_is_done_on_retry_not_refused() -> None:

@@ -6,23 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tests.unit.offboarding.fakes import make_world
-
-
-def body(action: str = "suspend", **fields: Any) -> str:
-    message: dict[str, Any] = {
-        "action": action,
-        "requestedBy": "it-ops@example.com",
-        "reason": "left the company",
-    }
-    if "email" not in fields and "memberId" not in fields:
-        message["email"] = "ann@example.com"
-    message.update(fields)
-    return json.dumps(message)
+from tests.unit.offboarding.fakes import body, make_world
 
 
 def test_the_worker_logs_json_lines_with_request_id_and_outcome_through_the_logger_handed_in() -> None:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
@@ -10,19 +9,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from miro_sync.miro.errors import MiroBadRequest, MiroRateLimited, MiroUnavailable
 from miro_sync.offboarding.errors import RetryableError
 from miro_sync.offboarding.model import PHASE_ATTRIBUTE, PHASE_DUE, PHASE_RELEASE
-from tests.unit.offboarding.fakes import START, DeadLetter, make_world
-
-
-def body(action: str = "suspend", **fields: Any) -> str:
-    message: dict[str, Any] = {
-        "action": action,
-        "requestedBy": "it-ops@example.com",
-        "reason": "left the company",
-    }
-    if "email" not in fields and "memberId" not in fields:
-        message["email"] = "ann@example.com"
-    message.update(fields)
-    return json.dumps(message)
+from tests.unit.offboarding.fakes import START, DeadLetter, body, make_world
 
 
 def test_suspend_patches_reads_back_and_updates_the_members_table() -> None:
