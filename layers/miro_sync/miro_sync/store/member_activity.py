@@ -1,16 +1,15 @@
 """The board webhook's only MembersTable write: move a member's lastBoardActivityAt (and lastSeenAt)
 forward, never backwards, without loading the rest of the members store.
 
-`MembersRepository.record_board_activity` (store/members.py) writes the same signal with the same
-two conditional UpdateItems; it lives apart only because members.py imports the Miro wire models and
-boto3's condition builders, which the webhook's cold start should not pay for. The expressions below
-are the contract: keep both writers on them (members.py should import them from here).
+`MembersRepository` (store/members.py) writes its signals (board activity, sign-ins, audit activity)
+through this class too; it lives apart only because members.py imports the Miro wire models and
+boto3's condition builders, which the webhook's cold start should not pay for.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -18,7 +17,8 @@ from miro_sync.store.dynamo import is_conditional_check_failed
 from miro_sync.timestamps import iso_millis
 
 if TYPE_CHECKING:
-    from miro_sync.store.lowlevel import AnyTable
+    from collections.abc import Mapping
+    from typing import Any
 
 BOARD_ACTIVITY = "lastBoardActivityAt"
 
@@ -31,10 +31,17 @@ SIGNAL_ONLY_UPDATE = "SET #signal = :at"
 SIGNAL_ONLY_CONDITION = "attribute_exists(#pk) AND (attribute_not_exists(#signal) OR #signal < :at)"
 
 
-class MemberActivityRepository:
-    """Signal writes to MembersTable. `table` is a `LowLevelTable` (the webhook) or a boto3 `Table`."""
+class ItemUpdates(Protocol):
+    """What the signal writes need of a table: a `LowLevelTable` (the webhook), a boto3 `Table`, or
+    MembersRepository's client bound to its table."""
 
-    def __init__(self, table: AnyTable) -> None:
+    def update_item(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+
+class MemberActivityRepository:
+    """Signal writes to MembersTable."""
+
+    def __init__(self, table: ItemUpdates) -> None:
         self._table = table
 
     def record_board_activity(self, member_id: str, at: datetime) -> bool:

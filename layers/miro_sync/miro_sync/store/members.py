@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +38,7 @@ from miro_sync.store.dynamo import (
     paged_items,
     update_expression,
 )
-from miro_sync.store.member_activity import (
-    BOARD_ACTIVITY,
-    SIGNAL_AND_SEEN_CONDITION,
-    SIGNAL_AND_SEEN_UPDATE,
-    SIGNAL_ONLY_CONDITION,
-    SIGNAL_ONLY_UPDATE,
-)
+from miro_sync.store.member_activity import BOARD_ACTIVITY, MemberActivityRepository
 from miro_sync.timestamps import iso_millis
 
 if TYPE_CHECKING:
@@ -304,6 +298,19 @@ class ConcurrentChangeError(Exception):
     """The item changed between our read and our write (a signal writer got there first)."""
 
 
+class _ItemUpdates:
+    """UpdateItem on one table through a shared client: a boto3 resource `Table` is not thread-safe,
+    its client is (and takes plain values: the resource's serializer is registered on it)."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table_name = table_name
+
+    def update_item(self, **kwargs: Any) -> Mapping[str, Any]:
+        response: Mapping[str, Any] = self._client.update_item(TableName=self._table_name, **kwargs)
+        return response
+
+
 class MembersRepository:
     """All access to MembersTable. Thread-safe: it only uses the table's low-level client."""
 
@@ -311,6 +318,7 @@ class MembersRepository:
         self._client = table.meta.client
         self._table = table
         self.table_name: str = table.name
+        self._activity = MemberActivityRepository(_ItemUpdates(self._client, self.table_name))
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -420,41 +428,9 @@ class MembersRepository:
         return self._record_signal(member_id, "lastAuditActivityAt", at)
 
     def _record_signal(self, member_id: str, attribute: str, at: datetime) -> bool:
-        """Move `attribute` (and lastSeenAt) forward to `at`, never backwards. Unknown members are
-        left alone (the next sync creates them). Returns True if anything was written.
-
-        The same two conditional updates as the webhook's `MemberActivityRepository` (one definition
-        in store/member_activity.py), sent through the low-level client that keeps this class
-        thread-safe."""
-        moment = iso_millis(at)
-        names = {"#pk": "memberId", "#signal": attribute, "#seen": "lastSeenAt", "#seat": "seat"}
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key={"memberId": member_id},
-                UpdateExpression=SIGNAL_AND_SEEN_UPDATE,
-                ConditionExpression=SIGNAL_AND_SEEN_CONDITION,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":at": moment},
-            )
-            return True
-        except ClientError as error:
-            if not is_conditional_check_failed(error):
-                raise
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key={"memberId": member_id},
-                UpdateExpression=SIGNAL_ONLY_UPDATE,
-                ConditionExpression=SIGNAL_ONLY_CONDITION,
-                ExpressionAttributeNames={"#pk": "memberId", "#signal": attribute},
-                ExpressionAttributeValues={":at": moment},
-            )
-            return True
-        except ClientError as error:
-            if is_conditional_check_failed(error):
-                return False
-            raise
+        """Move `attribute` (and lastSeenAt) forward to `at`, never backwards; unknown members are left
+        alone. The webhook's writer (store/member_activity.py), over this class's client."""
+        return self._activity.record_signal(member_id, attribute, at)
 
     # --- status (offboarding reflects its effect at once; removals by the sync) ------------------
 
