@@ -14,6 +14,7 @@ needs against the real Miro, which the benches compress.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -136,6 +137,60 @@ def recorded_floor(
     }
 
 
+def item_pages(
+    record: list[dict[str, Any]], listing_pattern: str
+) -> tuple[str | None, list[int], list[float]]:
+    """The charged pages of the listings `listing_pattern` (a regular expression) matches from their start
+    (each page once: a page asked for again brings no new item): their budget, costs, and latencies in
+    the order they were received."""
+    matches = re.compile(listing_pattern).match
+    seen: set[tuple[str, str | None]] = set()
+    budget: str | None = None
+    costs: list[int] = []
+    latencies: list[float] = []
+    for r in sorted((r for r in record if r.get("budget")), key=lambda r: r["receivedS"]):
+        key = (r["listing"], r["position"])
+        if r["method"] != "GET" or not matches(r["listing"]) or key in seen:
+            continue
+        seen.add(key)
+        if budget not in (None, r["budget"]):
+            raise ValueError(f"pages of {listing_pattern} charged to two budgets")
+        budget = r["budget"]
+        costs.append(int(r["cost"]))
+        latencies.append(max(0.0, r["answeredS"] - r["receivedS"]))
+    return budget, costs, latencies
+
+
+def pages_store_floor(
+    record: list[dict[str, Any]],
+    limits: dict[str, Any],
+    start_s: float,
+    *,
+    items_written: int,
+    store_rate_items_per_s: float,
+    item_listing: str,
+    items_per_page: int,
+    single_chain: bool,
+) -> float:
+    """The store floor once the pages carrying the items have to arrive first (`floor.pipeline_floor`):
+    each page's earliest answer from its budget's windows (and, for one cursor chain, the chain's
+    latencies), at most `items_per_page` written items per page."""
+    budget_name, costs, latencies = item_pages(record, item_listing)
+    if budget_name is None:
+        return floor.store_floor(items_written, store_rate_items_per_s)
+    shape = limits[budget_name]
+    in_open_window = shape["windowStartS"] <= start_s < shape["windowStartS"] + shape["windowS"]
+    budget = floor.Budget(
+        budget_name,
+        int(shape["limit"]),
+        float(shape["windowS"]),
+        float(shape["phaseS"]),
+        int(shape["spent"]) if in_open_window else 0,
+    )
+    arrivals = floor.page_arrival_bounds(budget, start_s, costs, latencies if single_chain else None)
+    return floor.pipeline_floor(arrivals, items_written, items_per_page, store_rate_items_per_s)
+
+
 def run_floor(
     record: list[dict[str, Any]],
     limits: dict[str, Any],
@@ -144,16 +199,36 @@ def run_floor(
     *,
     items_written: int,
     store_rate_items_per_s: float,
+    item_listing: str | None = None,
+    items_per_page: int = 100,
+    single_chain: bool = False,
 ) -> dict[str, Any]:
     """The run's floor (the larger of the API floor and the store floor, and which one bound) and
-    efficiency = floor / wall, unclamped; plus the API floor at Miro's real windows."""
+    efficiency = floor / wall, unclamped; plus the API floor at Miro's real windows. With `item_listing`
+    (a regular expression for the listing whose pages carry the written items) the store floor counts
+    when those pages can arrive (`pages_store_floor`; `floor_bound_by` "pages+store" when that binds)."""
     api = recorded_floor(record, limits, start_s)
     store_s = floor.store_floor(items_written, store_rate_items_per_s)
-    floor_s, bound = floor.combined_floor(api["api_floor_s"], store_s)
+    pages_s = store_s
+    if item_listing is not None:
+        pages_s = pages_store_floor(
+            record,
+            limits,
+            start_s,
+            items_written=items_written,
+            store_rate_items_per_s=store_rate_items_per_s,
+            item_listing=item_listing,
+            items_per_page=items_per_page,
+            single_chain=single_chain,
+        )
+    floor_s, bound = floor.combined_floor(api["api_floor_s"], pages_s)
+    if bound == floor.STORE and pages_s > store_s:
+        bound = "pages+store"
     real = recorded_floor(record, limits, start_s, window_s=MIRO_WINDOW_S)
     return {
         **api,
         "store_floor_s": round(store_s, 3),
+        "pages_store_floor_s": round(pages_s, 3),
         "store_rate_items_per_s": round(store_rate_items_per_s, 1),
         "items_written": items_written,
         "floor_s": round(floor_s, 3),

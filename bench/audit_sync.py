@@ -23,8 +23,11 @@ start). A client starting late in a window spends that window's budget and the n
 than one window; the ideal client does too, so the floor is not the sustained-rate estimate
 (credits / credits per window x 60 s, kept as `sustained_rate_estimate_s` for comparison: it is not a
 lower bound). The store floor is the items the run wrote over the rate of an ideal batch writer measured
-on the same DynamoDB stand-in in the same run (bench/_store_rate.py); the floor is the larger of the two
-(`floor_bound_by`), efficiency = floor / wall, never clamped. That writer writes copies of an item the run
+on the same DynamoDB stand-in in the same run (bench/_store_rate.py), counted from when the audit pages can
+arrive (`pages_store_floor_s`: an event is written only after its page, and the k-th page cannot be
+answered before the window whose credits pay for it: bench/floor.py `pipeline_floor`); the floor is the
+larger of the two (`floor_bound_by`: "api", "store" or "pages+store"), efficiency = floor / wall, never
+clamped. That writer writes copies of an item the run
 stored into a scratch table with AuditTable's keys and indexes (index writes included), measured after the
 first run, when the emulator is idle.
 
@@ -59,6 +62,8 @@ from bench._common import free_port, http_json, peak_rss_mb_self, run_child, ser
 from bench._recorded import read_limits, read_record, run_floor
 from bench._store_rate import ideal_batch_write_rate
 
+# The listing whose pages carry the events written (its windows are paged concurrently: several chains).
+AUDIT_PAGES = r"/v2/audit/logs(\?|$)"
 NAME = "audit_sync"
 FUNCTION = "AuditLogSyncFunction"
 FUNCTION_MEMORY_MB = 512  # template.yaml: AuditLogSyncFunction MemorySize
@@ -190,6 +195,8 @@ def _measured_run(base_url: str, env: dict[str, str], store_rate: Callable[[], f
         run["wall_s"],
         items_written=run["stored"],
         store_rate_items_per_s=store_rate(),
+        item_listing=AUDIT_PAGES,
+        single_chain=False,
     )
     return {
         "run": run,

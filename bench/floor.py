@@ -38,8 +38,18 @@ Optimality, and where it is an approximation:
   `floor_s == lower_bound_s` the floor is exact, otherwise the true minimum lies in between, and an
   efficiency above 1.0 is possible only by that gap (check `lower_bound_s / wall`).
 
-Also `store_floor` (items over an ideal batch writer's measured rate), `combined_floor` (the larger, and which
-bound) and `efficiency` (floor / wall, never clamped).
+Also `store_floor` (items over an ideal batch writer's measured rate), `pipeline_floor` (the store floor
+once the pages carrying the items cannot all be there at the start), `combined_floor` (the larger, and
+which bound) and `efficiency` (floor / wall, never clamped).
+
+The pipeline floor: an item can be written only once the page that carries it has been answered, and the
+store writes at most `rate` items a second. If A_k is a lower bound on when the k-th such page (0-based, in
+the order they are answered, whoever the client) can be answered, at most k x M items (M: items per page at
+most) can have been written before A_k, so no client finishes before A_k + (items - k x M) / rate, for every
+k. `page_arrival_bounds` gives A_k from the pages' budget alone (the k-th charge needs the units of k charges
+in the windows up to its own, cheapest pages first; an answer comes no earlier than its charge) and, for one
+cursor chain, from the sum of the chain's first k latencies. Both ignore every other request, so A_k stays a
+lower bound; the pipeline floor is therefore one too, and never below the store floor (k = 0).
 """
 
 from __future__ import annotations
@@ -413,8 +423,57 @@ def store_floor(items: int, rate_items_per_s: float) -> float:
     return items / rate_items_per_s
 
 
+def page_arrival_bounds(
+    budget: Budget,
+    start_s: float,
+    costs: Sequence[int],
+    chain_latencies_s: Sequence[float] | None = None,
+) -> list[float]:
+    """Lower bounds, relative to `start_s`, on when the k-th of these pages can be answered (k = 0, 1, ...;
+    in the order they are answered): the start of the window in which the units of k + 1 of them (the
+    cheapest first) are available, and with `chain_latencies_s` (one cursor chain, in chain order) the sum
+    of the first k + 1 latencies. See the module docstring."""
+    if any(cost > budget.limit for cost in costs):
+        raise ValueError(f"a page costs more than budget {budget.name!r} grants in a window")
+    if chain_latencies_s is not None and len(chain_latencies_s) != len(costs):
+        raise ValueError("chain_latencies_s needs one latency per page")
+    windows = _Windows(budget, start_s)
+    w = windows.first
+    room = budget.limit - budget.spent_at_start
+    bounds: list[float] = []
+    chain_s = 0.0
+    for k, cost in enumerate(sorted(costs)):
+        while cost > room:
+            w += 1
+            room = budget.limit
+        room -= cost
+        bound = max(0.0, windows.start(w))
+        if chain_latencies_s is not None:
+            chain_s += chain_latencies_s[k]
+            bound = max(bound, chain_s)
+        bounds.append(bound)
+    return bounds
+
+
+def pipeline_floor(
+    arrivals_s: Sequence[float], items: int, max_items_per_page: int, rate_items_per_s: float
+) -> float:
+    """max over k of arrivals_s[k] + (items - k x max_items_per_page) / rate (see the module docstring);
+    the store floor when there are no pages."""
+    if max_items_per_page <= 0:
+        raise ValueError("max_items_per_page must be positive")
+    floor_s = store_floor(items, rate_items_per_s)
+    for k, arrival in enumerate(sorted(arrivals_s)):
+        left = items - k * max_items_per_page
+        if left <= 0:
+            break
+        floor_s = max(floor_s, arrival + left / rate_items_per_s)
+    return floor_s
+
+
 def combined_floor(api_s: float, store_s: float) -> tuple[float, str]:
-    """The larger of the two floors and which one bound ("api" on a tie)."""
+    """The larger of the two floors and which one bound ("api" on a tie). Pass the pipeline floor as
+    `store_s` when it is known: it is the store floor with the pages' arrival taken into account."""
     return (api_s, API) if api_s >= store_s else (store_s, STORE)
 
 

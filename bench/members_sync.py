@@ -6,16 +6,16 @@ the local stack's `invoke_function`, so its peak RSS is the sync's alone) and th
 using the official `miro-api` client, one `put_item` per member). Side by side in one run:
 
 1. `members` (20,000) members: wall seconds of our first sync and of the baseline, and their ratio;
-2. the floor and efficiency = floor / our wall, from the emulator's own counters
-   (`/_emulator/stats`: requests per operation, credits spent, 429s):
-     latency floor    = the longest chain of requests that cannot overlap x latency. Member pages
-                        are cursor-chained, so that chain is the member listing; the other listings
-                        (teams, team members, boards, SCIM) are independent and fetched alongside.
-                        All pages x latency (`all_pages_serial_s`) is reported too: a client that
-                        overlaps requests beats it, so it is not a floor.
-     rate-limit floor = credits spent / credits per window x window length (the sustained rate
-                        Miro allows), with the window the emulator was started with;
-     floor            = the larger of the two;
+2. the floor and efficiency = floor / our wall (never clamped), from the emulator's own record of the
+   run (bench/_recorded.py over bench/floor.py): an ideal client makes the requests our run made that
+   Miro charged (429s and pages fetched twice left out), each with its recorded latency, each member
+   page after the page whose answer carried its cursor, from our start instant in the same fixed
+   windows; the store floor is the members written over an ideal BatchWriteItem writer's rate on the
+   same stand-in (bench/_store_rate.py), counted from when the member pages can arrive (a member is
+   written only after its page, and the k-th page cannot come before the window whose credits pay for
+   it nor before the chain's first k latencies: `pages_store_floor_s`); the floor is the larger
+   (`floor_bound_by`: "api", "store" or "pages+store"). The old sustained-rate estimate is kept as
+   `sustained_rate_estimate_s` (not a lower bound);
 3. a re-sync after 1% of the members changed (suspended through SCIM): items written, write
    requests;
 4. `rss-members` (100,000) members: peak RSS of the sync process (ru_maxrss in the child).
@@ -48,6 +48,8 @@ from bench._common import free_port, http_json, peak_rss_mb_self, run_child, ser
 from bench._recorded import read_limits, read_record, run_floor
 from bench._store_rate import ideal_batch_write_rate
 
+# The listing whose pages carry the members written (one cursor chain).
+MEMBER_PAGES = r"/v2/orgs/[^/?]+/members(\?|$)"
 NAME = "members_sync"
 CREDITS_PER_WINDOW = 100_000  # Miro's budget per token per window (the emulator's default)
 REST_TOKEN = "bench-rest-token"
@@ -372,6 +374,8 @@ def _measured_run(
         run["wall_s"],
         items_written=run["written"],
         store_rate_items_per_s=store_rate(),
+        item_listing=MEMBER_PAGES,
+        single_chain=True,
     )
     return run, {**measured, **_floor(emulator.stats(), 0.0, 0.0, counters_only=True)}
 

@@ -20,6 +20,8 @@ from bench.floor import (
     combined_floor,
     cursor_chain,
     efficiency,
+    page_arrival_bounds,
+    pipeline_floor,
     store_floor,
 )
 
@@ -205,6 +207,43 @@ def test_store_floor_binds() -> None:
     assert combined_floor(api, store) == (5.0, STORE)
     assert combined_floor(api, store_floor(100, 1000.0)) == (api, API)
     assert api == pytest.approx(1.1)
+
+
+def test_page_arrivals_follow_the_budget_windows_from_the_start() -> None:
+    # 250 units a window, pages of 100: two pages per window. Started 4 s into a 10 s window that had
+    # 50 units spent: the first window still fits two, then the windows at +6 s and +16 s.
+    budget = _rest(limit=250, into_window_s=4.0, spent=50)
+    assert page_arrival_bounds(budget, START, [100] * 5) == [0.0, 0.0, 6.0, 6.0, 16.0]
+    # The cheapest pages are counted first: no client gets more of them in earlier.
+    assert page_arrival_bounds(budget, START, [200, 100, 100]) == [0.0, 0.0, 6.0]
+    with pytest.raises(ValueError, match="costs more"):
+        page_arrival_bounds(budget, START, [300])
+
+
+def test_a_chain_of_pages_arrives_no_sooner_than_its_latencies_add_up() -> None:
+    budget = _rest(limit=10_000)
+    arrivals = page_arrival_bounds(budget, START, [100] * 3, chain_latencies_s=[0.5, 0.25, 1.0])
+    assert arrivals == [0.5, 0.75, 1.75]
+
+
+def test_pipeline_floor_waits_for_the_pages_that_carry_the_items() -> None:
+    # 300 items, pages of at most 100, 100 items a second: 3 s of writes. All pages at 0: the store floor.
+    assert pipeline_floor([0.0, 0.0, 0.0], 300, 100, 100.0) == pytest.approx(3.0)
+    assert store_floor(300, 100.0) == pytest.approx(3.0)
+    # The third page only at 10 s: its 100 items (at least) are written after it.
+    assert pipeline_floor([0.0, 0.0, 10.0], 300, 100, 100.0) == pytest.approx(11.0)
+    # Second and third pages at 2 s: at most 100 items before, 200 after.
+    assert pipeline_floor([0.0, 2.0, 2.0], 300, 100, 100.0) == pytest.approx(4.0)
+    # Fewer items written than the pages carry (a re-run writing only new ones): counted as at most.
+    assert pipeline_floor([0.0, 50.0], 80, 100, 100.0) == pytest.approx(0.8)
+    assert pipeline_floor([], 80, 100, 100.0) == pytest.approx(0.8)
+
+
+def test_pipeline_floor_is_met_by_a_client_that_writes_every_page_as_it_arrives() -> None:
+    # A schedule some client can run reaches the floor exactly: pages of 100 at 0, 0, 6, 6, 16 s (the
+    # windows above), 250 items a second: the writer is busy 0-0.8 s, 6-6.8 s, then 16-16.4 s.
+    arrivals = page_arrival_bounds(_rest(limit=250, into_window_s=4.0, spent=50), START, [100] * 5)
+    assert pipeline_floor(arrivals, 500, 100, 250.0) == pytest.approx(16.4)
 
 
 def test_efficiency_is_never_clamped() -> None:

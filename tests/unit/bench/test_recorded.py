@@ -110,3 +110,29 @@ def test_real_windows_stretch_a_budget_bound_run_and_the_store_can_bind() -> Non
     assert slow_store["floor_bound_by"] == "store"
     assert slow_store["floor_s"] == 40.0
     assert slow_store["efficiency"] == 0.8
+
+
+def test_the_store_floor_counts_when_the_item_pages_can_arrive() -> None:
+    # 25 member pages of 100 (cost 100, 1000 a 10 s window: 10 pages a window), a team listing beside
+    # them, 2,500 items at 1,000 a second. Pages 21-25 arrive no sooner than the window at +20 s, and
+    # their 500 items (at least) are written after it: 20.5 s, not the store's 2.5 s.
+    record = [req(0.01 * k, position=str(k) if k else None, next_position=str(k + 1)) for k in range(25)]
+    record.append(req(0.0, listing="/v2/orgs/1/teams"))
+    record.append(req(0.3, position="3", next_position="4"))  # page 4 again: no new items
+    result = run_floor(
+        record,
+        LIMITS,
+        START,
+        wall_s=41.0,
+        items_written=2_500,
+        store_rate_items_per_s=1000,
+        item_listing=r"/v2/orgs/[^/?]+/members(\?|$)",
+        single_chain=True,
+    )
+    assert result["store_floor_s"] == pytest.approx(2.5)
+    assert result["pages_store_floor_s"] == pytest.approx(20.5)
+    assert result["floor_bound_by"] in ("api", "pages+store")
+    assert result["floor_s"] == pytest.approx(max(result["api_floor_s"], 20.5))
+    # Without the listing named, the plain store floor (as before).
+    plain = run_floor(record, LIMITS, START, wall_s=41.0, items_written=2_500, store_rate_items_per_s=1000)
+    assert plain["pages_store_floor_s"] == plain["store_floor_s"] == pytest.approx(2.5)
