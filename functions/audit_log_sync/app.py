@@ -81,6 +81,8 @@ def build(settings: AuditLogSyncSettings) -> Adapters:
             dynamodb.Table(settings.audit_table),
             retention_days=settings.retention_days,
             write_workers=settings.write_workers,
+            # Page writes with items typed by the store: no resource serializer on the hot path.
+            writer=boto3.client("dynamodb"),
         ),
         rejects=RejectedEventsRepository(dynamodb.Table(settings.state_table)),
         state=StateRepository(dynamodb.Table(settings.state_table)),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import boto3
 from boto3.dynamodb.conditions import Key
 
 from miro_sync.store.audit import (
@@ -121,3 +122,25 @@ def test_rejections_are_recorded_once_per_page_read(tables: Tables) -> None:
     assert len(stored) == 1
     assert stored[0]["cursor"] == "c1"
     assert stored[0]["reason"] == "missing or empty id"
+
+
+def test_a_plain_writer_client_stores_the_items_the_table_client_stores(tables: Tables) -> None:
+    """Page writes through a plain low-level client (items typed by lowlevel.to_item) and through the
+    resource's client (plain values) leave identical items: truncation flag, TTL number and raw JSON too."""
+    plain = boto3.client("dynamodb", region_name=tables.audit.meta.client.meta.region_name)
+    events = [
+        make_event("a", DAY, email="Ada@Acme.Example") | {"unknownField": [1, {"x": None}]},
+        make_event("b", DAY + timedelta(minutes=1)) | {"details": {"blob": "y" * 400_000}},
+    ]
+    records = [outcome for outcome in map(to_record, events) if isinstance(outcome, AuditRecord)]
+    assert len(records) == 2
+    AuditRepository(tables.audit, retention_days=400).put(records)
+    by_resource = {item["sk"]: item for item in tables.audit.scan()["Items"]}
+    for item in by_resource.values():
+        tables.audit.delete_item(Key={"day": item["day"], "sk": item["sk"]})
+    writer_side = AuditRepository(tables.audit, retention_days=400, writer=plain, write_workers=2)
+    writer_side.put(records)
+    by_writer = {item["sk"]: item for item in tables.audit.scan()["Items"]}
+    assert by_writer == by_resource
+    assert by_writer[records[1].sk]["rawTruncated"] is True
+    assert writer_side.items_written == 2
