@@ -98,7 +98,8 @@ def build(settings: MembersSyncSettings) -> Adapters:
     return Adapters(
         miro=miro,
         scim=scim,
-        members=MembersRepository(dynamodb.Table(settings.members_table)),
+        # New members' batch puts with items typed by the store: no resource serializer on that path.
+        members=MembersRepository(dynamodb.Table(settings.members_table), writer=boto3.client("dynamodb")),
         state=StateRepository(state_table),
         continuation=Continuation(invoker, settings.function_name),
         usage=(miro.stats,) + ((scim.stats,) if scim is not None else ()),

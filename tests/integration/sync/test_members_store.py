@@ -14,6 +14,7 @@ from miro_sync.store.members import (
     STATUS_DEPROVISIONED,
     STATUS_SUSPENDED,
     MembersRepository,
+    TeamMembership,
     build_member_record,
 )
 from miro_sync_cli.local.stack import LocalStack
@@ -168,3 +169,37 @@ def test_both_board_activity_writers_move_the_signal_forward_only(table: Any) ->
     # Unknown members are left for the next sync to create.
     assert repository.record_board_activity("unknown", newer) is False
     assert webhook_writer.record_board_activity("unknown", newer) is False
+
+
+def test_new_members_written_through_a_plain_writer_client_are_the_same_items(
+    table: Any, local_stack: LocalStack
+) -> None:
+    """put_new through a plain low-level client (items typed by the store) stores exactly what the
+    resource's client stores: lists, team memberships, numbers, booleans, timestamps."""
+    environment = local_stack.servers.endpoint_environment()
+    plain = boto3.session.Session(
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=environment.get("AWS_SESSION_TOKEN"),
+        region_name=environment.get("AWS_DEFAULT_REGION", "us-east-1"),
+    ).client("dynamodb", endpoint_url=local_stack.servers.dynamodb_url)
+    record = build_member_record(
+        member("m-plain", license="full"),
+        None,
+        teams=("t1", "t2"),
+        team_memberships=(TeamMembership(id="t1", name="Ops: EU", role="admin"),),
+        boards_owned=3,
+        scim_id="scim-1",
+        scim_checked_at=T0,
+        display_name="Ada Lovelace",
+        now=T0,
+    )
+    MembersRepository(table).put_new([record])
+    by_resource = _stored(table, "m-plain")
+    table.delete_item(Key={"memberId": "m-plain"})
+    assert MembersRepository(table, writer=plain).put_new([record]) == 1
+    by_plain = _stored(table, "m-plain")
+    assert by_plain == by_resource
+    assert by_plain["teams"] == ["t1", "t2"]
+    assert by_plain["boardsOwned"] == 3
+    assert by_plain["active"] is True

@@ -38,6 +38,7 @@ from miro_sync.store.dynamo import (
     paged_items,
     update_expression,
 )
+from miro_sync.store.lowlevel import to_item
 from miro_sync.store.member_activity import BOARD_ACTIVITY, MemberActivityRepository
 from miro_sync.timestamps import iso_millis
 
@@ -314,8 +315,12 @@ class _ItemUpdates:
 class MembersRepository:
     """All access to MembersTable. Thread-safe: it only uses the table's low-level client."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, *, writer: Any | None = None) -> None:
         self._client = table.meta.client
+        # New members' batch puts go through `writer` when given: a plain low-level client, sent items
+        # typed by `lowlevel.to_item` (no resource serializer walking every attribute under the GIL:
+        # a first sync writes every member this way). None: the table's own client.
+        self._writer = writer
         self._table = table
         self.table_name: str = table.name
         self._activity = MemberActivityRepository(_ItemUpdates(self._client, self.table_name))
@@ -365,6 +370,10 @@ class MembersRepository:
     def put_new(self, records: Sequence[MemberRecord]) -> int:
         """Batch-put members that had no item. Safe without conditions: the only other writers
         (signals, offboarding status) require the item to exist. Returns requests made."""
+        if self._writer is not None:
+            return batch_write(
+                self._writer, self.table_name, [to_item(record.to_item()) for record in records]
+            )
         return batch_write(self._client, self.table_name, [record.to_item() for record in records])
 
     def replace_synced(self, record: MemberRecord, *, expected_last_seen: str) -> None:
