@@ -35,8 +35,8 @@ class AuditLogSyncSettings(MiroSettings):
     window_hours: int = Field(default=24, alias="AUDIT_WINDOW_HOURS", ge=1, le=24 * 90)
     page_size: int = Field(default=100, alias="AUDIT_PAGE_SIZE", ge=1, le=100)
     # Parallel BatchWriteItem calls, shared by the pages being written (a page of 100 events is 4 of
-    # them; up to 3 pages are written at once). 8: 200k events in 91.9 / 92.7 s against 95.2 / 95.7 s
-    # with 4 (make bench, quiet machine, 2026-12-07).
+    # them; up to 3 pages are written at once). 8: 200k events in 91.9 / 92.7 / 95.6 s against
+    # 95.2 / 95.7 s with 4 (bench.audit_sync, quiet machine, 2026-12-07): a small gain, near the noise.
     write_workers: int = Field(default=8, alias="AUDIT_WRITE_WORKERS", ge=1, le=16)
     # Windows paged concurrently (each its own cursor chain; stored strictly in order).
     prefetch_windows: int = Field(default=3, alias="AUDIT_PREFETCH_WINDOWS", ge=1, le=16)
