@@ -38,6 +38,19 @@ def read_record(base_url: str) -> list[dict[str, Any]]:
     return requests
 
 
+def recorded_budget(name: str, shape: dict[str, Any], start_s: float) -> floor.Budget:
+    """A budget as `/_emulator/ratelimits` described it just before the run: its window phase, and what
+    was already spent if the run starts in that same window."""
+    in_open_window = shape["windowStartS"] <= start_s < shape["windowStartS"] + shape["windowS"]
+    return floor.Budget(
+        name,
+        int(shape["limit"]),
+        float(shape["windowS"]),
+        float(shape["phaseS"]),
+        int(shape["spent"]) if in_open_window else 0,
+    )
+
+
 @dataclass(frozen=True)
 class IdealInputs:
     budgets: list[floor.Budget]
@@ -93,22 +106,12 @@ def ideal_inputs(
         latency = max(0.0, r["answeredS"] - r["receivedS"])
         charge_offset = min(latency, max(0.0, (r["chargedS"] or r["receivedS"]) - r["receivedS"]))
         requests.append(floor.Request(costs, latency, after, charge_offset))
-    budgets = []
-    for name in sorted(used):
-        shape = limits[name]
-        in_open_window = shape["windowStartS"] <= start_s < shape["windowStartS"] + shape["windowS"]
-        if window_s is None:
-            budgets.append(
-                floor.Budget(
-                    name,
-                    int(shape["limit"]),
-                    float(shape["windowS"]),
-                    float(shape["phaseS"]),
-                    int(shape["spent"]) if in_open_window else 0,
-                )
-            )
-        else:
-            budgets.append(floor.Budget(name, int(shape["limit"]), window_s, start_s))
+    budgets = [
+        recorded_budget(name, limits[name], start_s)
+        if window_s is None
+        else floor.Budget(name, int(limits[name]["limit"]), window_s, start_s)
+        for name in sorted(used)
+    ]
     return IdealInputs(budgets, requests, duplicate_pages, repeated_gets, refused, dict(used))
 
 
@@ -178,15 +181,7 @@ def pages_store_floor(
     budget_name, costs, latencies = item_pages(record, item_listing)
     if budget_name is None:
         return floor.store_floor(items_written, store_rate_items_per_s)
-    shape = limits[budget_name]
-    in_open_window = shape["windowStartS"] <= start_s < shape["windowStartS"] + shape["windowS"]
-    budget = floor.Budget(
-        budget_name,
-        int(shape["limit"]),
-        float(shape["windowS"]),
-        float(shape["phaseS"]),
-        int(shape["spent"]) if in_open_window else 0,
-    )
+    budget = recorded_budget(budget_name, limits[budget_name], start_s)
     arrivals = floor.page_arrival_bounds(budget, start_s, costs, latencies if single_chain else None)
     return floor.pipeline_floor(arrivals, items_written, items_per_page, store_rate_items_per_s)
 

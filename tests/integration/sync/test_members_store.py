@@ -176,13 +176,7 @@ def test_new_members_written_through_a_plain_writer_client_are_the_same_items(
 ) -> None:
     """put_new through a plain low-level client (items typed by the store) stores exactly what the
     resource's client stores: lists, team memberships, numbers, booleans, timestamps."""
-    environment = local_stack.servers.endpoint_environment()
-    plain = boto3.session.Session(
-        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=environment.get("AWS_SESSION_TOKEN"),
-        region_name=environment.get("AWS_DEFAULT_REGION", "us-east-1"),
-    ).client("dynamodb", endpoint_url=local_stack.servers.dynamodb_url)
+    plain = local_stack.client("dynamodb")
     record = build_member_record(
         member("m-plain", license="full"),
         None,
