@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from miro_sync.store.lowlevel import BULK_WRITER_CONFIG
 from miro_sync_cli.local.servers import LOCAL_CREDENTIALS
 
 ITEM_PAYLOAD_BYTES = 400  # about a member item (email, name, role, license, teams, timestamps)
@@ -78,10 +79,12 @@ def ideal_batch_write_rate(
 
     def write(offset: int) -> None:
         try:
+            # The syncs' bulk writers' configuration: the ideal writer is never the heavier client.
             own: Any = boto3.client(
                 "dynamodb",
                 endpoint_url=endpoint_url,
                 region_name=region,
+                config=BULK_WRITER_CONFIG,
                 **_LOCAL_STACK_CREDENTIALS,
             )
             for start in range(0, per_thread, BATCH):

@@ -55,6 +55,7 @@ def build(settings: AuditLogSyncSettings) -> Adapters:
     from miro_sync.secrets import SecretsManagerToken
     from miro_sync.store.audit import AuditRepository, RejectedEventsRepository
     from miro_sync.store.events_bus import EventBridgeForwarder
+    from miro_sync.store.lowlevel import BULK_WRITER_CONFIG
     from miro_sync.store.members import MembersRepository
     from miro_sync.store.self_invoke import LambdaAsyncInvoker, LazyLambdaClient
     from miro_sync.store.state import StateRepository
@@ -82,7 +83,7 @@ def build(settings: AuditLogSyncSettings) -> Adapters:
             retention_days=settings.retention_days,
             write_workers=settings.write_workers,
             # Page writes with items typed by the store: no resource serializer on the hot path.
-            writer=boto3.client("dynamodb"),
+            writer=boto3.client("dynamodb", config=BULK_WRITER_CONFIG),
         ),
         rejects=RejectedEventsRepository(dynamodb.Table(settings.state_table)),
         state=StateRepository(dynamodb.Table(settings.state_table)),

@@ -68,6 +68,7 @@ def build(settings: MembersSyncSettings) -> Adapters:
     from miro_sync.miro.http import RateLimitPacer
     from miro_sync.miro.scim import MiroScimClient
     from miro_sync.secrets import SecretsManagerToken
+    from miro_sync.store.lowlevel import BULK_WRITER_CONFIG
     from miro_sync.store.members import MembersRepository
     from miro_sync.store.self_invoke import LambdaAsyncInvoker, LazyLambdaClient
     from miro_sync.store.state import StateRepository
@@ -99,7 +100,9 @@ def build(settings: MembersSyncSettings) -> Adapters:
         miro=miro,
         scim=scim,
         # New members' batch puts with items typed by the store: no resource serializer on that path.
-        members=MembersRepository(dynamodb.Table(settings.members_table), writer=boto3.client("dynamodb")),
+        members=MembersRepository(
+            dynamodb.Table(settings.members_table), writer=boto3.client("dynamodb", config=BULK_WRITER_CONFIG)
+        ),
         state=StateRepository(state_table),
         continuation=Continuation(invoker, settings.function_name),
         usage=(miro.stats,) + ((scim.stats,) if scim is not None else ()),
