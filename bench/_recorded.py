@@ -186,6 +186,25 @@ def pages_store_floor(
     return floor.pipeline_floor(arrivals, items_written, items_per_page, store_rate_items_per_s)
 
 
+def operation_spans(record: list[dict[str, Any]], start_s: float) -> dict[str, dict[str, float | int]]:
+    """When each operation was busy, relative to the run's start: its first request received, its last
+    answer, its requests and the credits charged. Where a run lost its time (a phase that had to finish
+    before another could start) shows here without the whole record."""
+    spans: dict[str, dict[str, float | int]] = {}
+    for r in record:
+        span = spans.setdefault(
+            r["operation"], {"first_s": r["receivedS"] - start_s, "last_s": 0.0, "requests": 0, "credits": 0}
+        )
+        span["first_s"] = min(span["first_s"], r["receivedS"] - start_s)
+        span["last_s"] = max(span["last_s"], r["answeredS"] - start_s)
+        span["requests"] += 1
+        span["credits"] += int(r.get("cost") or 0)
+    return {
+        name: {**span, "first_s": round(span["first_s"], 3), "last_s": round(span["last_s"], 3)}
+        for name, span in sorted(spans.items(), key=lambda entry: entry[1]["first_s"])
+    }
+
+
 def run_floor(
     record: list[dict[str, Any]],
     limits: dict[str, Any],

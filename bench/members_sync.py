@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import free_port, http_json, peak_rss_mb_self, run_child, server_process, write_result
-from bench._recorded import read_limits, read_record, run_floor
+from bench._recorded import operation_spans, read_limits, read_record, run_floor
 from bench._store_rate import ideal_batch_write_rate
 
 # The listing whose pages carry the members written (one cursor chain).
@@ -377,7 +377,12 @@ def _measured_run(
         item_listing=MEMBER_PAGES,
         single_chain=True,
     )
-    return run, {**measured, **_floor(emulator.stats(), 0.0, 0.0, counters_only=True)}
+    spans = operation_spans(record, run["started_epoch_s"])
+    return run, {
+        **measured,
+        **_floor(emulator.stats(), 0.0, 0.0, counters_only=True),
+        "operation_spans_s": spans,
+    }
 
 
 def _floor(

@@ -125,8 +125,9 @@ def test_rejections_are_recorded_once_per_page_read(tables: Tables) -> None:
 
 
 def test_a_plain_writer_client_stores_the_items_the_table_client_stores(tables: Tables) -> None:
-    """Page writes through a plain low-level client (items typed by lowlevel.to_item) and through the
-    resource's client (plain values) leave identical items: truncation flag, TTL number and raw JSON too."""
+    """Page writes through a plain low-level client (items typed by `AuditRecord.to_typed_item`) and through
+    the resource's client (plain values) leave identical items, and the item is the documented one: keys,
+    listing attributes, TTL number, raw JSON, truncation flag; no empty attribute."""
     plain = boto3.client("dynamodb", region_name=tables.audit.meta.client.meta.region_name)
     events = [
         make_event("a", DAY, email="Ada@Acme.Example") | {"unknownField": [1, {"x": None}]},
@@ -142,5 +143,23 @@ def test_a_plain_writer_client_stores_the_items_the_table_client_stores(tables: 
     writer_side.put(records)
     by_writer = {item["sk"]: item for item in tables.audit.scan()["Items"]}
     assert by_writer == by_resource
+    created = "2026-02-10T00:00:00.000Z"
+    assert by_writer[records[0].sk] == {
+        "day": "2026-02-10",
+        "sk": f"{created}#a",
+        "eventId": "a",
+        "createdAt": created,
+        "raw": json.dumps(events[0], separators=(",", ":"), sort_keys=True),
+        "expiresAt": int((DAY + timedelta(days=400)).timestamp()),
+        "event": "board_opened",
+        "category": "boards",
+        "actor": "ada@acme.example",
+        "actorType": "user",
+        "actorId": "m1",
+        "actorEmail": "ada@acme.example",
+        "objectId": "b1",
+        "objectName": "Roadmap",
+    }
     assert by_writer[records[1].sk]["rawTruncated"] is True
+    assert len(by_writer[records[1].sk]["raw"].encode()) <= 300_000
     assert writer_side.items_written == 2

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench._recorded import ideal_inputs, recorded_floor, run_floor
+from bench._recorded import ideal_inputs, operation_spans, recorded_floor, run_floor
 
 START = 1_700_000_000.0
 LIMITS = {
@@ -136,3 +136,18 @@ def test_the_store_floor_counts_when_the_item_pages_can_arrive() -> None:
     # Without the listing named, the plain store floor (as before).
     plain = run_floor(record, LIMITS, START, wall_s=41.0, items_written=2_500, store_rate_items_per_s=1000)
     assert plain["pages_store_floor_s"] == plain["store_floor_s"] == pytest.approx(2.5)
+
+
+def test_operation_spans_say_when_each_operation_was_busy() -> None:
+    teams = "/v2/orgs/1/teams/7/members?limit=100"
+    record = [
+        req(0.0, teams, cost=100) | {"operation": "team-members"},
+        req(4.0, teams, "c1", cost=100, latency=0.5) | {"operation": "team-members"},
+        req(1.0, cost=500) | {"operation": "members"},
+        req(9.0, "/v2/orgs/1/members?limit=100", "c2", cost=500, budget=None) | {"operation": "members"},
+    ]
+    spans = operation_spans(record, START - 1.0)
+    assert list(spans) == ["team-members", "members"]  # in the order they started
+    assert spans["team-members"] == {"first_s": 1.0, "last_s": 5.5, "requests": 2, "credits": 200}
+    # A refused request was still received and answered; it charged nothing.
+    assert spans["members"] == {"first_s": 2.0, "last_s": 10.05, "requests": 2, "credits": 500}

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
@@ -52,7 +53,7 @@ from miro_sync.store.dynamo import (
     chunked,
     pages,
 )
-from miro_sync.store.lowlevel import to_item
+from miro_sync.store.lowlevel import from_item
 from miro_sync.timestamps import iso_millis
 
 DEFAULT_RETENTION_DAYS = 400
@@ -81,8 +82,9 @@ class AuditRecord:
     object_name: str | None
     raw: Mapping[str, Any] = field(compare=False, hash=False)
 
-    @property
+    @cached_property
     def created_at_key(self) -> str:
+        # Cached: the key, the day and the item all start from it, for every event of every page.
         return iso_millis(self.created_at)
 
     @property
@@ -101,31 +103,41 @@ class AuditRecord:
         return {"day": self.day, "sk": self.sk}
 
     def to_item(self, retention_days: int) -> dict[str, Any]:
+        """The item as plain values (what a boto3 `Table` takes)."""
+        return from_item(self.to_typed_item(retention_days))
+
+    def to_typed_item(self, retention_days: int) -> dict[str, dict[str, Any]]:
+        """The item as DynamoDB attribute values (what a plain client takes), built in one pass: the
+        page writes of a backfill build hundreds of thousands of them."""
         raw_json = json.dumps(self.raw, separators=(",", ":"), sort_keys=True, default=str)
         truncated = len(raw_json.encode()) > MAX_RAW_BYTES
         if truncated:
             raw_json = raw_json.encode()[:MAX_RAW_BYTES].decode(errors="ignore")
-        item: dict[str, Any] = {
-            "day": self.day,
-            "sk": self.sk,
-            "eventId": self.event_id,
-            "createdAt": self.created_at_key,
-            "raw": raw_json,
-            "expiresAt": int((self.created_at + timedelta(days=retention_days)).timestamp()),
+        created_at = self.created_at_key
+        item: dict[str, dict[str, Any]] = {
+            "day": {"S": created_at[:10]},
+            "sk": {"S": f"{created_at}#{self.event_id}"},
+            "eventId": {"S": self.event_id},
+            "createdAt": {"S": created_at},
+            "raw": {"S": raw_json},
+            "expiresAt": {"N": str(int((self.created_at + timedelta(days=retention_days)).timestamp()))},
         }
-        optional = {
-            "event": self.event,
-            "category": self.category,
-            "actor": self.actor,
-            "actorType": self.actor_type,
-            "actorId": self.actor_id,
-            "actorEmail": self.actor_email,
-            "objectId": self.object_id,
-            "objectName": self.object_name,
-            "rawTruncated": True if truncated else None,
-        }
+        optional = (
+            ("event", self.event),
+            ("category", self.category),
+            ("actor", self.actor),
+            ("actorType", self.actor_type),
+            ("actorId", self.actor_id),
+            ("actorEmail", self.actor_email),
+            ("objectId", self.object_id),
+            ("objectName", self.object_name),
+        )
         # DynamoDB Local rejects empty strings (and GSI keys may not be empty): leave them out.
-        item.update({name: value for name, value in optional.items() if value not in (None, "")})
+        for name, value in optional:
+            if value:
+                item[name] = {"S": value}
+        if truncated:
+            item["rawTruncated"] = {"BOOL": True}
         return item
 
 
@@ -202,7 +214,7 @@ class AuditRepository:
     ) -> None:
         self._client = table.meta.client
         # The page writes' client: a plain low-level DynamoDB client (not a resource's), sent items
-        # already typed by `lowlevel.to_item`. The resource client's serializer walks every attribute
+        # already typed (`AuditRecord.to_typed_item`). The resource client's serializer walks every attribute
         # of every item on the calling thread, under the GIL; a sync writing 1,000+ events a second
         # spends a measurable share of its CPU there. None: the table's own client, plain values.
         self._writer = writer
@@ -237,9 +249,10 @@ class AuditRepository:
         if not records:
             return
         client = self._client if self._writer is None else self._writer
-        items = [record.to_item(self.retention_days) for record in records]
-        if self._writer is not None:
-            items = [to_item(item) for item in items]
+        if self._writer is None:
+            items = [record.to_item(self.retention_days) for record in records]
+        else:
+            items = [record.to_typed_item(self.retention_days) for record in records]
         batches = list(chunked(items, MAX_BATCH_WRITE_ITEMS))
         if self.write_workers == 1 or len(batches) == 1:
             self.write_requests += sum(batch_write(client, self.table_name, batch) for batch in batches)
