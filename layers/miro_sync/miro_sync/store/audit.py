@@ -113,12 +113,11 @@ class AuditRecord:
         truncated = len(raw_json.encode()) > MAX_RAW_BYTES
         if truncated:
             raw_json = raw_json.encode()[:MAX_RAW_BYTES].decode(errors="ignore")
-        created_at = self.created_at_key
         item: dict[str, dict[str, Any]] = {
-            "day": {"S": created_at[:10]},
-            "sk": {"S": f"{created_at}#{self.event_id}"},
+            "day": {"S": self.day},
+            "sk": {"S": self.sk},
             "eventId": {"S": self.event_id},
-            "createdAt": {"S": created_at},
+            "createdAt": {"S": self.created_at_key},
             "raw": {"S": raw_json},
             "expiresAt": {"N": str(int((self.created_at + timedelta(days=retention_days)).timestamp()))},
         }
